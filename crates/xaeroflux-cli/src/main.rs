@@ -1,0 +1,2 @@
+//! The `xaeroflux` command-line tool.
+fn main() {}

@@ -1,0 +1,1 @@
+//! XaeroFlux core: pure, I/O-free building blocks (work in progress).

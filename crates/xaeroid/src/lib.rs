@@ -1,0 +1,1 @@
+//! XaeroID: post-quantum identities for XaeroFlux (work in progress).
