@@ -1,1 +1,39 @@
-//! XaeroFlux engine (work in progress): the storage engine and the public API land here.
+//! XaeroFlux: an embeddable, offline-first event store.
+//!
+//! Applications write small events; XaeroFlux hands them to lock-free size-classed ring
+//! buffers, and one storage writer thread persists them in LMDB with group commit,
+//! content-addressed by BLAKE3, indexed by author log, type and time, and covered by
+//! Merkle Mountain Ranges (one per author log, signed with the author's post-quantum
+//! XaeroID once per commit, and one over the whole store).
+//!
+//! ```
+//! use xaeroflux::XaeroFlux;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = XaeroFlux::builder(dir.path()).open()?;
+//! let id = store.write_event(b"hello", 1000)?;
+//! store.flush()?; // durable from here on
+//! let event = store.get(&id)?.expect("stored");
+//! assert_eq!(event.payload, b"hello");
+//! let proof = store.get_mmr_proof(0)?;
+//! store.verify_mmr_proof(&id, &proof)?;
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod engine;
+mod error;
+mod options;
+mod read;
+mod store;
+mod verify;
+
+pub use engine::{Builder, XaeroFlux};
+pub use error::{Error, Result};
+pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
+pub use read::{Snapshot, StoredEvent, event_leaf_hash};
+pub use store::FORMAT_VERSION;
+pub use verify::{Stats, VerifyReport};
+pub use xaeroflux_core::mmr::MerkleProof;
+pub use xaeroflux_core::{AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint};
+pub use xaeroid::{IdHash, XaeroID, XaeroKeypair};

@@ -1,0 +1,115 @@
+//! Errors of the engine.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+use xaeroflux_core::{EventDecodeError, GroupId};
+
+/// Result alias of the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The payload is larger than the largest inline size class.
+    #[error("payload of {len} bytes exceeds the maximum of {max} bytes")]
+    PayloadTooLarge {
+        /// Payload length.
+        len: usize,
+        /// Largest accepted payload.
+        max: usize,
+    },
+    /// An empty payload.
+    #[error("payload is empty")]
+    EmptyPayload,
+    /// Event types `0..=255` are reserved for system events.
+    #[error("event type {event_type} is reserved for system events (0..=255)")]
+    ReservedEventType {
+        /// The rejected type.
+        event_type: u32,
+    },
+    /// The group is not known to this node.
+    #[error("unknown group {group}")]
+    UnknownGroup {
+        /// The group id.
+        group: GroupId,
+    },
+    /// `try_write_event` found the ring full.
+    #[error("write would block: the {class:?} ring is full")]
+    WouldBlock {
+        /// The full ring's size class.
+        class: xaeroflux_core::SizeClass,
+    },
+    /// An earlier storage failure stopped the writer; reopen the store.
+    #[error("store is poisoned by an earlier failure ({reason}); reopen it")]
+    Poisoned {
+        /// What failed.
+        reason: String,
+    },
+    /// Another process (or handle) has the data directory open.
+    #[error("data directory {path} is in use by another process")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// The on-disk format is newer than this build understands.
+    #[error("store format version {found} is not supported (this build reads {supported})")]
+    UnsupportedFormat {
+        /// Version on disk.
+        found: u32,
+        /// Version this build writes.
+        supported: u32,
+    },
+    /// The files are not a XaeroFlux store, or are damaged.
+    #[error("corrupt store at {path}: {reason}")]
+    Corrupt {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A stored event does not decode.
+    #[error("stored event at local sequence {local_seq} is corrupt")]
+    CorruptEvent {
+        /// Position in the store.
+        local_seq: u64,
+        /// Decoder error.
+        #[source]
+        source: EventDecodeError,
+    },
+    /// The disk or the LMDB map is full.
+    #[error("storage is full: {0}")]
+    Full(String),
+    /// An MMR operation failed.
+    #[error("merkle mountain range: {0}")]
+    Mmr(String),
+    /// LMDB failed.
+    #[error("lmdb")]
+    Lmdb(#[from] heed::Error),
+    /// Identity/key file failure.
+    #[error("identity")]
+    Identity(#[from] xaeroid::KeyFileError),
+    /// File system failure.
+    #[error("i/o on {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}

@@ -1,0 +1,103 @@
+//! Options of a store.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When a committed group of writes is forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The operating system decides when to write back; `flush()` forces a sync.
+    /// A power loss may lose recent writes (a process crash does not).
+    None,
+    /// One fsync per group commit (default). `write_event` returns before the event is
+    /// durable; `flush()` returns once everything written before it is.
+    #[default]
+    Batched,
+    /// `write_event` returns only after its group commit is durable.
+    Immediate,
+}
+
+/// Ring capacities per size class (slots; powers of two).
+pub use xaeroflux_core::bus::BusConfig as Capacities;
+
+/// How the storage writer groups writes into one LMDB transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitPolicy {
+    /// At most this many events per transaction.
+    pub max_events: usize,
+    /// At most this many payload bytes per transaction.
+    pub max_bytes: usize,
+    /// A transaction is committed at the latest this long after its first event.
+    pub max_delay: Duration,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> Self {
+        CommitPolicy {
+            max_events: 8192,
+            max_bytes: 16 << 20,
+            max_delay: Duration::from_millis(5),
+        }
+    }
+}
+
+/// Everything `XaeroFlux::builder()` configures.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory of the LMDB environment (and, by default, of the page file and key).
+    pub data_dir: PathBuf,
+    /// Path of the paged Merkle file; default `data_dir/merkle_index.bin`.
+    pub page_path: Option<PathBuf>,
+    /// Path of the identity key file; default `data_dir/identity.key`.
+    pub key_path: Option<PathBuf>,
+    /// Passphrase of the key file, if encrypted.
+    pub key_passphrase: Option<Vec<u8>>,
+    /// Durability of writes.
+    pub durability: Durability,
+    /// Ring capacities.
+    pub capacities: Capacities,
+    /// Group commit limits.
+    pub commit: CommitPolicy,
+    /// Initial LMDB map size in bytes (grown automatically).
+    pub initial_map_size: usize,
+    /// Hash index: flush recent entries to LMDB once this many are pending.
+    pub hash_index_chunk: usize,
+}
+
+impl Options {
+    /// Defaults for `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Options {
+            data_dir: data_dir.into(),
+            page_path: None,
+            key_path: None,
+            key_passphrase: None,
+            durability: Durability::default(),
+            capacities: Capacities::default(),
+            commit: CommitPolicy::default(),
+            initial_map_size: 64 << 20,
+            hash_index_chunk: 65_536,
+        }
+    }
+
+    pub(crate) fn page_path(&self) -> PathBuf {
+        self.page_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("merkle_index.bin"))
+    }
+
+    pub(crate) fn key_path(&self) -> PathBuf {
+        self.key_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("identity.key"))
+    }
+}
+
+/// The default data directory: `$XAERO_DATA_DIR`, else the platform data dir
+/// (`~/.local/share/xaeroflux` on Linux), else `./.xaeroflux`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XAERO_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    dirs::data_dir().map_or_else(|| PathBuf::from(".xaeroflux"), |d| d.join("xaeroflux"))
+}

@@ -1,0 +1,257 @@
+//! Reads: snapshots, zero-copy lookups and range queries, MMR roots and proofs.
+
+use std::sync::RwLockReadGuard;
+
+use heed::{RoTxn, WithoutTls};
+use xaeroflux_core::mmr::{MerkleProof, leaf_hash};
+use xaeroflux_core::{AuthorId, Event, EventId, EventRef, GroupId, Hlc, SignedCheckpoint};
+
+use crate::engine::{Shared, XaeroFlux};
+use crate::error::{Error, Result};
+use crate::store::mmrs::{NODE_MMR_ID, snapshot_mmr};
+use crate::store::{be, from_be, log_key, log_prefix};
+
+/// A consistent read-only view of the store (one LMDB read transaction).
+///
+/// Payloads are borrowed straight from LMDB's memory map. Keep snapshots short-lived:
+/// while one is open the writer cannot grow the map.
+pub struct Snapshot<'a> {
+    shared: &'a Shared,
+    // Field order matters: the transaction ends before the gate is released.
+    txn: RoTxn<'a, WithoutTls>,
+    _gate: RwLockReadGuard<'a, ()>,
+}
+
+/// An event read from the store, with its position in local arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEvent<'a> {
+    /// Position in this node's arrival order (= leaf index in the node MMR).
+    pub local_seq: u64,
+    /// The event, borrowing its payload from the snapshot.
+    pub event: EventRef<'a>,
+}
+
+impl<'a> Snapshot<'a> {
+    pub(crate) fn new(shared: &'a Shared) -> Result<Self> {
+        let gate = shared.resize_gate.read().unwrap_or_else(|p| p.into_inner());
+        let txn = shared.env.read_txn()?;
+        Ok(Snapshot {
+            shared,
+            txn,
+            _gate: gate,
+        })
+    }
+
+    /// The event at `local_seq`.
+    pub fn get_local(&self, local_seq: u64) -> Result<Option<StoredEvent<'_>>> {
+        match self.shared.tables.events.get(&self.txn, &be(local_seq))? {
+            Some(bytes) => Ok(Some(StoredEvent {
+                local_seq,
+                event: EventRef::decode(bytes).map_err(|source| Error::CorruptEvent { local_seq, source })?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// The event with id `id`.
+    pub fn get(&self, id: &EventId) -> Result<Option<StoredEvent<'_>>> {
+        let Some(local) = self.shared.hashes.lookup(&self.shared.env, &self.shared.tables, id)? else {
+            return Ok(None);
+        };
+        self.get_local(local)
+    }
+
+    fn by_local<'s>(&'s self, item: heed::Result<(&'s [u8], &'s [u8])>) -> Result<StoredEvent<'s>> {
+        let (_, v) = item?;
+        let local = from_be(v).ok_or_else(|| self.corrupt("index value is not a u64"))?;
+        self.get_local(local)?
+            .ok_or_else(|| self.corrupt(&format!("index points at missing event {local}")))
+    }
+
+    fn corrupt(&self, reason: &str) -> Error {
+        Error::Corrupt {
+            path: self.shared.opts.data_dir.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Events of one author log from `from_seq` on, in seq order.
+    pub fn log(&self, group: &GroupId, author: &AuthorId, from_seq: u64) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+        let start = log_key(&group.0, &author.0, from_seq);
+        let end = log_key(&group.0, &author.0, u64::MAX);
+        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Included(&end[..]));
+        let it = self.shared.tables.logs.range(&self.txn, &range)?;
+        Ok(it.map(|item| self.by_local(item)))
+    }
+
+    /// Events of `event_type` in `group` with `hlc >= since`, in HLC order.
+    pub fn by_type(&self, group: &GroupId, event_type: u32, since: Hlc) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+        let mut start = Vec::with_capacity(44);
+        start.extend_from_slice(group.as_bytes());
+        start.extend_from_slice(&event_type.to_be_bytes());
+        let mut end = start.clone();
+        start.extend_from_slice(&since.as_u64().to_be_bytes());
+        end.extend_from_slice(&[0xff; 16]);
+        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Included(&end[..]));
+        let it = self.shared.tables.types.range(&self.txn, &range)?;
+        Ok(it.map(move |item| {
+            let (k, _) = item?;
+            let local = k.get(44..52).and_then(from_be).ok_or_else(|| self.corrupt("bad type index key"))?;
+            self.get_local(local)?
+                .ok_or_else(|| self.corrupt(&format!("type index points at missing event {local}")))
+        }))
+    }
+
+    /// Events of `group` with `since <= hlc < until`, in total order (hlc, author, seq).
+    pub fn by_time(&self, group: &GroupId, since: Hlc, until: Hlc) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+        let mut start = Vec::with_capacity(40);
+        start.extend_from_slice(group.as_bytes());
+        let mut end = start.clone();
+        start.extend_from_slice(&since.as_u64().to_be_bytes());
+        end.extend_from_slice(&until.as_u64().to_be_bytes());
+        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&end[..]));
+        let it = self.shared.tables.times.range(&self.txn, &range)?;
+        Ok(it.map(|item| self.by_local(item)))
+    }
+
+    /// Every event from `local_seq` on, in local arrival order.
+    pub fn since(&self, local_seq: u64) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+        let start = be(local_seq);
+        let it = self.shared.tables.events.range(&self.txn, &(std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded))?;
+        Ok(it.map(|item| {
+            let (k, v) = item?;
+            let local_seq = from_be(k).ok_or_else(|| self.corrupt("bad events key"))?;
+            Ok(StoredEvent {
+                local_seq,
+                event: EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?,
+            })
+        }))
+    }
+
+    /// Number of events stored.
+    pub fn event_count(&self) -> Result<u64> {
+        Ok(self.shared.tables.events.len(&self.txn)?)
+    }
+
+    /// Root of the node-wide MMR (`None` while the store is empty).
+    pub fn mmr_root(&self) -> Result<Option<[u8; 32]>> {
+        self.root_of(NODE_MMR_ID)
+    }
+
+    fn root_of(&self, mmr_id: u64) -> Result<Option<[u8; 32]>> {
+        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, mmr_id)?;
+        if mmr.is_empty() {
+            return Ok(None);
+        }
+        mmr.root().map(Some).map_err(|e| Error::Mmr(e.to_string()))
+    }
+
+    /// Inclusion proof of node-MMR leaf `leaf_index` against the current root.
+    pub fn mmr_proof(&self, leaf_index: u64) -> Result<MerkleProof> {
+        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, NODE_MMR_ID)?;
+        mmr.proof(leaf_index).map_err(|e| Error::Mmr(e.to_string()))
+    }
+
+    /// Root of the node MMR when it had `leaf_count` leaves.
+    pub fn mmr_root_at(&self, leaf_count: u64) -> Result<[u8; 32]> {
+        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, NODE_MMR_ID)?;
+        mmr.root_at(leaf_count).map_err(|e| Error::Mmr(e.to_string()))
+    }
+
+    fn log_mmr_id(&self, group: &GroupId, author: &AuthorId) -> Result<Option<u64>> {
+        Ok(self
+            .shared
+            .tables
+            .log_mmrs
+            .get(&self.txn, &log_prefix(&group.0, &author.0))?
+            .and_then(from_be))
+    }
+
+    /// Root and length of an author log's MMR.
+    pub fn log_root(&self, group: &GroupId, author: &AuthorId) -> Result<Option<(u64, [u8; 32])>> {
+        let Some(id) = self.log_mmr_id(group, author)? else {
+            return Ok(None);
+        };
+        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, id)?;
+        if mmr.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((mmr.leaf_count(), mmr.root().map_err(|e| Error::Mmr(e.to_string()))?)))
+    }
+
+    /// Proof that event `seq` of an author log is in the log of length `leaf_count`.
+    pub fn log_proof(&self, group: &GroupId, author: &AuthorId, seq: u64, leaf_count: u64) -> Result<MerkleProof> {
+        let id = self.log_mmr_id(group, author)?.ok_or_else(|| Error::Mmr("no such log".into()))?;
+        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, id)?;
+        mmr.proof_at(seq, leaf_count).map_err(|e| Error::Mmr(e.to_string()))
+    }
+
+    /// The latest signed checkpoint of an author log.
+    pub fn latest_checkpoint(&self, group: &GroupId, author: &AuthorId) -> Result<Option<SignedCheckpoint>> {
+        let prefix = log_prefix(&group.0, &author.0);
+        let mut it = self.shared.tables.checkpoints.rev_prefix_iter(&self.txn, &prefix)?;
+        match it.next().transpose()? {
+            Some((_, v)) => SignedCheckpoint::decode(v)
+                .map(Some)
+                .map_err(|e| self.corrupt(&format!("checkpoint: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every author log of `group`: (author, length).
+    pub fn logs_of(&self, group: &GroupId) -> Result<Vec<(AuthorId, u64)>> {
+        let mut out = Vec::new();
+        for item in self.shared.tables.log_mmrs.prefix_iter(&self.txn, group.as_bytes())? {
+            let (k, _) = item?;
+            let mut a = [0u8; 32];
+            a.copy_from_slice(k.get(32..64).ok_or_else(|| self.corrupt("bad log key"))?);
+            let author = AuthorId(a);
+            if let Some((len, _)) = self.log_root(group, &author)? {
+                out.push((author, len));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl XaeroFlux {
+    /// A consistent snapshot for zero-copy reads.
+    pub fn read(&self) -> Result<Snapshot<'_>> {
+        Snapshot::new(self.shared())
+    }
+
+    /// The event with id `id`, copied out.
+    pub fn get(&self, id: &EventId) -> Result<Option<Event>> {
+        Ok(self.read()?.get(id)?.map(|s| s.event.to_owned()))
+    }
+
+    /// Looks up several events by id (`None` where absent), from one snapshot.
+    pub fn get_events_for_leaf_hashes(&self, ids: &[EventId]) -> Result<Vec<Option<Event>>> {
+        let snap = self.read()?;
+        ids.iter()
+            .map(|id| Ok(snap.get(id)?.map(|s| s.event.to_owned())))
+            .collect()
+    }
+
+    /// Root of the node-wide MMR over every stored event (`None` while empty).
+    pub fn get_mmr_root(&self) -> Result<Option<[u8; 32]>> {
+        self.read()?.mmr_root()
+    }
+
+    /// Inclusion proof of the event at node-MMR leaf `leaf_index` (its local sequence).
+    pub fn get_mmr_proof(&self, leaf_index: u64) -> Result<MerkleProof> {
+        self.read()?.mmr_proof(leaf_index)
+    }
+
+    /// Verifies that `leaf` (an event id) is in the node MMR as the proof claims, against
+    /// this store's root at the proof's length. `Ok(())` only if it is.
+    pub fn verify_mmr_proof(&self, leaf: &EventId, proof: &MerkleProof) -> Result<()> {
+        let root = self.read()?.mmr_root_at(proof.leaf_count)?;
+        proof.verify(&root, &leaf.0).map_err(|e| Error::Mmr(e.to_string()))
+    }
+}
+
+/// The MMR leaf hash of an event id (what the MMR stores for it).
+pub fn event_leaf_hash(id: &EventId) -> [u8; 32] {
+    leaf_hash(&id.0)
+}

@@ -1,0 +1,238 @@
+//! The LMDB side of the store: environment, tables and their key layouts.
+//!
+//! Every table maps raw bytes to raw bytes; integers in keys are big-endian so that
+//! LMDB's byte order is numeric order. Layouts are documented in `docs/FORMAT.md`.
+
+pub(crate) mod hash_index;
+pub(crate) mod mmrs;
+pub(crate) mod pagefile;
+pub(crate) mod writer;
+
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
+
+use crate::error::{Error, Result};
+use crate::options::Durability;
+
+/// Format version of the store written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+/// Magic value stored under the `magic` meta key.
+const MAGIC: &[u8] = b"xaeroflux-store";
+
+/// A raw table.
+pub(crate) type Db = Database<'static, Bytes, Bytes>;
+
+/// All tables of a store.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    /// `key (utf-8)` -> value: format version, magic, marks.
+    pub meta: Db,
+    /// `local_seq u64` -> canonical event encoding. Appended in order.
+    pub events: Db,
+    /// `event id [32]` -> `local_seq u64`: the hash index, flushed in sorted chunks.
+    pub hashes: Db,
+    /// `group [32] | author [32] | seq u64` -> `local_seq u64`.
+    pub logs: Db,
+    /// `group [32] | event_type u32 | hlc u64 | local_seq u64` -> empty.
+    pub types: Db,
+    /// `group [32] | hlc u64 | author [32] | seq u64` -> `local_seq u64`.
+    pub times: Db,
+    /// `group [32] | author [32] | length u64` -> signed checkpoint.
+    pub checkpoints: Db,
+    /// `group [32] | author [32] | length u64` -> conflicting signed checkpoint.
+    pub forks: Db,
+    /// `author id [32]` -> encoded XaeroID public key.
+    pub authors: Db,
+    /// `group id [32]` -> group secret [32] (local only; never sent).
+    pub groups: Db,
+    /// `mmr id u64` -> MMR state (see `mmrs`).
+    pub mmrs: Db,
+    /// `group [32] | author [32]` -> `mmr id u64` of that author log.
+    pub log_mmrs: Db,
+    /// `mmr id u64 | page no u64` -> index of the page in the page file.
+    pub pages: Db,
+}
+
+const TABLE_NAMES: [&str; 13] = [
+    "meta",
+    "events",
+    "hashes",
+    "logs",
+    "types",
+    "times",
+    "checkpoints",
+    "forks",
+    "authors",
+    "groups",
+    "mmrs",
+    "log_mmrs",
+    "pages",
+];
+
+pub(crate) mod meta_keys {
+    pub const MAGIC: &[u8] = b"magic";
+    pub const FORMAT_VERSION: &[u8] = b"format_version";
+    /// Events with `local_seq` below this are in the `hashes` table.
+    pub const HASH_MARK: &[u8] = b"hash_index_mark";
+    /// Number of valid pages in the page file.
+    pub const PAGE_COUNT: &[u8] = b"page_count";
+    /// Next MMR id to hand out.
+    pub const NEXT_MMR_ID: &[u8] = b"next_mmr_id";
+    /// Highest HLC timestamp stored.
+    pub const MAX_HLC: &[u8] = b"max_hlc";
+    /// The default group id.
+    pub const DEFAULT_GROUP: &[u8] = b"default_group";
+}
+
+pub(crate) type Env0 = Env<WithoutTls>;
+
+/// Opens (creating if needed) the environment and checks its format.
+pub(crate) fn open_env(dir: &Path, map_size: usize, durability: Durability) -> Result<(Env0, Tables)> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let page = page_size();
+    let map_size = map_size.div_ceil(page) * page;
+    let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+    opts.map_size(map_size).max_dbs(TABLE_NAMES.len() as u32).max_readers(256);
+    if durability == Durability::None {
+        // SAFETY: NO_SYNC only affects durability across OS crashes; `flush()` calls
+        // `force_sync`. Documented on `Durability::None`.
+        unsafe {
+            opts.flags(EnvFlags::NO_SYNC);
+        }
+    }
+    // SAFETY: one environment per data directory per process: the engine takes an
+    // exclusive lock file before calling this, so the same path is never opened twice.
+    let env = unsafe { opts.open(dir) }.map_err(|e| corrupt_or(dir, e))?;
+    let wtxn = env.write_txn()?;
+    let tables = match env.create_databases_and_commit(wtxn, |opener, wtxn| {
+        let mut dbs = Vec::with_capacity(TABLE_NAMES.len());
+        for name in TABLE_NAMES {
+            dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
+        }
+        let arr: [Database<'_, Bytes, Bytes>; 13] = dbs
+            .try_into()
+            .map_err(|_| heed::Error::Io(std::io::Error::other("table count")))?;
+        Ok::<_, heed::Error>(CommitOrAbort::Commit(arr))
+    })? {
+        CommitOrAbort::Commit(t) => t,
+        CommitOrAbort::Abort(()) => unreachable!("never aborted"),
+    };
+    let [meta, events, hashes, logs, types, times, checkpoints, forks, authors, groups, mmrs, log_mmrs, pages] =
+        tables;
+    let tables = Tables {
+        meta,
+        events,
+        hashes,
+        logs,
+        types,
+        times,
+        checkpoints,
+        forks,
+        authors,
+        groups,
+        mmrs,
+        log_mmrs,
+        pages,
+    };
+    check_format(&env, &tables, dir)?;
+    Ok((env, tables))
+}
+
+fn corrupt_or(dir: &Path, e: heed::Error) -> Error {
+    match e {
+        heed::Error::Mdb(heed::MdbError::Invalid | heed::MdbError::Corrupted) => Error::Corrupt {
+            path: dir.to_path_buf(),
+            reason: format!("not a valid LMDB environment: {e}"),
+        },
+        heed::Error::Mdb(heed::MdbError::VersionMismatch) => Error::Corrupt {
+            path: dir.to_path_buf(),
+            reason: "LMDB version mismatch".into(),
+        },
+        e => Error::Lmdb(e),
+    }
+}
+
+fn check_format(env: &Env0, t: &Tables, dir: &Path) -> Result<()> {
+    let mut wtxn = env.write_txn()?;
+    let magic = t.meta.get(&wtxn, meta_keys::MAGIC)?.map(<[u8]>::to_vec);
+    match magic {
+        None => {
+            if t.events.len(&wtxn)? != 0 || t.meta.len(&wtxn)? != 0 {
+                return Err(Error::Corrupt {
+                    path: dir.to_path_buf(),
+                    reason: "store has data but no magic".into(),
+                });
+            }
+            t.meta.put(&mut wtxn, meta_keys::MAGIC, MAGIC)?;
+            t.meta.put(&mut wtxn, meta_keys::FORMAT_VERSION, &FORMAT_VERSION.to_le_bytes())?;
+            wtxn.commit()?;
+        }
+        Some(m) if m != MAGIC => {
+            return Err(Error::Corrupt {
+                path: dir.to_path_buf(),
+                reason: "not a xaeroflux store (wrong magic)".into(),
+            });
+        }
+        Some(_) => {
+            let v = t.meta.get(&wtxn, meta_keys::FORMAT_VERSION)?;
+            let found = v
+                .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                .map(u32::from_le_bytes)
+                .ok_or_else(|| Error::Corrupt {
+                    path: dir.to_path_buf(),
+                    reason: "missing or malformed format version".into(),
+                })?;
+            if found != FORMAT_VERSION {
+                return Err(Error::UnsupportedFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            wtxn.abort();
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn page_size() -> usize {
+    // LMDB requires the map size to be a multiple of the OS page size; 64 KiB is a
+    // multiple of every page size in use (4 KiB, 16 KiB on Apple silicon, 64 KiB).
+    65_536
+}
+
+/// Reads a u64 stored little-endian under a meta key (0 if absent).
+pub(crate) fn meta_u64(t: &Tables, txn: &RoTxn<'_>, key: &[u8]) -> Result<u64> {
+    Ok(t.meta
+        .get(txn, key)?
+        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+        .map_or(0, u64::from_le_bytes))
+}
+
+/// Big-endian u64 key.
+pub(crate) fn be(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+/// Decodes a big-endian u64 value or key suffix.
+pub(crate) fn from_be(b: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes)
+}
+
+/// `group | author | n` key.
+pub(crate) fn log_key(group: &[u8; 32], author: &[u8; 32], n: u64) -> [u8; 72] {
+    let mut k = [0u8; 72];
+    k[..32].copy_from_slice(group);
+    k[32..64].copy_from_slice(author);
+    k[64..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// `group | author` prefix.
+pub(crate) fn log_prefix(group: &[u8; 32], author: &[u8; 32]) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(group);
+    k[32..].copy_from_slice(author);
+    k
+}

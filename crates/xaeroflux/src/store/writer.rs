@@ -1,0 +1,442 @@
+//! The storage writer: one OS thread that turns ring-buffer slots into LMDB group commits.
+//!
+//! Each iteration drains every ring (and, later, the channel of verified remote events)
+//! into one write transaction, capped by count and bytes. Events are committed in write
+//! ticket order: the engine assigns (ticket, seq, hlc) together, so ticket order is
+//! also each author log's seq order and HLC order. For every event the writer appends
+//! the encoding to `events` (LMDB `APPEND`: keys are the increasing local sequence),
+//! adds the log, type and time index entries, and appends the id to the node-wide MMR
+//! and to its author log's MMR. Then it signs one checkpoint per touched local log,
+//! writes new full Merkle pages (fsync), records pages and MMR tails, and commits.
+//! Only after the commit returns Ok does the durable watermark move and `flush()`
+//! return. Any failure other than a full map poisons the store.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use heed::{PutFlags, RwTxn};
+use xaeroflux_core::bus::BusReader;
+use xaeroflux_core::event::encode_into;
+use xaeroflux_core::mmr::Mmr;
+use xaeroflux_core::{AuthorId, Checkpoint, EventHeader, EventId, GroupId, Hlc};
+
+use super::mmrs::{NODE_MMR_ID, PagedNodes};
+use super::{Tables, be, from_be, log_key, log_prefix, meta_keys, meta_u64};
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::options::Durability;
+
+/// Durable progress, guarded by `Shared::progress`.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Every write ticket below this is durable.
+    pub durable_ticket: u64,
+    /// Events committed since open.
+    pub committed_events: u64,
+    /// Set when the writer failed; no further writes are accepted.
+    pub poison: Option<String>,
+    /// The writer thread exited.
+    pub stopped: bool,
+}
+
+/// Progress plus its condition variable.
+#[derive(Default)]
+pub(crate) struct Watermark {
+    pub state: Mutex<Progress>,
+    pub cv: Condvar,
+}
+
+impl Watermark {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One event staged for the next commit; its payload lives in the writer's arena.
+#[derive(Clone, Copy)]
+struct Incoming {
+    ticket: u64,
+    header: EventHeader,
+    start: usize,
+    len: usize,
+}
+
+type LogKey = (GroupId, AuthorId);
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    reader: BusReader,
+    node: Mmr<PagedNodes>,
+    logs: HashMap<LogKey, (u64, Mmr<PagedNodes>)>,
+    next_mmr_id: u64,
+    next_local: u64,
+    next_ticket: u64,
+    page_count: u64,
+    max_hlc: u64,
+    pending: Vec<Incoming>,
+    arena: Vec<u8>,
+    enc: Vec<u8>,
+    scratch: Vec<u8>,
+    page_buf: Vec<u8>,
+}
+
+fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
+    Error::Mmr(e.to_string())
+}
+
+fn type_key(g: &GroupId, ty: u32, hlc: Hlc, local: u64) -> [u8; 52] {
+    let mut k = [0u8; 52];
+    k[..32].copy_from_slice(g.as_bytes());
+    k[32..36].copy_from_slice(&ty.to_be_bytes());
+    k[36..44].copy_from_slice(&hlc.as_u64().to_be_bytes());
+    k[44..].copy_from_slice(&local.to_be_bytes());
+    k
+}
+
+fn time_key(g: &GroupId, hlc: Hlc, a: &AuthorId, seq: u64) -> [u8; 80] {
+    let mut k = [0u8; 80];
+    k[..32].copy_from_slice(g.as_bytes());
+    k[32..40].copy_from_slice(&hlc.as_u64().to_be_bytes());
+    k[40..72].copy_from_slice(a.as_bytes());
+    k[72..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl Writer {
+    /// Loads the writer state from the committed store.
+    pub(crate) fn open(shared: Arc<Shared>, reader: BusReader, next_ticket: u64) -> Result<Self> {
+        let (node, next_local, next_mmr_id, page_count, max_hlc) = {
+            let rtxn = shared.env.read_txn()?;
+            let t = &shared.tables;
+            let (nodes, size) = PagedNodes::load(t, &rtxn, shared.pages.clone(), NODE_MMR_ID)?;
+            let node = Mmr::new(nodes, size).map_err(mmr_err)?;
+            let next_local = match t.events.last(&rtxn)? {
+                Some((k, _)) => from_be(k).map_or(0, |s| s + 1),
+                None => 0,
+            };
+            if node.leaf_count() != next_local {
+                return Err(Error::Corrupt {
+                    path: shared.opts.data_dir.clone(),
+                    reason: format!(
+                        "node mmr has {} leaves but the store holds {next_local} events",
+                        node.leaf_count()
+                    ),
+                });
+            }
+            (
+                node,
+                next_local,
+                meta_u64(t, &rtxn, meta_keys::NEXT_MMR_ID)?.max(1),
+                meta_u64(t, &rtxn, meta_keys::PAGE_COUNT)?,
+                meta_u64(t, &rtxn, meta_keys::MAX_HLC)?,
+            )
+        };
+        Ok(Writer {
+            shared,
+            reader,
+            node,
+            logs: HashMap::new(),
+            next_mmr_id,
+            next_local,
+            next_ticket,
+            page_count,
+            max_hlc,
+            pending: Vec::new(),
+            arena: Vec::new(),
+            enc: Vec::new(),
+            scratch: Vec::new(),
+            page_buf: Vec::new(),
+        })
+    }
+
+    /// The thread body: runs until shutdown, then drains what is left.
+    pub(crate) fn run(mut self) {
+        let result = self.run_inner();
+        let mut p = self.shared.progress.lock();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "storage writer failed; store poisoned");
+            p.poison = Some(error_chain(&e));
+            self.shared.poisoned.store(true, Ordering::Release);
+        }
+        p.stopped = true;
+        drop(p);
+        self.shared.progress.cv.notify_all();
+        // Dropping the reader unregisters it, so blocked writers wake up and see the poison.
+    }
+
+    fn run_inner(&mut self) -> Result<()> {
+        loop {
+            let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
+            let drained = self.drain();
+            if self.ready() == 0 {
+                if shutting_down && drained == 0 {
+                    return Ok(());
+                }
+                if drained == 0 {
+                    self.reader.wait(Duration::from_millis(50));
+                }
+                continue;
+            }
+            self.commit_ready()?;
+        }
+    }
+
+    /// Moves everything the rings hold (up to the commit caps) into `pending`.
+    fn drain(&mut self) -> usize {
+        let policy = self.shared.opts.commit;
+        let groups = self.shared.groups.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let author = self.shared.author;
+        let shared_groups = &self.shared.groups;
+        let started = Instant::now();
+        let mut total = 0;
+        loop {
+            let room = policy.max_events.saturating_sub(self.pending.len());
+            if room == 0 || self.arena.len() >= policy.max_bytes || started.elapsed() >= policy.max_delay {
+                break;
+            }
+            let (pending, arena) = (&mut self.pending, &mut self.arena);
+            let n = self.reader.poll(room, |_class, meta, event_type, data| {
+                // A group added after the snapshot above: read the live list.
+                let group = groups.get(meta.group as usize).copied().unwrap_or_else(|| {
+                    let live = shared_groups.read().unwrap_or_else(|p| p.into_inner());
+                    live.get(meta.group as usize).copied().unwrap_or_default()
+                });
+                let start = arena.len();
+                arena.extend_from_slice(data);
+                pending.push(Incoming {
+                    ticket: meta.ticket,
+                    header: EventHeader {
+                        event_type,
+                        group,
+                        author,
+                        seq: meta.seq,
+                        hlc: Hlc::from_u64(meta.hlc),
+                    },
+                    start,
+                    len: data.len(),
+                });
+            });
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    }
+
+    /// Number of pending events whose tickets continue the committed sequence.
+    fn ready(&mut self) -> usize {
+        self.pending.sort_unstable_by_key(|i| i.ticket);
+        self.pending
+            .iter()
+            .enumerate()
+            .take_while(|(i, inc)| inc.ticket == self.next_ticket + *i as u64)
+            .count()
+    }
+
+    fn commit_ready(&mut self) -> Result<()> {
+        let n = self.ready();
+        let batch: Vec<Incoming> = self.pending[..n].to_vec();
+        let bytes: usize = batch.iter().map(|i| i.len + 256).sum();
+        let mut attempts = 0;
+        let ids = loop {
+            self.ensure_map_room(bytes * 4 + (4 << 20))?;
+            match self.write_batch(&batch) {
+                Ok(ids) => break ids,
+                Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
+                    attempts += 1;
+                    self.reload_mmrs()?;
+                    let size = self.shared.env.info().map_size;
+                    self.grow_map(size.saturating_mul(2))?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // Committed: advance the watermark, then publish the ids to the hash index.
+        self.pending.drain(..n);
+        if self.pending.is_empty() {
+            self.arena.clear();
+        }
+        self.next_ticket += n as u64;
+        self.shared.hashes.insert_committed(&ids);
+        {
+            let mut p = self.shared.progress.lock();
+            p.durable_ticket = self.next_ticket;
+            p.committed_events += n as u64;
+        }
+        self.shared.progress.cv.notify_all();
+        if self.shared.hashes.pending() >= self.shared.opts.hash_index_chunk {
+            self.shared.hashes.flush(&self.shared.env, &self.shared.tables, self.next_local)?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &[Incoming]) -> Result<Vec<(EventId, u64)>> {
+        let shared = self.shared.clone();
+        let t: &Tables = &shared.tables;
+        let mut wtxn = shared.env.write_txn()?;
+        let mut local = self.next_local;
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut touched: Vec<(LogKey, Hlc)> = Vec::new();
+        for inc in batch {
+            let h = &inc.header;
+            let payload = &self.arena[inc.start..inc.start + inc.len];
+            self.enc.clear();
+            encode_into(h, payload, &mut self.enc);
+            let id = EventId(*blake3::hash(&self.enc).as_bytes());
+            t.events.put_with_flags(&mut wtxn, PutFlags::APPEND, &be(local), &self.enc)?;
+            t.logs.put(&mut wtxn, &log_key(&h.group.0, &h.author.0, h.seq), &be(local))?;
+            t.types.put(&mut wtxn, &type_key(&h.group, h.event_type, h.hlc, local), &[])?;
+            t.times.put(&mut wtxn, &time_key(&h.group, h.hlc, &h.author, h.seq), &be(local))?;
+            let leaf = self.node.push(&id.0).map_err(mmr_err)?;
+            debug_assert_eq!(leaf, local);
+            let key = (h.group, h.author);
+            let log = self.log_mmr(&mut wtxn, key)?;
+            let leaf = log.push(&id.0).map_err(mmr_err)?;
+            if leaf != h.seq {
+                return Err(Error::Mmr(format!(
+                    "log {}/{} expected seq {leaf}, got {}",
+                    h.group.short(),
+                    h.author.short(),
+                    h.seq
+                )));
+            }
+            match touched.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, hlc)) => *hlc = (*hlc).max(h.hlc),
+                None => touched.push((key, h.hlc)),
+            }
+            self.max_hlc = self.max_hlc.max(h.hlc.as_u64());
+            ids.push((id, local));
+            local += 1;
+        }
+        // One signature per touched log covers the whole batch.
+        for ((group, author), hlc) in &touched {
+            if *author != shared.author {
+                continue;
+            }
+            let (_, mmr) = &self.logs[&(*group, *author)];
+            let cp = Checkpoint {
+                group: *group,
+                author: *author,
+                length: mmr.leaf_count(),
+                root: mmr.root().map_err(mmr_err)?,
+                hlc: *hlc,
+            }
+            .sign(&shared.keypair);
+            t.checkpoints.put(&mut wtxn, &log_key(&group.0, &author.0, cp.checkpoint.length), &cp.encode())?;
+        }
+        // Stage the node MMR and every touched log MMR: pages to the file, state to LMDB.
+        self.page_buf.clear();
+        let first_page = self.page_count;
+        let mut next_page = first_page;
+        let mut staged: Vec<(Option<LogKey>, u64)> = Vec::with_capacity(touched.len() + 1);
+        staged.push((None, next_page));
+        self.node
+            .store_mut()
+            .stage(t, &mut wtxn, &mut self.page_buf, &mut next_page, &mut self.scratch)?;
+        for (key, _) in &touched {
+            staged.push((Some(*key), next_page));
+            let (_, mmr) = self.logs.get_mut(key).ok_or_else(|| Error::Mmr("log vanished".into()))?;
+            mmr.store_mut()
+                .stage(t, &mut wtxn, &mut self.page_buf, &mut next_page, &mut self.scratch)?;
+        }
+        let sync = shared.opts.durability != Durability::None;
+        shared.pages.write_pages(first_page, &self.page_buf, sync)?;
+        t.meta.put(&mut wtxn, meta_keys::PAGE_COUNT, &next_page.to_le_bytes())?;
+        t.meta.put(&mut wtxn, meta_keys::NEXT_MMR_ID, &self.next_mmr_id.to_le_bytes())?;
+        t.meta.put(&mut wtxn, meta_keys::MAX_HLC, &self.max_hlc.to_le_bytes())?;
+        wtxn.commit()?;
+        // The commit is durable (or, with Durability::None, handed to the OS).
+        for (key, first) in staged {
+            match key {
+                None => self.node.store_mut().committed(first),
+                Some(k) => {
+                    if let Some((_, mmr)) = self.logs.get_mut(&k) {
+                        mmr.store_mut().committed(first);
+                    }
+                }
+            }
+        }
+        self.page_count = next_page;
+        self.next_local = local;
+        Ok(ids)
+    }
+
+    /// The MMR of an author log, loading or creating it.
+    fn log_mmr(&mut self, wtxn: &mut RwTxn<'_>, key: LogKey) -> Result<&mut Mmr<PagedNodes>> {
+        if !self.logs.contains_key(&key) {
+            let t = &self.shared.tables;
+            let prefix = log_prefix(&key.0.0, &key.1.0);
+            let id = match t.log_mmrs.get(wtxn, &prefix)?.and_then(from_be) {
+                Some(id) => id,
+                None => {
+                    let id = self.next_mmr_id;
+                    self.next_mmr_id += 1;
+                    t.log_mmrs.put(wtxn, &prefix, &be(id))?;
+                    id
+                }
+            };
+            let (nodes, size) = PagedNodes::load(t, wtxn, self.shared.pages.clone(), id)?;
+            let mmr = Mmr::new(nodes, size).map_err(mmr_err)?;
+            self.logs.insert(key, (id, mmr));
+        }
+        self.logs
+            .get_mut(&key)
+            .map(|(_, m)| m)
+            .ok_or_else(|| Error::Mmr("log mmr missing".into()))
+    }
+
+    /// Forgets uncommitted MMR changes after an aborted transaction.
+    fn reload_mmrs(&mut self) -> Result<()> {
+        let rtxn = self.shared.env.read_txn()?;
+        let t = &self.shared.tables;
+        let (nodes, size) = PagedNodes::load(t, &rtxn, self.shared.pages.clone(), NODE_MMR_ID)?;
+        self.node = Mmr::new(nodes, size).map_err(mmr_err)?;
+        self.logs.clear();
+        self.next_mmr_id = meta_u64(t, &rtxn, meta_keys::NEXT_MMR_ID)?.max(1);
+        self.max_hlc = meta_u64(t, &rtxn, meta_keys::MAX_HLC)?;
+        Ok(())
+    }
+
+    /// Grows the LMDB map if fewer than `needed` bytes are free.
+    fn ensure_map_room(&self, needed: usize) -> Result<()> {
+        let info = self.shared.env.info();
+        let psize = self.shared.env.unnamed_database_stat().page_size as usize;
+        let used = (info.last_page_number + 1) * psize;
+        if used.saturating_add(needed) > info.map_size {
+            let target = info.map_size.saturating_mul(2).max(used + needed * 2);
+            self.grow_map(target)?;
+        }
+        Ok(())
+    }
+
+    fn grow_map(&self, size: usize) -> Result<()> {
+        let page = super::page_size();
+        let size = size.div_ceil(page) * page;
+        // Readers hold the gate shared for the life of their transaction; taking it
+        // exclusively guarantees no transaction of this process is active.
+        let _gate = self.shared.resize_gate.write().unwrap_or_else(|p| p.into_inner());
+        tracing::debug!(size, "growing lmdb map");
+        // SAFETY: no transaction of this process is active (gate held exclusively, and
+        // the writer has none open between batches).
+        unsafe { self.shared.env.resize(size) }.map_err(|e| match e {
+            heed::Error::Io(io) if io.raw_os_error() == Some(28) => Error::Full(io.to_string()),
+            e => Error::Lmdb(e),
+        })
+    }
+}
+
+/// Whether an error means the disk is full.
+pub(crate) fn error_chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}

@@ -1,0 +1,60 @@
+//! Write, flush, read back, reopen: the basic promises of the store.
+#![allow(clippy::unwrap_used)]
+
+use xaeroflux::{Durability, Error, EventId, XaeroFlux};
+
+#[test]
+fn write_flush_get_reopen_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids: Vec<EventId> = Vec::new();
+    let (root, author, group) = {
+        let store = XaeroFlux::builder(dir.path()).open().unwrap();
+        for i in 0..5000u32 {
+            let payload = vec![(i % 251) as u8; 1 + (i as usize * 37) % 3000];
+            ids.push(store.write_event(&payload, 1000 + i % 3).unwrap());
+        }
+        store.flush().unwrap();
+        for (i, id) in ids.iter().enumerate().step_by(97) {
+            let ev = store.get(id).unwrap().expect("present");
+            assert_eq!(ev.header.seq, i as u64);
+            assert_eq!(ev.id(), *id);
+        }
+        let root = store.get_mmr_root().unwrap().unwrap();
+        let report = store.verify(|_, _| {}).unwrap();
+        assert_eq!(report.events, 5000);
+        assert_eq!(report.logs, 1);
+        assert!(report.checkpoints >= 1);
+        let proof = store.get_mmr_proof(1234).unwrap();
+        store.verify_mmr_proof(&ids[1234], &proof).unwrap();
+        assert!(store.verify_mmr_proof(&ids[1235], &proof).is_err());
+        (root, store.author(), store.default_group())
+    };
+    let store = XaeroFlux::builder(dir.path()).open().unwrap();
+    assert_eq!(store.author(), author);
+    assert_eq!(store.default_group(), group);
+    assert_eq!(store.get_mmr_root().unwrap().unwrap(), root);
+    // The log continues where it stopped.
+    let id = store.write_event(b"after reopen", 1000).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.get(&id).unwrap().unwrap().header.seq, 5000);
+    let snap = store.read().unwrap();
+    let log: Vec<_> = snap.log(&group, &author, 4990).unwrap().map(|e| e.unwrap().event.header.seq).collect();
+    assert_eq!(log, (4990..=5000).collect::<Vec<_>>());
+    let cp = snap.latest_checkpoint(&group, &author).unwrap().unwrap();
+    assert_eq!(cp.checkpoint.length, 5001);
+    cp.verify(store.identity()).unwrap();
+    drop(snap);
+    assert_eq!(store.verify(|_, _| {}).unwrap().events, 5001);
+}
+
+#[test]
+fn rejects_bad_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = XaeroFlux::builder(dir.path()).durability(Durability::Immediate).open().unwrap();
+    assert!(matches!(store.write_event(b"x", 7), Err(Error::ReservedEventType { event_type: 7 })));
+    assert!(matches!(store.write_event(&[0; 16 * 1024 + 1], 300), Err(Error::PayloadTooLarge { len: 16385, .. })));
+    assert!(matches!(store.write_event(b"", 300), Err(Error::EmptyPayload)));
+    let id = store.write_event(&[1; 16 * 1024], 300).unwrap();
+    // Immediate durability: already committed.
+    assert!(store.get(&id).unwrap().is_some());
+}
