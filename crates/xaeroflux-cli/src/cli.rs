@@ -1,0 +1,92 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// XaeroFlux: an offline-first, peer-to-peer event store.
+#[derive(Debug, Parser)]
+#[command(name = "xaeroflux", version, about)]
+pub struct Cli {
+    /// Data directory (default: the platform data dir, e.g. ~/.local/share/xaeroflux).
+    #[arg(long, global = true, env = "XAERO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Path of the paged Merkle file (default: DATA_DIR/merkle_index.bin).
+    #[arg(long, global = true, env = "XAERO_PAGE_PATH")]
+    pub page_path: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage this node's XaeroID (post-quantum identity).
+    Id {
+        /// What to do with the identity.
+        #[command(subcommand)]
+        command: IdCommand,
+    },
+    /// Write one event; prints its id once it is durable.
+    Write {
+        /// Payload (UTF-8). Read from standard input when absent.
+        payload: Option<String>,
+        /// Event type (256 and above; 0..=255 are reserved).
+        #[arg(long = "type", short = 't', default_value_t = 1000)]
+        event_type: u32,
+    },
+    /// Print the event with this id (exit code 1 if absent).
+    Get {
+        /// Event id, 64 hex digits.
+        id: String,
+    },
+    /// Print the most recent events in arrival order.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', default_value_t = 10)]
+        count: u64,
+    },
+    /// Query the default group's events.
+    Query {
+        /// Only this event type.
+        #[arg(long = "type")]
+        event_type: Option<u32>,
+        /// Only events at or after this time (milliseconds since the Unix epoch).
+        #[arg(long)]
+        since: Option<u64>,
+        /// Only this author (64 hex digits).
+        #[arg(long)]
+        author: Option<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Counts per size class, log heads, roots, disk use.
+    Stats,
+    /// Re-hash every event, recompute every MMR root, check every checkpoint signature.
+    Verify,
+    /// Run a node on the store: write events, read them back, prove one, print the root.
+    Demo {
+        /// Number of events to write.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+    },
+}
+
+/// `id` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IdCommand {
+    /// Create a new identity key in the data directory.
+    New {
+        /// Encrypt the key file with a passphrase (from $XAERO_PASSPHRASE or the first
+        /// line of standard input).
+        #[arg(long)]
+        passphrase: bool,
+        /// Replace an existing key (the old identity is lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the identity: DID, short id, key path.
+    Show,
+}

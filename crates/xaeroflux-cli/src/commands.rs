@@ -1,0 +1,255 @@
+//! Subcommand implementations.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use xaeroflux::{AuthorId, Event, EventId, Hlc, XaeroFlux, XaeroKeypair, default_data_dir};
+use xaeroflux_core::event::hex;
+use xaeroid::keyfile;
+
+use crate::cli::{Cli, Command, IdCommand};
+
+const KEY_FILE: &str = "identity.key";
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    match cli.command {
+        Command::Id { command } => id(&dir, command),
+        Command::Write { ref payload, event_type } => {
+            let data = match payload {
+                Some(p) => p.clone().into_bytes(),
+                None => {
+                    let mut buf = Vec::new();
+                    std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+                    buf
+                }
+            };
+            let store = open(&cli, &dir)?;
+            let id = store.write_event(&data, event_type)?;
+            store.flush()?;
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { ref id } => {
+            let id = EventId::from_hex(id).context("event id")?;
+            let store = open(&cli, &dir)?;
+            match store.get(&id)? {
+                Some(ev) => {
+                    print_event(&id, &ev);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no event {id}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Tail { count } => {
+            let store = open(&cli, &dir)?;
+            let snap = store.read()?;
+            let total = snap.event_count()?;
+            for ev in snap.since(total.saturating_sub(count))? {
+                let ev = ev?;
+                print_event(&ev.event.id(), &ev.event.to_owned());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query {
+            event_type,
+            since,
+            ref author,
+            limit,
+        } => {
+            let store = open(&cli, &dir)?;
+            let author = author.as_deref().map(AuthorId::from_hex).transpose().context("author")?;
+            let group = store.default_group();
+            let since = Hlc::new(since.unwrap_or(0), 0);
+            let snap = store.read()?;
+            let iter: Box<dyn Iterator<Item = xaeroflux::Result<xaeroflux::StoredEvent<'_>>>> = match (event_type, author) {
+                (Some(t), _) => Box::new(snap.by_type(&group, t, since)?),
+                (None, Some(a)) => Box::new(snap.log(&group, &a, 0)?),
+                (None, None) => Box::new(snap.by_time(&group, since, Hlc::from_u64(u64::MAX))?),
+            };
+            let mut n = 0;
+            for ev in iter {
+                let ev = ev?;
+                let h = ev.event.header;
+                if author.is_some_and(|a| a != h.author) || h.hlc < since {
+                    continue;
+                }
+                print_event(&ev.event.id(), &ev.event.to_owned());
+                n += 1;
+                if n >= limit {
+                    break;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats => {
+            let store = open(&cli, &dir)?;
+            let st = store.stats()?;
+            println!("data dir     {}", dir.display());
+            println!("events       {}", st.events);
+            for (name, n) in ["XS (<=64 B)", "S (<=256 B)", "M (<=1 KiB)", "L (<=4 KiB)", "XL (<=16 KiB)"].iter().zip(st.per_class) {
+                println!("  {name:<13} {n}");
+            }
+            println!("mmr root     {}", st.mmr_root.map_or("(empty)".into(), |r| hex(&r)));
+            println!("logs         {}", st.logs.len());
+            for (g, a, len, root) in &st.logs {
+                println!("  group {} author {} length {len} root {}", g.short(), a.short(), &hex(root)[..16]);
+            }
+            println!("disk         lmdb {} B, merkle pages {} B", st.disk_bytes.0, st.disk_bytes.1);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let store = open(&cli, &dir)?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let res = store.verify(|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            match res {
+                Ok(r) => {
+                    println!(
+                        "ok: {} events re-hashed, {} log roots and the node root recomputed, {} checkpoint signatures verified",
+                        r.events, r.logs, r.checkpoints
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("verification FAILED: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Demo { events } => demo(&cli, &dir, events),
+    }
+}
+
+fn open(cli: &Cli, dir: &Path) -> Result<XaeroFlux> {
+    let mut b = XaeroFlux::builder(dir);
+    if let Some(p) = &cli.page_path {
+        b = b.page_path(p);
+    }
+    if let Ok(pass) = std::env::var("XAERO_PASSPHRASE") {
+        b = b.key_passphrase(pass.into_bytes());
+    }
+    b.open().with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+fn key_path(dir: &Path) -> PathBuf {
+    dir.join(KEY_FILE)
+}
+
+fn read_passphrase() -> Result<Vec<u8>> {
+    if let Ok(p) = std::env::var("XAERO_PASSPHRASE") {
+        return Ok(p.into_bytes());
+    }
+    eprint!("passphrase: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the passphrase")?;
+    let p = line.trim_end_matches(['\r', '\n']);
+    if p.is_empty() {
+        bail!("empty passphrase");
+    }
+    Ok(p.as_bytes().to_vec())
+}
+
+fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {
+    let path = key_path(dir);
+    match cmd {
+        IdCommand::New { passphrase, force } => {
+            if path.exists() && !force {
+                bail!("{} already exists (use --force to replace it)", path.display());
+            }
+            let pass = if passphrase { Some(read_passphrase()?) } else { None };
+            let kp = XaeroKeypair::generate();
+            keyfile::save(&path, &kp, pass.as_deref())?;
+            show(&kp, &path, pass.is_some());
+        }
+        IdCommand::Show => {
+            let pass = match keyfile::load(&path, None) {
+                Err(xaeroid::KeyFileError::PassphraseRequired) => Some(read_passphrase()?),
+                _ => None,
+            };
+            let kp = keyfile::load(&path, pass.as_deref())
+                .with_context(|| format!("loading {}", path.display()))?;
+            show(&kp, &path, pass.is_some());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool) {
+    println!("did        {}", kp.public().to_did());
+    println!("short id   {}", kp.public().short());
+    println!("algorithm  FN-DSA-512 (Falcon-512), public key {} B", kp.public().as_bytes().len());
+    println!("key file   {}{}", path.display(), if encrypted { " (encrypted)" } else { "" });
+}
+
+fn demo(cli: &Cli, dir: &Path, events: u64) -> Result<ExitCode> {
+    let store = open(cli, dir)?;
+    println!("node       {}", store.identity().to_did());
+    println!("data dir   {}", dir.display());
+    let before = store.read()?.event_count()?;
+    let t0 = Instant::now();
+    let mut ids = Vec::with_capacity(events as usize);
+    for i in 0..events {
+        let payload = format!("demo event {i} from {}", store.author().short());
+        ids.push(store.write_event(payload.as_bytes(), 1000)?);
+    }
+    store.flush()?;
+    let elapsed = t0.elapsed();
+    println!(
+        "wrote      {events} events, durable in {:.1} ms ({:.0} events/s)",
+        elapsed.as_secs_f64() * 1e3,
+        events as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let t1 = Instant::now();
+    let found = store.get_events_for_leaf_hashes(&ids)?;
+    let ok = found.iter().zip(&ids).filter(|(e, id)| e.as_ref().is_some_and(|e| e.id() == **id)).count();
+    println!("read back  {ok}/{} by id in {:.1} ms", ids.len(), t1.elapsed().as_secs_f64() * 1e3);
+    if ok != ids.len() {
+        bail!("{} events missing after flush", ids.len() - ok);
+    }
+    if let Some(last) = ids.last() {
+        let proof = store.get_mmr_proof(before + events - 1)?;
+        store.verify_mmr_proof(last, &proof)?;
+        println!("proof      event {} is leaf {} of {}: verified", last.short(), proof.leaf_index, proof.leaf_count);
+    }
+    let root = store.get_mmr_root()?.map_or("(empty)".to_string(), |r| hex(&r));
+    let snap = store.read()?;
+    if let Some(cp) = snap.latest_checkpoint(&store.default_group(), &store.author())? {
+        cp.verify(store.identity())?;
+        println!("checkpoint log length {} signed with FN-DSA-512: verified", cp.checkpoint.length);
+    }
+    println!("events     {} in store", snap.event_count()?);
+    println!("mmr root   {root}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_event(id: &EventId, ev: &Event) {
+    let h = &ev.header;
+    let text = std::str::from_utf8(&ev.payload).ok().filter(|s| !s.chars().any(char::is_control));
+    println!(
+        "{id} type={} author={} seq={} hlc={}.{} len={} {}",
+        h.event_type,
+        h.author.short(),
+        h.seq,
+        h.hlc.millis(),
+        h.hlc.counter(),
+        ev.payload.len(),
+        text.map_or_else(|| format!("hex:{}", hex(&ev.payload[..ev.payload.len().min(32)])), |t| format!("{t:?}"))
+    );
+}
+
