@@ -90,6 +90,9 @@ pub enum Error {
     /// An MMR operation failed.
     #[error("merkle mountain range: {0}")]
     Mmr(String),
+    /// A checkpoint is malformed or its signature does not verify.
+    #[error("checkpoint")]
+    Checkpoint(#[source] xaeroflux_core::CheckpointError),
     /// LMDB failed.
     #[error("lmdb")]
     Lmdb(#[from] heed::Error),

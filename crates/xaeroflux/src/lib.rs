@@ -21,6 +21,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod checkpoints;
 mod engine;
 mod error;
 mod options;
@@ -28,6 +29,7 @@ mod read;
 mod store;
 mod verify;
 
+pub use checkpoints::CheckpointOutcome;
 pub use engine::{Builder, XaeroFlux};
 pub use error::{Error, Result};
 pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};

@@ -42,6 +42,10 @@ impl<'a> Snapshot<'a> {
         })
     }
 
+    pub(crate) fn txn(&self) -> &RoTxn<'a, WithoutTls> {
+        &self.txn
+    }
+
     /// The event at `local_seq`.
     pub fn get_local(&self, local_seq: u64) -> Result<Option<StoredEvent<'_>>> {
         match self.shared.tables.events.get(&self.txn, &be(local_seq))? {
