@@ -23,7 +23,7 @@ pub enum CheckpointOutcome {
     /// The new checkpoint is kept as evidence next to the existing one.
     Fork {
         /// The checkpoint stored first.
-        existing: SignedCheckpoint,
+        existing: Box<SignedCheckpoint>,
     },
 }
 
@@ -57,7 +57,9 @@ impl XaeroFlux {
                     "fork detected: two signed roots for one log length"
                 );
                 sh.tables.forks.put(&mut wtxn, &k, &cp.encode())?;
-                CheckpointOutcome::Fork { existing }
+                CheckpointOutcome::Fork {
+                    existing: Box::new(existing),
+                }
             }
         };
         wtxn.commit()?;
@@ -107,7 +109,7 @@ mod tests {
         let b = cp(2);
         assert_eq!(
             store.record_checkpoint(&b, other.public()).unwrap(),
-            CheckpointOutcome::Fork { existing: a.clone() }
+            CheckpointOutcome::Fork { existing: Box::new(a.clone()) }
         );
         assert_eq!(store.forks(&group, &author).unwrap(), vec![(a, b.clone())]);
         // A checkpoint signed by someone else, or tampered, is rejected.

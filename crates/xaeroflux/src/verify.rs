@@ -145,16 +145,18 @@ impl XaeroFlux {
             let (_, v) = item?;
             let cp = SignedCheckpoint::decode(v).map_err(|e| mismatch(self, format!("checkpoint: {e}")))?;
             let c = cp.checkpoint;
-            if !keys.contains_key(&c.author) {
-                let pk = sh
-                    .tables
-                    .authors
-                    .get(&rtxn, c.author.as_bytes())?
-                    .ok_or_else(|| mismatch(self, format!("no public key for author {}", c.author.short())))?;
-                let id = XaeroID::from_bytes(pk).map_err(|e| mismatch(self, format!("author key: {e}")))?;
-                keys.insert(c.author, id);
-            }
-            cp.verify(&keys[&c.author])
+            let key = match keys.entry(c.author) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let pk = sh
+                        .tables
+                        .authors
+                        .get(&rtxn, c.author.as_bytes())?
+                        .ok_or_else(|| mismatch(self, format!("no public key for author {}", c.author.short())))?;
+                    v.insert(XaeroID::from_bytes(pk).map_err(|e| mismatch(self, format!("author key: {e}")))?)
+                }
+            };
+            cp.verify(key)
                 .map_err(|e| mismatch(self, format!("checkpoint {}/{}@{}: {e}", c.group.short(), c.author.short(), c.length)))?;
             let log = logs
                 .get(&(c.group, c.author))

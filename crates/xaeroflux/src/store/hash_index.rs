@@ -72,7 +72,7 @@ impl HashIndex {
         if chunk.is_empty() {
             return Ok(());
         }
-        chunk.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        chunk.sort_unstable_by_key(|e| e.0);
         let mut wtxn = env.write_txn()?;
         for (id, seq) in &chunk {
             t.hashes.put(&mut wtxn, id.as_bytes(), &be(*seq))?;

@@ -55,7 +55,7 @@ impl MmrState {
             path: path.to_path_buf(),
             reason: format!("mmr {mmr_id} state: {reason}"),
         };
-        if b.len() < STATE_HEADER || (b.len() - STATE_HEADER) % 32 != 0 {
+        if b.len() < STATE_HEADER || !(b.len() - STATE_HEADER).is_multiple_of(32) {
             return Err(corrupt("bad length"));
         }
         let u = |i: usize| {
