@@ -184,3 +184,73 @@ impl SignedCheckpoint {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn keypair() -> &'static XaeroKeypair {
+        static KP: OnceLock<XaeroKeypair> = OnceLock::new();
+        KP.get_or_init(|| XaeroKeypair::generate_from_seed(&[7; 32]))
+    }
+
+    fn checkpoint(length: u64, root: [u8; 32]) -> Checkpoint {
+        Checkpoint {
+            group: GroupId([1; 32]),
+            author: AuthorId(*keypair().id().as_bytes()),
+            length,
+            root,
+            hlc: Hlc::new(1_700_000_000_000, 3),
+        }
+    }
+
+    #[test]
+    fn sign_verify_and_reject_tampering() {
+        let cp = checkpoint(42, [9; 32]).sign(keypair());
+        cp.verify(keypair().public()).unwrap();
+        let back = SignedCheckpoint::decode(&cp.encode()).unwrap();
+        assert_eq!(back, cp);
+        let mut t = cp.clone();
+        t.checkpoint.length = 43;
+        assert!(matches!(t.verify(keypair().public()), Err(CheckpointError::BadSignature { .. })));
+        let other = XaeroKeypair::generate_from_seed(&[8; 32]);
+        assert!(cp.verify(other.public()).is_err());
+        let mut bytes = cp.encode();
+        bytes.pop();
+        assert!(matches!(SignedCheckpoint::decode(&bytes), Err(CheckpointError::BadLength { .. })));
+        let mut bytes = cp.encode();
+        bytes[0] = 2;
+        assert!(matches!(SignedCheckpoint::decode(&bytes), Err(CheckpointError::UnsupportedVersion { found: 2 })));
+    }
+
+    proptest! {
+        #[test]
+        fn checkpoint_round_trip(length in any::<u64>(), root in any::<[u8; 32]>()) {
+            let cp = checkpoint(length, root);
+            let bytes = cp.encode();
+            prop_assert_eq!(Checkpoint::decode(&bytes).unwrap(), cp);
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1000)) {
+            if let Ok(cp) = SignedCheckpoint::decode(&bytes) {
+                prop_assert_eq!(cp.encode(), bytes.clone());
+            }
+            if let Ok(cp) = Checkpoint::decode(&bytes) {
+                prop_assert_eq!(&cp.encode()[..], &bytes[..]);
+            }
+        }
+
+        #[test]
+        fn any_flipped_byte_fails_verification(idx in 0usize..CHECKPOINT_LEN, bit in 0u8..8) {
+            let cp = checkpoint(5, [3; 32]).sign(keypair());
+            let mut bytes = cp.encode();
+            bytes[idx] ^= 1 << bit;
+            if let Ok(t) = SignedCheckpoint::decode(&bytes) {
+                prop_assert!(t.verify(keypair().public()).is_err());
+            }
+        }
+    }
+}
