@@ -1,0 +1,281 @@
+//! Store write throughput against its anchors: XaeroFlux `write_event` + one final
+//! `flush` (hashing, both MMRs, checkpoint signing) vs raw LMDB keyed by BLAKE3 hash,
+//! raw LMDB keyed by sequence with `APPEND`, and a plain file with `fdatasync`; plus
+//! open time, RSS after open and random `get(id)` rate of the large store.
+//!
+//! `cargo run --release -p xaeroflux-bench --bin store_bench -- [--events N]
+//! [--hash-events N] [--dir PATH]`
+#![allow(clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, EnvOpenOptions, PutFlags};
+use xaeroflux::{Durability, EventId, XaeroFlux};
+
+/// Events per commit / per sync of the anchors.
+const PER_COMMIT: u64 = 1000;
+
+struct Args {
+    events: u64,
+    hash_events: u64,
+    dir: PathBuf,
+    open_child: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        events: 1_000_000,
+        hash_events: 0,
+        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target-store/bench-tmp"),
+        open_child: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg.as_str() {
+            "--events" => a.events = val().parse().unwrap(),
+            "--hash-events" => a.hash_events = val().parse().unwrap(),
+            "--dir" => a.dir = PathBuf::from(val()),
+            "--open-child" => a.open_child = Some(PathBuf::from(val())),
+            "--bench" => {}
+            other => {
+                panic!("unknown argument {other}; use --events N, --hash-events N, --dir PATH")
+            }
+        }
+    }
+    if a.hash_events == 0 {
+        a.hash_events = a.events;
+    }
+    a
+}
+
+/// Payload of event `i`: distinct per event.
+fn fill(buf: &mut [u8], i: u64) {
+    let n = buf.len().min(8);
+    buf[..n].copy_from_slice(&i.to_le_bytes()[..n]);
+}
+
+fn payload_template(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 + 7) as u8).collect()
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn ours(dir: &Path, n: u64, size: usize) -> Duration {
+    let store = XaeroFlux::builder(dir)
+        .durability(Durability::Batched)
+        .open()
+        .unwrap();
+    let mut p = payload_template(size);
+    let t = Instant::now();
+    for i in 0..n {
+        fill(&mut p, i);
+        store.write_event(&p, 1000).unwrap();
+    }
+    store.flush().unwrap();
+    let d = t.elapsed();
+    store.close().unwrap();
+    d
+}
+
+fn raw_env(dir: &Path) -> (heed::Env, Database<'static, Bytes, Bytes>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut opts = EnvOpenOptions::new();
+    opts.map_size(64 << 30).max_dbs(1);
+    // SAFETY: a fresh directory used by this process only, opened once.
+    let env = unsafe { opts.open(dir) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let db = match env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            Ok::<_, heed::Error>(CommitOrAbort::Commit(
+                opener.create_database::<Bytes, Bytes>(wtxn, Some("events"))?,
+            ))
+        })
+        .unwrap()
+    {
+        CommitOrAbort::Commit(db) => db,
+        CommitOrAbort::Abort(()) => unreachable!(),
+    };
+    (env, db)
+}
+
+/// Raw LMDB, `PER_COMMIT` events per commit, keyed by BLAKE3 hash or (APPEND) by sequence.
+fn raw_heed(dir: &Path, n: u64, size: usize, by_hash: bool) -> Duration {
+    let (env, db) = raw_env(dir);
+    let mut p = payload_template(size);
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let mut wtxn = env.write_txn().unwrap();
+        for _ in 0..PER_COMMIT.min(n - i) {
+            fill(&mut p, i);
+            if by_hash {
+                db.put(&mut wtxn, blake3::hash(&p).as_bytes(), &p).unwrap();
+            } else {
+                db.put_with_flags(&mut wtxn, PutFlags::APPEND, &i.to_be_bytes(), &p)
+                    .unwrap();
+            }
+            i += 1;
+        }
+        wtxn.commit().unwrap();
+    }
+    let d = t.elapsed();
+    env.prepare_for_closing().wait();
+    d
+}
+
+/// A plain append-only file, `fdatasync` every `PER_COMMIT` events.
+fn plain_file(dir: &Path, n: u64, size: usize) -> Duration {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = File::create(dir.join("events.log")).unwrap();
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut p = payload_template(size);
+    let t = Instant::now();
+    for i in 0..n {
+        fill(&mut p, i);
+        w.write_all(&(size as u32).to_le_bytes()).unwrap();
+        w.write_all(&p).unwrap();
+        if (i + 1) % PER_COMMIT == 0 {
+            w.flush().unwrap();
+            w.get_ref().sync_data().unwrap();
+        }
+    }
+    w.flush().unwrap();
+    w.get_ref().sync_data().unwrap();
+    t.elapsed()
+}
+
+fn vm_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// In a fresh process: open time, RSS after open, random `get(id)` rate.
+fn open_child(dir: &Path) {
+    let rss_before = vm_rss_kib();
+    let t = Instant::now();
+    let store = XaeroFlux::builder(dir)
+        .durability(Durability::Batched)
+        .open()
+        .unwrap();
+    let open = t.elapsed();
+    let rss = vm_rss_kib();
+    let count = store.read().unwrap().event_count().unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let ids: Vec<EventId> = {
+        let snap = store.read().unwrap();
+        (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                snap.get_local(x % count).unwrap().unwrap().event.id()
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    let mut bytes = 0usize;
+    for id in &ids {
+        bytes += store.get(id).unwrap().unwrap().payload.len();
+    }
+    let gets = t.elapsed();
+    assert!(bytes > 0);
+    println!(
+        "{} {} {} {}",
+        open.as_micros(),
+        rss,
+        rss_before,
+        rate(ids.len() as u64, gets)
+    );
+}
+
+fn main() {
+    let args = parse_args();
+    if let Some(dir) = &args.open_child {
+        open_child(dir);
+        return;
+    }
+    let n = args.events;
+    std::fs::create_dir_all(&args.dir).unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("store-bench-")
+        .tempdir_in(&args.dir)
+        .unwrap();
+    println!(
+        "store_bench: {n} events per run ({} for raw-hash), {PER_COMMIT} per commit for the anchors, dir {}",
+        args.hash_events,
+        root.path().display()
+    );
+    let mut rows: Vec<(String, usize, f64, f64, f64)> = Vec::new();
+    let mut open_report = None;
+    for size in [64usize, 1024] {
+        let d = root.path().join(format!("ours-{size}"));
+        let t_ours = rate(n, ours(&d, n, size));
+        if size == 64 {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .arg("--open-child")
+                .arg(&d)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            open_report = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+        eprintln!("  ours {size} B: {t_ours:.0}/s");
+        let d = root.path().join(format!("hash-{size}"));
+        let t_hash = rate(args.hash_events, raw_heed(&d, args.hash_events, size, true));
+        std::fs::remove_dir_all(&d).unwrap();
+        eprintln!("  raw-hash {size} B: {t_hash:.0}/s");
+        let d = root.path().join(format!("seq-{size}"));
+        let t_seq = rate(n, raw_heed(&d, n, size, false));
+        std::fs::remove_dir_all(&d).unwrap();
+        eprintln!("  raw-seq {size} B: {t_seq:.0}/s");
+        let d = root.path().join(format!("file-{size}"));
+        let t_file = rate(n, plain_file(&d, n, size));
+        std::fs::remove_dir_all(&d).unwrap();
+        eprintln!("  file {size} B: {t_file:.0}/s");
+        for (name, r) in [
+            ("xaeroflux write_event+flush", t_ours),
+            ("(a) heed, BLAKE3 key", t_hash),
+            ("(b) heed, u64 key APPEND", t_seq),
+            ("(c) file + fdatasync", t_file),
+        ] {
+            rows.push((name.to_string(), size, r, r / t_seq, r / t_file));
+        }
+    }
+    println!();
+    println!("| impl | payload | events/s | ratio to (b) | ratio to (c) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, size, r, rb, rc) in &rows {
+        println!("| {name} | {size} B | {r:.0} | {rb:.2} | {rc:.2} |");
+    }
+    if let Some(rep) = open_report {
+        let f: Vec<&str> = rep.split_whitespace().collect();
+        if let [open_us, rss, rss_before, gets] = f[..] {
+            let open_ms = open_us.parse::<f64>().unwrap_or(0.0) / 1000.0;
+            println!();
+            println!(
+                "{n}-event store (64 B): open {open_ms:.1} ms (page cache warm), VmRSS after open {rss} KiB \
+                 (before open {rss_before} KiB), random get(id): {:.0}/s (100k ids)",
+                gets.parse::<f64>().unwrap_or(0.0)
+            );
+        }
+    }
+}
