@@ -19,12 +19,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
     match cli.command {
         Command::Id { command } => id(&dir, command),
-        Command::Write { ref payload, event_type } => {
+        Command::Write {
+            ref payload,
+            event_type,
+        } => {
             let data = match payload {
                 Some(p) => p.clone().into_bytes(),
                 None => {
                     let mut buf = Vec::new();
-                    std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+                    std::io::stdin()
+                        .read_to_end(&mut buf)
+                        .context("reading standard input")?;
                     buf
                 }
             };
@@ -65,15 +70,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             limit,
         } => {
             let store = open(&cli, &dir)?;
-            let author = author.as_deref().map(AuthorId::from_hex).transpose().context("author")?;
+            let author = author
+                .as_deref()
+                .map(AuthorId::from_hex)
+                .transpose()
+                .context("author")?;
             let group = store.default_group();
             let since = Hlc::new(since.unwrap_or(0), 0);
             let snap = store.read()?;
-            let iter: Box<dyn Iterator<Item = xaeroflux::Result<xaeroflux::StoredEvent<'_>>>> = match (event_type, author) {
-                (Some(t), _) => Box::new(snap.by_type(&group, t, since)?),
-                (None, Some(a)) => Box::new(snap.log(&group, &a, 0)?),
-                (None, None) => Box::new(snap.by_time(&group, since, Hlc::from_u64(u64::MAX))?),
-            };
+            let iter: Box<dyn Iterator<Item = xaeroflux::Result<xaeroflux::StoredEvent<'_>>>> =
+                match (event_type, author) {
+                    (Some(t), _) => Box::new(snap.by_type(&group, t, since)?),
+                    (None, Some(a)) => Box::new(snap.log(&group, &a, 0)?),
+                    (None, None) => {
+                        Box::new(snap.by_time(&group, since, Hlc::from_u64(u64::MAX))?)
+                    }
+                };
             let mut n = 0;
             for ev in iter {
                 let ev = ev?;
@@ -94,15 +106,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let st = store.stats()?;
             println!("data dir     {}", dir.display());
             println!("events       {}", st.events);
-            for (name, n) in ["XS (<=64 B)", "S (<=256 B)", "M (<=1 KiB)", "L (<=4 KiB)", "XL (<=16 KiB)"].iter().zip(st.per_class) {
+            for (name, n) in [
+                "XS (<=64 B)",
+                "S (<=256 B)",
+                "M (<=1 KiB)",
+                "L (<=4 KiB)",
+                "XL (<=16 KiB)",
+            ]
+            .iter()
+            .zip(st.per_class)
+            {
                 println!("  {name:<13} {n}");
             }
-            println!("mmr root     {}", st.mmr_root.map_or("(empty)".into(), |r| hex(&r)));
+            println!(
+                "mmr root     {}",
+                st.mmr_root.map_or("(empty)".into(), |r| hex(&r))
+            );
             println!("logs         {}", st.logs.len());
             for (g, a, len, root) in &st.logs {
-                println!("  group {} author {} length {len} root {}", g.short(), a.short(), &hex(root)[..16]);
+                println!(
+                    "  group {} author {} length {len} root {}",
+                    g.short(),
+                    a.short(),
+                    &hex(root)[..16]
+                );
             }
-            println!("disk         lmdb {} B, merkle pages {} B", st.disk_bytes.0, st.disk_bytes.1);
+            println!(
+                "disk         lmdb {} B, merkle pages {} B",
+                st.disk_bytes.0, st.disk_bytes.1
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify => {
@@ -143,7 +175,8 @@ fn open(cli: &Cli, dir: &Path) -> Result<XaeroFlux> {
     if let Ok(pass) = std::env::var("XAERO_PASSPHRASE") {
         b = b.key_passphrase(pass.into_bytes());
     }
-    b.open().with_context(|| format!("opening the store in {}", dir.display()))
+    b.open()
+        .with_context(|| format!("opening the store in {}", dir.display()))
 }
 
 fn key_path(dir: &Path) -> PathBuf {
@@ -157,7 +190,9 @@ fn read_passphrase() -> Result<Vec<u8>> {
     eprint!("passphrase: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).context("reading the passphrase")?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the passphrase")?;
     let p = line.trim_end_matches(['\r', '\n']);
     if p.is_empty() {
         bail!("empty passphrase");
@@ -170,9 +205,16 @@ fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {
     match cmd {
         IdCommand::New { passphrase, force } => {
             if path.exists() && !force {
-                bail!("{} already exists (use --force to replace it)", path.display());
+                bail!(
+                    "{} already exists (use --force to replace it)",
+                    path.display()
+                );
             }
-            let pass = if passphrase { Some(read_passphrase()?) } else { None };
+            let pass = if passphrase {
+                Some(read_passphrase()?)
+            } else {
+                None
+            };
             let kp = XaeroKeypair::generate();
             keyfile::save(&path, &kp, pass.as_deref())?;
             show(&kp, &path, pass.is_some());
@@ -193,8 +235,15 @@ fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {
 fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool) {
     println!("did        {}", kp.public().to_did());
     println!("short id   {}", kp.public().short());
-    println!("algorithm  FN-DSA-512 (Falcon-512), public key {} B", kp.public().as_bytes().len());
-    println!("key file   {}{}", path.display(), if encrypted { " (encrypted)" } else { "" });
+    println!(
+        "algorithm  FN-DSA-512 (Falcon-512), public key {} B",
+        kp.public().as_bytes().len()
+    );
+    println!(
+        "key file   {}{}",
+        path.display(),
+        if encrypted { " (encrypted)" } else { "" }
+    );
 }
 
 fn demo(cli: &Cli, dir: &Path, events: u64) -> Result<ExitCode> {
@@ -217,21 +266,39 @@ fn demo(cli: &Cli, dir: &Path, events: u64) -> Result<ExitCode> {
     );
     let t1 = Instant::now();
     let found = store.get_events_for_leaf_hashes(&ids)?;
-    let ok = found.iter().zip(&ids).filter(|(e, id)| e.as_ref().is_some_and(|e| e.id() == **id)).count();
-    println!("read back  {ok}/{} by id in {:.1} ms", ids.len(), t1.elapsed().as_secs_f64() * 1e3);
+    let ok = found
+        .iter()
+        .zip(&ids)
+        .filter(|(e, id)| e.as_ref().is_some_and(|e| e.id() == **id))
+        .count();
+    println!(
+        "read back  {ok}/{} by id in {:.1} ms",
+        ids.len(),
+        t1.elapsed().as_secs_f64() * 1e3
+    );
     if ok != ids.len() {
         bail!("{} events missing after flush", ids.len() - ok);
     }
     if let Some(last) = ids.last() {
         let proof = store.get_mmr_proof(before + events - 1)?;
         store.verify_mmr_proof(last, &proof)?;
-        println!("proof      event {} is leaf {} of {}: verified", last.short(), proof.leaf_index, proof.leaf_count);
+        println!(
+            "proof      event {} is leaf {} of {}: verified",
+            last.short(),
+            proof.leaf_index,
+            proof.leaf_count
+        );
     }
-    let root = store.get_mmr_root()?.map_or("(empty)".to_string(), |r| hex(&r));
+    let root = store
+        .get_mmr_root()?
+        .map_or("(empty)".to_string(), |r| hex(&r));
     let snap = store.read()?;
     if let Some(cp) = snap.latest_checkpoint(&store.default_group(), &store.author())? {
         cp.verify(store.identity())?;
-        println!("checkpoint log length {} signed with FN-DSA-512: verified", cp.checkpoint.length);
+        println!(
+            "checkpoint log length {} signed with FN-DSA-512: verified",
+            cp.checkpoint.length
+        );
     }
     println!("events     {} in store", snap.event_count()?);
     println!("mmr root   {root}");
@@ -240,7 +307,9 @@ fn demo(cli: &Cli, dir: &Path, events: u64) -> Result<ExitCode> {
 
 fn print_event(id: &EventId, ev: &Event) {
     let h = &ev.header;
-    let text = std::str::from_utf8(&ev.payload).ok().filter(|s| !s.chars().any(char::is_control));
+    let text = std::str::from_utf8(&ev.payload)
+        .ok()
+        .filter(|s| !s.chars().any(char::is_control));
     println!(
         "{id} type={} author={} seq={} hlc={}.{} len={} {}",
         h.event_type,
@@ -249,7 +318,9 @@ fn print_event(id: &EventId, ev: &Event) {
         h.hlc.millis(),
         h.hlc.counter(),
         ev.payload.len(),
-        text.map_or_else(|| format!("hex:{}", hex(&ev.payload[..ev.payload.len().min(32)])), |t| format!("{t:?}"))
+        text.map_or_else(
+            || format!("hex:{}", hex(&ev.payload[..ev.payload.len().min(32)])),
+            |t| format!("{t:?}")
+        )
     );
 }
-

@@ -172,12 +172,16 @@ impl SignedCheckpoint {
             return Err(bad());
         }
         let checkpoint = Checkpoint::decode(&b[..CHECKPOINT_LEN])?;
-        let sig_len = usize::from(u16::from_le_bytes([b[CHECKPOINT_LEN], b[CHECKPOINT_LEN + 1]]));
+        let sig_len = usize::from(u16::from_le_bytes([
+            b[CHECKPOINT_LEN],
+            b[CHECKPOINT_LEN + 1],
+        ]));
         let sig = &b[CHECKPOINT_LEN + 2..];
         if sig_len > MAX_SIGNATURE_LEN || sig.len() != sig_len {
             return Err(bad());
         }
-        let signature = Signature::from_bytes(sig).map_err(CheckpointError::BadSignatureEncoding)?;
+        let signature =
+            Signature::from_bytes(sig).map_err(CheckpointError::BadSignatureEncoding)?;
         Ok(SignedCheckpoint {
             checkpoint,
             signature,
@@ -214,15 +218,24 @@ mod tests {
         assert_eq!(back, cp);
         let mut t = cp.clone();
         t.checkpoint.length = 43;
-        assert!(matches!(t.verify(keypair().public()), Err(CheckpointError::BadSignature { .. })));
+        assert!(matches!(
+            t.verify(keypair().public()),
+            Err(CheckpointError::BadSignature { .. })
+        ));
         let other = XaeroKeypair::generate_from_seed(&[8; 32]);
         assert!(cp.verify(other.public()).is_err());
         let mut bytes = cp.encode();
         bytes.pop();
-        assert!(matches!(SignedCheckpoint::decode(&bytes), Err(CheckpointError::BadLength { .. })));
+        assert!(matches!(
+            SignedCheckpoint::decode(&bytes),
+            Err(CheckpointError::BadLength { .. })
+        ));
         let mut bytes = cp.encode();
         bytes[0] = 2;
-        assert!(matches!(SignedCheckpoint::decode(&bytes), Err(CheckpointError::UnsupportedVersion { found: 2 })));
+        assert!(matches!(
+            SignedCheckpoint::decode(&bytes),
+            Err(CheckpointError::UnsupportedVersion { found: 2 })
+        ));
     }
 
     proptest! {

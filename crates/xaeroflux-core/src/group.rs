@@ -100,7 +100,9 @@ impl Group {
 
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Group").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Group")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

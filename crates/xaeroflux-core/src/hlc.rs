@@ -97,7 +97,9 @@ impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
 
 /// A remote timestamp too far ahead of our physical clock.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("remote clock {remote_millis} ms is {ahead_millis} ms ahead (max drift {max_drift_millis} ms)")]
+#[error(
+    "remote clock {remote_millis} ms is {ahead_millis} ms ahead (max drift {max_drift_millis} ms)"
+)]
 pub struct ClockDriftError {
     /// The remote timestamp's physical part.
     pub remote_millis: u64,
@@ -222,7 +224,10 @@ mod tests {
                 std::thread::spawn(move || (0..10_000).map(|_| h.now()).collect::<Vec<_>>())
             })
             .collect();
-        let mut all: Vec<Hlc> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<Hlc> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let n = all.len();
         all.sort();
         all.dedup();

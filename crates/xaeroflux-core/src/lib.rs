@@ -14,7 +14,9 @@ pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use event::{AuthorId, Event, EventDecodeError, EventHeader, EventId, EventRef};
 pub use group::{DiscoveryKey, Group, GroupId, GroupSecret};
 pub use hlc::{Clock, Hlc, HlcClock, ManualClock, SystemClock};
-pub use mmr::{Hash32, MemStore, MerkleProof, Mmr, MmrError, MmrStore, ProofDecodeError, ProofError};
+pub use mmr::{
+    Hash32, MemStore, MerkleProof, Mmr, MmrError, MmrStore, ProofDecodeError, ProofError,
+};
 pub use page::{PAGE_SIZE, Page, PageError, PageView};
 pub use ring::{
     EventMeta, GatingReader, Lapped, Notifier, PooledEvent, Ring, RingError, Subscriber,

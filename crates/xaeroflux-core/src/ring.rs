@@ -26,7 +26,7 @@
 //! # Publication
 //!
 //! Sequences are published out of order by concurrent writers using per-slot stamps (see
-//! [`slot`](self) docs in `ring/slot.rs`), exactly like the availability buffer of the
+//! the docs of `ring/slot.rs`), exactly like the availability buffer of the
 //! Disruptor's `MultiProducerSequencer`: a reader waiting for sequence `s` reads only slot
 //! `s % capacity`, so a slow writer delays readers only at its own sequence and later
 //! sequences become visible as soon as all earlier ones are.

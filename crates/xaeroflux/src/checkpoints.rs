@@ -29,7 +29,11 @@ pub enum CheckpointOutcome {
 
 impl XaeroFlux {
     /// Verifies `cp` against `key` (which must be the author's) and records it.
-    pub fn record_checkpoint(&self, cp: &SignedCheckpoint, key: &XaeroID) -> Result<CheckpointOutcome> {
+    pub fn record_checkpoint(
+        &self,
+        cp: &SignedCheckpoint,
+        key: &XaeroID,
+    ) -> Result<CheckpointOutcome> {
         cp.verify(key).map_err(Error::Checkpoint)?;
         let sh = self.shared();
         let c = &cp.checkpoint;
@@ -37,7 +41,9 @@ impl XaeroFlux {
         let _gate = sh.resize_gate.read().unwrap_or_else(|p| p.into_inner());
         let mut wtxn = sh.env.write_txn()?;
         if sh.tables.authors.get(&wtxn, c.author.as_bytes())?.is_none() {
-            sh.tables.authors.put(&mut wtxn, c.author.as_bytes(), key.as_bytes())?;
+            sh.tables
+                .authors
+                .put(&mut wtxn, c.author.as_bytes(), key.as_bytes())?;
         }
         let existing = match sh.tables.checkpoints.get(&wtxn, &k)? {
             Some(b) => Some(SignedCheckpoint::decode(b).map_err(Error::Checkpoint)?),
@@ -67,12 +73,20 @@ impl XaeroFlux {
     }
 
     /// Fork evidence recorded for an author log: pairs of conflicting checkpoints.
-    pub fn forks(&self, group: &GroupId, author: &AuthorId) -> Result<Vec<(SignedCheckpoint, SignedCheckpoint)>> {
+    pub fn forks(
+        &self,
+        group: &GroupId,
+        author: &AuthorId,
+    ) -> Result<Vec<(SignedCheckpoint, SignedCheckpoint)>> {
         let sh = self.shared();
         let snap = self.read()?;
         let txn = snap.txn();
         let mut out = Vec::new();
-        for item in sh.tables.forks.prefix_iter(txn, &log_prefix(&group.0, &author.0))? {
+        for item in sh
+            .tables
+            .forks
+            .prefix_iter(txn, &log_prefix(&group.0, &author.0))?
+        {
             let (k, v) = item?;
             let second = SignedCheckpoint::decode(v).map_err(Error::Checkpoint)?;
             let first = sh
@@ -80,7 +94,10 @@ impl XaeroFlux {
                 .checkpoints
                 .get(txn, k)?
                 .ok_or_else(|| Error::Checkpoint(CheckpointError::BadLength { len: 0 }))?;
-            out.push((SignedCheckpoint::decode(first).map_err(Error::Checkpoint)?, second));
+            out.push((
+                SignedCheckpoint::decode(first).map_err(Error::Checkpoint)?,
+                second,
+            ));
         }
         Ok(out)
     }
@@ -101,21 +118,39 @@ mod tests {
         let author = AuthorId(*other.id().as_bytes());
         let group = store.default_group();
         let cp = |root: u8| {
-            Checkpoint { group, author, length: 10, root: [root; 32], hlc: Hlc::new(1, 0) }.sign(&other)
+            Checkpoint {
+                group,
+                author,
+                length: 10,
+                root: [root; 32],
+                hlc: Hlc::new(1, 0),
+            }
+            .sign(&other)
         };
         let a = cp(1);
-        assert_eq!(store.record_checkpoint(&a, other.public()).unwrap(), CheckpointOutcome::New);
-        assert_eq!(store.record_checkpoint(&a, other.public()).unwrap(), CheckpointOutcome::Known);
+        assert_eq!(
+            store.record_checkpoint(&a, other.public()).unwrap(),
+            CheckpointOutcome::New
+        );
+        assert_eq!(
+            store.record_checkpoint(&a, other.public()).unwrap(),
+            CheckpointOutcome::Known
+        );
         let b = cp(2);
         assert_eq!(
             store.record_checkpoint(&b, other.public()).unwrap(),
-            CheckpointOutcome::Fork { existing: Box::new(a.clone()) }
+            CheckpointOutcome::Fork {
+                existing: Box::new(a.clone())
+            }
         );
         assert_eq!(store.forks(&group, &author).unwrap(), vec![(a, b.clone())]);
         // A checkpoint signed by someone else, or tampered, is rejected.
         let mut forged = b;
         forged.checkpoint.root = [9; 32];
-        assert!(matches!(store.record_checkpoint(&forged, other.public()), Err(Error::Checkpoint(_))));
+        assert!(matches!(
+            store.record_checkpoint(&forged, other.public()),
+            Err(Error::Checkpoint(_))
+        ));
         assert!(store.record_checkpoint(&cp(4), store.identity()).is_err());
     }
 }

@@ -8,9 +8,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xaeroflux_core::bus::{BusError, EventBus};
-use xaeroflux_core::ring::EventMeta;
 use xaeroflux_core::event::{MAX_PAYLOAD, is_reserved_type};
-use xaeroflux_core::{AuthorId, Clock, EventHeader, EventId, Group, GroupId, GroupSecret, Hlc, HlcClock, SystemClock};
+use xaeroflux_core::ring::EventMeta;
+use xaeroflux_core::{
+    AuthorId, Clock, EventHeader, EventId, Group, GroupId, GroupSecret, Hlc, HlcClock, SystemClock,
+};
 use xaeroid::{XaeroID, XaeroKeypair, keyfile};
 
 use crate::error::{Error, Result};
@@ -53,7 +55,9 @@ pub struct Builder {
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder").field("opts", &self.opts).finish_non_exhaustive()
+        f.debug_struct("Builder")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,7 +162,8 @@ impl XaeroFlux {
             .write(true)
             .open(&lock_path)
             .map_err(Error::io(&lock_path))?;
-        lock.try_lock().map_err(|_| Error::Locked { path: dir.clone() })?;
+        lock.try_lock()
+            .map_err(|_| Error::Locked { path: dir.clone() })?;
 
         let keypair = match b.identity {
             Some(kp) => kp,
@@ -170,7 +175,8 @@ impl XaeroFlux {
             let mut wtxn = env.write_txn()?;
             let t = &tables;
             if t.authors.get(&wtxn, author.as_bytes())?.is_none() {
-                t.authors.put(&mut wtxn, author.as_bytes(), keypair.public().as_bytes())?;
+                t.authors
+                    .put(&mut wtxn, author.as_bytes(), keypair.public().as_bytes())?;
             }
             let default_group = match t.meta.get(&wtxn, meta_keys::DEFAULT_GROUP)? {
                 Some(g) => GroupId(g.try_into().map_err(|_| Error::Corrupt {
@@ -180,8 +186,10 @@ impl XaeroFlux {
                 None => {
                     let secret = GroupSecret::generate().map_err(|e| Error::Mmr(e.to_string()))?;
                     let g = Group::from_secret(secret);
-                    t.groups.put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
-                    t.meta.put(&mut wtxn, meta_keys::DEFAULT_GROUP, g.id().as_bytes())?;
+                    t.groups
+                        .put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
+                    t.meta
+                        .put(&mut wtxn, meta_keys::DEFAULT_GROUP, g.id().as_bytes())?;
                     g.id()
                 }
             };
@@ -207,8 +215,11 @@ impl XaeroFlux {
         };
         let pages = Arc::new(PageFile::open(&opts.page_path(), page_count)?);
         let hashes = HashIndex::open(&env, &tables)?;
-        let bus = Arc::new(EventBus::new(opts.capacities).map_err(|e| Error::Config(e.to_string()))?);
-        let reader = bus.gating_reader().map_err(|e| Error::Config(e.to_string()))?;
+        let bus =
+            Arc::new(EventBus::new(opts.capacities).map_err(|e| Error::Config(e.to_string()))?);
+        let reader = bus
+            .gating_reader()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let clock: Arc<dyn Clock> = b.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let shared = Arc::new(Shared {
             env,
@@ -264,7 +275,11 @@ impl XaeroFlux {
 
     /// Groups this node holds.
     pub fn groups(&self) -> Vec<GroupId> {
-        self.shared.groups.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Creates a new group with a fresh secret and returns it.
@@ -276,18 +291,31 @@ impl XaeroFlux {
     /// Adds a group known by its secret (idempotent).
     pub fn add_group(&self, secret: GroupSecret) -> Result<Group> {
         let g = Group::from_secret(secret);
-        let _gate = self.shared.resize_gate.read().unwrap_or_else(|p| p.into_inner());
-        let mut groups = self.shared.groups.write().unwrap_or_else(|p| p.into_inner());
+        let _gate = self
+            .shared
+            .resize_gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut groups = self
+            .shared
+            .groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if groups.contains(&g.id()) {
             return Ok(g);
         }
         let t = &self.shared.tables;
         let mut wtxn = self.shared.env.write_txn()?;
-        t.groups.put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
+        t.groups
+            .put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
         let len = log_len(t, &wtxn, &g.id(), &self.shared.author)?;
         wtxn.commit()?;
         // Under the groups write lock: the writer maps indices with a snapshot of this list.
-        self.assign.lock().unwrap_or_else(|p| p.into_inner()).next_seq.push(len);
+        self.assign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_seq
+            .push(len);
         groups.push(g.id());
         Ok(g)
     }
@@ -322,7 +350,13 @@ impl XaeroFlux {
         Ok(())
     }
 
-    fn write_inner(&self, group: GroupId, data: &[u8], event_type: u32, blocking: bool) -> Result<EventId> {
+    fn write_inner(
+        &self,
+        group: GroupId,
+        data: &[u8],
+        event_type: u32,
+        blocking: bool,
+    ) -> Result<EventId> {
         self.check_writable()?;
         if is_reserved_type(event_type) {
             return Err(Error::ReservedEventType { event_type });
@@ -365,7 +399,9 @@ impl XaeroFlux {
         });
         match res {
             Ok(_) => {}
-            Err(BusError::PayloadTooLarge { len, max }) => return Err(Error::PayloadTooLarge { len, max }),
+            Err(BusError::PayloadTooLarge { len, max }) => {
+                return Err(Error::PayloadTooLarge { len, max });
+            }
             Err(BusError::WouldBlock { class }) => return Err(Error::WouldBlock { class }),
             Err(e) => return Err(Error::Config(e.to_string())),
         }
@@ -385,7 +421,11 @@ impl XaeroFlux {
 
     /// Waits until every event written before this call is durable.
     pub fn flush(&self) -> Result<()> {
-        let target = self.assign.lock().unwrap_or_else(|p| p.into_inner()).next_ticket;
+        let target = self
+            .assign
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_ticket;
         self.wait_durable(target)?;
         if self.shared.opts.durability == Durability::None {
             self.shared.env.force_sync()?;
@@ -402,7 +442,9 @@ impl XaeroFlux {
                 return Ok(());
             }
             if let Some(reason) = &p.poison {
-                return Err(Error::Poisoned { reason: reason.clone() });
+                return Err(Error::Poisoned {
+                    reason: reason.clone(),
+                });
             }
             if p.stopped {
                 return Err(Error::Closed);

@@ -110,6 +110,19 @@ pub enum Error {
     },
 }
 
+impl From<xaeroflux_core::mmr::MmrError> for Error {
+    /// Keeps the engine error behind a failed node store (e.g. a corrupt page).
+    fn from(e: xaeroflux_core::mmr::MmrError) -> Self {
+        match e {
+            xaeroflux_core::mmr::MmrError::Store(inner) => match inner.downcast::<Error>() {
+                Ok(inner) => *inner,
+                Err(other) => Error::Mmr(format!("mmr store failed: {other}")),
+            },
+            e => Error::Mmr(e.to_string()),
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();

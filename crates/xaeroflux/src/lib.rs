@@ -37,5 +37,7 @@ pub use read::{Snapshot, StoredEvent, event_leaf_hash};
 pub use store::FORMAT_VERSION;
 pub use verify::{Stats, VerifyReport};
 pub use xaeroflux_core::mmr::MerkleProof;
-pub use xaeroflux_core::{AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint};
+pub use xaeroflux_core::{
+    AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint,
+};
 pub use xaeroid::{IdHash, XaeroID, XaeroKeypair};

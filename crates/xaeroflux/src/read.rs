@@ -51,7 +51,8 @@ impl<'a> Snapshot<'a> {
         match self.shared.tables.events.get(&self.txn, &be(local_seq))? {
             Some(bytes) => Ok(Some(StoredEvent {
                 local_seq,
-                event: EventRef::decode(bytes).map_err(|source| Error::CorruptEvent { local_seq, source })?,
+                event: EventRef::decode(bytes)
+                    .map_err(|source| Error::CorruptEvent { local_seq, source })?,
             })),
             None => Ok(None),
         }
@@ -59,7 +60,11 @@ impl<'a> Snapshot<'a> {
 
     /// The event with id `id`.
     pub fn get(&self, id: &EventId) -> Result<Option<StoredEvent<'_>>> {
-        let Some(local) = self.shared.hashes.lookup(&self.shared.env, &self.shared.tables, id)? else {
+        let Some(local) = self
+            .shared
+            .hashes
+            .lookup(&self.shared.env, &self.shared.tables, id)?
+        else {
             return Ok(None);
         };
         self.get_local(local)
@@ -80,54 +85,91 @@ impl<'a> Snapshot<'a> {
     }
 
     /// Events of one author log from `from_seq` on, in seq order.
-    pub fn log(&self, group: &GroupId, author: &AuthorId, from_seq: u64) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+    pub fn log(
+        &self,
+        group: &GroupId,
+        author: &AuthorId,
+        from_seq: u64,
+    ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         let start = log_key(&group.0, &author.0, from_seq);
         let end = log_key(&group.0, &author.0, u64::MAX);
-        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Included(&end[..]));
+        let range = (
+            std::ops::Bound::Included(&start[..]),
+            std::ops::Bound::Included(&end[..]),
+        );
         let it = self.shared.tables.logs.range(&self.txn, &range)?;
         Ok(it.map(|item| self.by_local(item)))
     }
 
     /// Events of `event_type` in `group` with `hlc >= since`, in HLC order.
-    pub fn by_type(&self, group: &GroupId, event_type: u32, since: Hlc) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+    pub fn by_type(
+        &self,
+        group: &GroupId,
+        event_type: u32,
+        since: Hlc,
+    ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         let mut start = Vec::with_capacity(44);
         start.extend_from_slice(group.as_bytes());
         start.extend_from_slice(&event_type.to_be_bytes());
         let mut end = start.clone();
         start.extend_from_slice(&since.as_u64().to_be_bytes());
         end.extend_from_slice(&[0xff; 16]);
-        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Included(&end[..]));
+        let range = (
+            std::ops::Bound::Included(&start[..]),
+            std::ops::Bound::Included(&end[..]),
+        );
         let it = self.shared.tables.types.range(&self.txn, &range)?;
         Ok(it.map(move |item| {
             let (k, _) = item?;
-            let local = k.get(44..52).and_then(from_be).ok_or_else(|| self.corrupt("bad type index key"))?;
+            let local = k
+                .get(44..52)
+                .and_then(from_be)
+                .ok_or_else(|| self.corrupt("bad type index key"))?;
             self.get_local(local)?
                 .ok_or_else(|| self.corrupt(&format!("type index points at missing event {local}")))
         }))
     }
 
     /// Events of `group` with `since <= hlc < until`, in total order (hlc, author, seq).
-    pub fn by_time(&self, group: &GroupId, since: Hlc, until: Hlc) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+    pub fn by_time(
+        &self,
+        group: &GroupId,
+        since: Hlc,
+        until: Hlc,
+    ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         let mut start = Vec::with_capacity(40);
         start.extend_from_slice(group.as_bytes());
         let mut end = start.clone();
         start.extend_from_slice(&since.as_u64().to_be_bytes());
         end.extend_from_slice(&until.as_u64().to_be_bytes());
-        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Excluded(&end[..]));
+        let range = (
+            std::ops::Bound::Included(&start[..]),
+            std::ops::Bound::Excluded(&end[..]),
+        );
         let it = self.shared.tables.times.range(&self.txn, &range)?;
         Ok(it.map(|item| self.by_local(item)))
     }
 
     /// Every event from `local_seq` on, in local arrival order.
-    pub fn since(&self, local_seq: u64) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
+    pub fn since(
+        &self,
+        local_seq: u64,
+    ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         let start = be(local_seq);
-        let it = self.shared.tables.events.range(&self.txn, &(std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded))?;
+        let it = self.shared.tables.events.range(
+            &self.txn,
+            &(
+                std::ops::Bound::Included(&start[..]),
+                std::ops::Bound::Unbounded,
+            ),
+        )?;
         Ok(it.map(|item| {
             let (k, v) = item?;
             let local_seq = from_be(k).ok_or_else(|| self.corrupt("bad events key"))?;
             Ok(StoredEvent {
                 local_seq,
-                event: EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?,
+                event: EventRef::decode(v)
+                    .map_err(|source| Error::CorruptEvent { local_seq, source })?,
             })
         }))
     }
@@ -147,19 +189,29 @@ impl<'a> Snapshot<'a> {
         if mmr.is_empty() {
             return Ok(None);
         }
-        mmr.root().map(Some).map_err(|e| Error::Mmr(e.to_string()))
+        mmr.root().map(Some).map_err(Error::from)
     }
 
     /// Inclusion proof of node-MMR leaf `leaf_index` against the current root.
     pub fn mmr_proof(&self, leaf_index: u64) -> Result<MerkleProof> {
-        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, NODE_MMR_ID)?;
-        mmr.proof(leaf_index).map_err(|e| Error::Mmr(e.to_string()))
+        let mmr = snapshot_mmr(
+            &self.shared.tables,
+            &self.txn,
+            &self.shared.pages,
+            NODE_MMR_ID,
+        )?;
+        mmr.proof(leaf_index).map_err(Error::from)
     }
 
     /// Root of the node MMR when it had `leaf_count` leaves.
     pub fn mmr_root_at(&self, leaf_count: u64) -> Result<[u8; 32]> {
-        let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, NODE_MMR_ID)?;
-        mmr.root_at(leaf_count).map_err(|e| Error::Mmr(e.to_string()))
+        let mmr = snapshot_mmr(
+            &self.shared.tables,
+            &self.txn,
+            &self.shared.pages,
+            NODE_MMR_ID,
+        )?;
+        mmr.root_at(leaf_count).map_err(Error::from)
     }
 
     fn log_mmr_id(&self, group: &GroupId, author: &AuthorId) -> Result<Option<u64>> {
@@ -180,20 +232,36 @@ impl<'a> Snapshot<'a> {
         if mmr.is_empty() {
             return Ok(None);
         }
-        Ok(Some((mmr.leaf_count(), mmr.root().map_err(|e| Error::Mmr(e.to_string()))?)))
+        Ok(Some((mmr.leaf_count(), mmr.root().map_err(Error::from)?)))
     }
 
     /// Proof that event `seq` of an author log is in the log of length `leaf_count`.
-    pub fn log_proof(&self, group: &GroupId, author: &AuthorId, seq: u64, leaf_count: u64) -> Result<MerkleProof> {
-        let id = self.log_mmr_id(group, author)?.ok_or_else(|| Error::Mmr("no such log".into()))?;
+    pub fn log_proof(
+        &self,
+        group: &GroupId,
+        author: &AuthorId,
+        seq: u64,
+        leaf_count: u64,
+    ) -> Result<MerkleProof> {
+        let id = self
+            .log_mmr_id(group, author)?
+            .ok_or_else(|| Error::Mmr("no such log".into()))?;
         let mmr = snapshot_mmr(&self.shared.tables, &self.txn, &self.shared.pages, id)?;
-        mmr.proof_at(seq, leaf_count).map_err(|e| Error::Mmr(e.to_string()))
+        mmr.proof_at(seq, leaf_count).map_err(Error::from)
     }
 
     /// The latest signed checkpoint of an author log.
-    pub fn latest_checkpoint(&self, group: &GroupId, author: &AuthorId) -> Result<Option<SignedCheckpoint>> {
+    pub fn latest_checkpoint(
+        &self,
+        group: &GroupId,
+        author: &AuthorId,
+    ) -> Result<Option<SignedCheckpoint>> {
         let prefix = log_prefix(&group.0, &author.0);
-        let mut it = self.shared.tables.checkpoints.rev_prefix_iter(&self.txn, &prefix)?;
+        let mut it = self
+            .shared
+            .tables
+            .checkpoints
+            .rev_prefix_iter(&self.txn, &prefix)?;
         match it.next().transpose()? {
             Some((_, v)) => SignedCheckpoint::decode(v)
                 .map(Some)
@@ -205,7 +273,12 @@ impl<'a> Snapshot<'a> {
     /// Every author log of `group`: (author, length).
     pub fn logs_of(&self, group: &GroupId) -> Result<Vec<(AuthorId, u64)>> {
         let mut out = Vec::new();
-        for item in self.shared.tables.log_mmrs.prefix_iter(&self.txn, group.as_bytes())? {
+        for item in self
+            .shared
+            .tables
+            .log_mmrs
+            .prefix_iter(&self.txn, group.as_bytes())?
+        {
             let (k, _) = item?;
             let mut a = [0u8; 32];
             a.copy_from_slice(k.get(32..64).ok_or_else(|| self.corrupt("bad log key"))?);
@@ -251,7 +324,9 @@ impl XaeroFlux {
     /// this store's root at the proof's length. `Ok(())` only if it is.
     pub fn verify_mmr_proof(&self, leaf: &EventId, proof: &MerkleProof) -> Result<()> {
         let root = self.read()?.mmr_root_at(proof.leaf_count)?;
-        proof.verify(&root, &leaf.0).map_err(|e| Error::Mmr(e.to_string()))
+        proof
+            .verify(&root, &leaf.0)
+            .map_err(|e| Error::Mmr(e.to_string()))
     }
 }
 

@@ -89,12 +89,18 @@ pub(crate) mod meta_keys {
 pub(crate) type Env0 = Env<WithoutTls>;
 
 /// Opens (creating if needed) the environment and checks its format.
-pub(crate) fn open_env(dir: &Path, map_size: usize, durability: Durability) -> Result<(Env0, Tables)> {
+pub(crate) fn open_env(
+    dir: &Path,
+    map_size: usize,
+    durability: Durability,
+) -> Result<(Env0, Tables)> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let page = page_size();
     let map_size = map_size.div_ceil(page) * page;
     let mut opts = EnvOpenOptions::new().read_txn_without_tls();
-    opts.map_size(map_size).max_dbs(TABLE_NAMES.len() as u32).max_readers(256);
+    opts.map_size(map_size)
+        .max_dbs(TABLE_NAMES.len() as u32)
+        .max_readers(256);
     if durability == Durability::None {
         // SAFETY: NO_SYNC only affects durability across OS crashes; `flush()` calls
         // `force_sync`. Documented on `Durability::None`.
@@ -119,8 +125,21 @@ pub(crate) fn open_env(dir: &Path, map_size: usize, durability: Durability) -> R
         CommitOrAbort::Commit(t) => t,
         CommitOrAbort::Abort(()) => unreachable!("never aborted"),
     };
-    let [meta, events, hashes, logs, types, times, checkpoints, forks, authors, groups, mmrs, log_mmrs, pages] =
-        tables;
+    let [
+        meta,
+        events,
+        hashes,
+        logs,
+        types,
+        times,
+        checkpoints,
+        forks,
+        authors,
+        groups,
+        mmrs,
+        log_mmrs,
+        pages,
+    ] = tables;
     let tables = Tables {
         meta,
         events,
@@ -166,7 +185,11 @@ fn check_format(env: &Env0, t: &Tables, dir: &Path) -> Result<()> {
                 });
             }
             t.meta.put(&mut wtxn, meta_keys::MAGIC, MAGIC)?;
-            t.meta.put(&mut wtxn, meta_keys::FORMAT_VERSION, &FORMAT_VERSION.to_le_bytes())?;
+            t.meta.put(
+                &mut wtxn,
+                meta_keys::FORMAT_VERSION,
+                &FORMAT_VERSION.to_le_bytes(),
+            )?;
             wtxn.commit()?;
         }
         Some(m) if m != MAGIC => {

@@ -48,7 +48,7 @@ fn mismatch(store: &XaeroFlux, reason: String) -> Error {
 }
 
 fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
-    Error::Mmr(e.to_string())
+    Error::from(e)
 }
 
 impl XaeroFlux {
@@ -94,30 +94,41 @@ impl XaeroFlux {
             let id = ev.event.id();
             let found = snap.get(&id)?.map(|s| s.local_seq);
             if found != Some(ev.local_seq) {
-                return Err(mismatch(self, format!(
-                    "event {} at {} is not found by its hash (index says {found:?})",
-                    id.short(),
-                    ev.local_seq
-                )));
+                return Err(mismatch(
+                    self,
+                    format!(
+                        "event {} at {} is not found by its hash (index says {found:?})",
+                        id.short(),
+                        ev.local_seq
+                    ),
+                ));
             }
             let leaf = node.push(&id.0).map_err(mmr_err)?;
             if leaf != ev.local_seq {
-                return Err(mismatch(self, format!("gap in local sequence at {}", ev.local_seq)));
+                return Err(mismatch(
+                    self,
+                    format!("gap in local sequence at {}", ev.local_seq),
+                ));
             }
             let h = ev.event.header;
             let log = match logs.entry((h.group, h.author)) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(Mmr::new(MemStore::new(), 0).map_err(mmr_err)?),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(Mmr::new(MemStore::new(), 0).map_err(mmr_err)?)
+                }
             };
             let seq = log.push(&id.0).map_err(mmr_err)?;
             if seq != h.seq {
-                return Err(mismatch(self, format!(
-                    "log {}/{}: event {} has seq {}, expected {seq}",
-                    h.group.short(),
-                    h.author.short(),
-                    id.short(),
-                    h.seq
-                )));
+                return Err(mismatch(
+                    self,
+                    format!(
+                        "log {}/{}: event {} has seq {}, expected {seq}",
+                        h.group.short(),
+                        h.author.short(),
+                        id.short(),
+                        h.seq
+                    ),
+                ));
             }
             report.events += 1;
             if report.events % 4096 == 0 || report.events == total {
@@ -125,16 +136,30 @@ impl XaeroFlux {
             }
         }
         let stored_root = snap.mmr_root()?;
-        let computed = if node.is_empty() { None } else { Some(node.root().map_err(mmr_err)?) };
+        let computed = if node.is_empty() {
+            None
+        } else {
+            Some(node.root().map_err(mmr_err)?)
+        };
         if stored_root != computed {
-            return Err(mismatch(self, "node mmr root does not match the events".into()));
+            return Err(mismatch(
+                self,
+                "node mmr root does not match the events".into(),
+            ));
         }
         report.mmr_root = computed;
         for ((g, a), mmr) in &logs {
             let stored = snap.log_root(g, a)?;
             let computed = (mmr.leaf_count(), mmr.root().map_err(mmr_err)?);
             if stored != Some(computed) {
-                return Err(mismatch(self, format!("log {}/{} mmr root does not match its events", g.short(), a.short())));
+                return Err(mismatch(
+                    self,
+                    format!(
+                        "log {}/{} mmr root does not match its events",
+                        g.short(),
+                        a.short()
+                    ),
+                ));
             }
             report.logs += 1;
         }
@@ -143,7 +168,8 @@ impl XaeroFlux {
         let mut keys: HashMap<AuthorId, XaeroID> = HashMap::new();
         for item in sh.tables.checkpoints.iter(&rtxn)? {
             let (_, v) = item?;
-            let cp = SignedCheckpoint::decode(v).map_err(|e| mismatch(self, format!("checkpoint: {e}")))?;
+            let cp = SignedCheckpoint::decode(v)
+                .map_err(|e| mismatch(self, format!("checkpoint: {e}")))?;
             let c = cp.checkpoint;
             let key = match keys.entry(c.author) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -152,22 +178,42 @@ impl XaeroFlux {
                         .tables
                         .authors
                         .get(&rtxn, c.author.as_bytes())?
-                        .ok_or_else(|| mismatch(self, format!("no public key for author {}", c.author.short())))?;
-                    v.insert(XaeroID::from_bytes(pk).map_err(|e| mismatch(self, format!("author key: {e}")))?)
+                        .ok_or_else(|| {
+                            mismatch(
+                                self,
+                                format!("no public key for author {}", c.author.short()),
+                            )
+                        })?;
+                    v.insert(
+                        XaeroID::from_bytes(pk)
+                            .map_err(|e| mismatch(self, format!("author key: {e}")))?,
+                    )
                 }
             };
-            cp.verify(key)
-                .map_err(|e| mismatch(self, format!("checkpoint {}/{}@{}: {e}", c.group.short(), c.author.short(), c.length)))?;
+            cp.verify(key).map_err(|e| {
+                mismatch(
+                    self,
+                    format!(
+                        "checkpoint {}/{}@{}: {e}",
+                        c.group.short(),
+                        c.author.short(),
+                        c.length
+                    ),
+                )
+            })?;
             let log = logs
                 .get(&(c.group, c.author))
                 .ok_or_else(|| mismatch(self, "checkpoint of a log with no events".into()))?;
             if log.root_at(c.length).map_err(mmr_err)? != c.root {
-                return Err(mismatch(self, format!(
-                    "checkpoint {}/{}@{} signs a root the events do not produce",
-                    c.group.short(),
-                    c.author.short(),
-                    c.length
-                )));
+                return Err(mismatch(
+                    self,
+                    format!(
+                        "checkpoint {}/{}@{} signs a root the events do not produce",
+                        c.group.short(),
+                        c.author.short(),
+                        c.length
+                    ),
+                ));
             }
             report.checkpoints += 1;
         }

@@ -59,7 +59,10 @@ fn options(dir: &Path) -> Options {
 }
 
 fn open(dir: &Path) -> XaeroFlux {
-    XaeroFlux::builder(dir).options(options(dir)).open().unwrap()
+    XaeroFlux::builder(dir)
+        .options(options(dir))
+        .open()
+        .unwrap()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -77,9 +80,13 @@ fn unhex(s: &str) -> [u8; 32] {
 
 /// Child mode: write, flush every few writes, print what each flush acknowledged.
 fn child(dir: &Path) -> ! {
-    let seed: u64 = std::env::var(SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let mut rng = Rng::new(seed);
-    let flush_every = rng.range(1, 32);
+    // Mostly small batches, sometimes large ones (several Merkle pages per commit).
+    let flush_every = 1u64 << rng.range(0, 9);
     let store = open(dir);
     // One author, one group: the log position is the store's event count.
     let mut seq = store.read().unwrap().event_count().unwrap();
@@ -96,7 +103,7 @@ fn child(dir: &Path) -> ! {
             store.flush().unwrap();
             out.clear();
             for (s, id) in batch.drain(..) {
-                out.push_str(&format!("ack {s} {}\n", hex(&id.0)));
+                out.push_str(&format!("@ack {s} {}\n", hex(&id.0)));
             }
             let mut lock = stdout.lock();
             lock.write_all(out.as_bytes()).unwrap();
@@ -112,9 +119,19 @@ fn crash_loop() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
         child(Path::new(&dir));
     }
-    let cycles: u64 = std::env::var("XAERO_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
-    let rotate: u64 = std::env::var("XAERO_CRASH_ROTATE").ok().and_then(|s| s.parse().ok()).unwrap_or(10).max(1);
-    let seed: u64 = std::env::var(SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_F00D);
+    let cycles: u64 = std::env::var("XAERO_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let rotate: u64 = std::env::var("XAERO_CRASH_ROTATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .max(1);
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_F00D);
     println!("crash_loop: {cycles} cycles, seed {seed}, fresh store every {rotate} cycles");
     let exe = std::env::current_exe().unwrap();
     let mut rng = Rng::new(seed);
@@ -172,7 +189,8 @@ fn crash_loop() {
         };
         let mut acked: Vec<(u64, EventId)> = Vec::new();
         for line in complete.lines() {
-            if let Some(rest) = line.strip_prefix("ack ") {
+            // libtest may print "test crash_loop ... " in front of the first line.
+            if let Some(rest) = line.find("@ack ").map(|i| &line[i + 5..]) {
                 let (s, id) = rest.split_once(' ').unwrap();
                 acked.push((s.parse().unwrap(), EventId(unhex(id))));
             }
@@ -181,26 +199,43 @@ fn crash_loop() {
         let store = XaeroFlux::builder(dir.path())
             .options(options(dir.path()))
             .open()
-            .unwrap_or_else(|e| panic!("cycle {cycle}: reopen failed: {e:?} (child seed {child_seed}, stderr:\n{err})"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cycle {cycle}: reopen failed: {e:?} (child seed {child_seed}, stderr:\n{err})"
+                )
+            });
         let snap = store.read().unwrap();
         let count = snap.event_count().unwrap();
-        assert!(count >= known, "cycle {cycle}: store lost events: {count} < {known}");
+        assert!(
+            count >= known,
+            "cycle {cycle}: store lost events: {count} < {known}"
+        );
         if let Some(root) = known_root {
-            assert_eq!(snap.mmr_root_at(known).unwrap(), root, "cycle {cycle}: history changed");
+            assert_eq!(
+                snap.mmr_root_at(known).unwrap(),
+                root,
+                "cycle {cycle}: history changed"
+            );
         }
         for (s, id) in &acked {
-            let ev = snap
-                .get(id)
-                .unwrap()
-                .unwrap_or_else(|| panic!("cycle {cycle}: acknowledged event seq {s} lost (count {count})"));
+            let ev = snap.get(id).unwrap().unwrap_or_else(|| {
+                panic!("cycle {cycle}: acknowledged event seq {s} lost (count {count})")
+            });
             assert_eq!(ev.local_seq, *s);
             assert_eq!(ev.event.header.seq, *s);
             let (ty, payload) = event_for(*s);
             assert_eq!(ev.event.header.event_type, ty);
-            assert_eq!(ev.event.payload, &payload[..], "cycle {cycle}: payload of seq {s} changed");
+            assert_eq!(
+                ev.event.payload,
+                &payload[..],
+                "cycle {cycle}: payload of seq {s} changed"
+            );
         }
         if let Some((s, _)) = acked.last() {
-            assert!(count > *s, "cycle {cycle}: count {count} but seq {s} acknowledged");
+            assert!(
+                count > *s,
+                "cycle {cycle}: count {count} but seq {s} acknowledged"
+            );
         }
         // Committed but unacknowledged events must be intact too.
         for ev in snap.since(known).unwrap() {
@@ -209,12 +244,17 @@ fn crash_loop() {
             assert_eq!(ev.event.header.author, store.author());
             let (ty, payload) = event_for(ev.local_seq);
             assert_eq!(ev.event.header.event_type, ty);
-            assert_eq!(ev.event.payload, &payload[..], "cycle {cycle}: event {} changed", ev.local_seq);
+            assert_eq!(
+                ev.event.payload,
+                &payload[..],
+                "cycle {cycle}: event {} changed",
+                ev.local_seq
+            );
         }
         drop(snap);
-        let report = store
-            .verify(|_, _| {})
-            .unwrap_or_else(|e| panic!("cycle {cycle}: verify failed: {e:?} (child seed {child_seed})"));
+        let report = store.verify(|_, _| {}).unwrap_or_else(|e| {
+            panic!("cycle {cycle}: verify failed: {e:?} (child seed {child_seed})")
+        });
         assert_eq!(report.events, count);
         assert_eq!(report.mmr_root, store.get_mmr_root().unwrap());
         if count > 0 {

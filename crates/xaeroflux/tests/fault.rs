@@ -44,13 +44,16 @@ fn mmr_size(n: u64) -> u64 {
 
 fn emit(line: &str) {
     let mut o = std::io::stdout().lock();
-    writeln!(o, "{line}").unwrap();
+    // A marker: libtest prints "test name ... " in front of the first line.
+    writeln!(o, "@{line}").unwrap();
     o.flush().unwrap();
 }
 
 fn fiu_run() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("fiu-run")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("fiu-run"))
+        .find(|p| p.is_file())
 }
 
 /// Writes `n` events one flush at a time and prints `ack seq id` for each.
@@ -79,7 +82,10 @@ fn fiu_ctrl(cmd: &str) {
 
 /// Child of the fsync tests: ack `acked` events, then fail syncs and write one more.
 fn fsync_child(dir: &Path, acked: u64) {
-    let store = XaeroFlux::builder(dir).durability(Durability::Batched).open().unwrap();
+    let store = XaeroFlux::builder(dir)
+        .durability(Durability::Batched)
+        .open()
+        .unwrap();
     write_acked(&store, 0, acked);
     fiu_ctrl("enable name=posix/io/sync/*");
     let id = store.write_event(&payload(acked), 300).unwrap();
@@ -96,7 +102,10 @@ fn fsync_child(dir: &Path, acked: u64) {
 
 /// Child of the size-limit test: write and flush until something fails.
 fn fsize_child(dir: &Path) {
-    let store = XaeroFlux::builder(dir).durability(Durability::Batched).open().unwrap();
+    let store = XaeroFlux::builder(dir)
+        .durability(Durability::Batched)
+        .open()
+        .unwrap();
     let mut seq = 0u64;
     let mut batch: Vec<(u64, EventId)> = Vec::new();
     let err = loop {
@@ -125,14 +134,19 @@ fn fsize_child(dir: &Path) {
 }
 
 fn run_child(mut cmd: Command, test: &str, dir: &Path, extra: &[(&str, String)]) -> Output {
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, dir);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir);
     for (k, v) in extra {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "child failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
     out
 }
 
@@ -152,6 +166,9 @@ fn parse(out: &Output) -> ChildReport {
         reason: String::new(),
     };
     for line in s.lines() {
+        let Some(line) = line.find('@').map(|i| &line[i + 1..]) else {
+            continue;
+        };
         if let Some(rest) = line.strip_prefix("ack ") {
             let (seq, id) = rest.split_once(' ').unwrap();
             r.acked.push((seq.parse().unwrap(), unhex(id)));
@@ -163,7 +180,10 @@ fn parse(out: &Output) -> ChildReport {
             r.reason = reason.to_string();
         }
     }
-    assert!(!r.reason.is_empty(), "child did not report the poison:\n{s}");
+    assert!(
+        !r.reason.is_empty(),
+        "child did not report the poison:\n{s}"
+    );
     r
 }
 
@@ -173,10 +193,16 @@ fn check_reopen(dir: &Path, r: &ChildReport) -> u64 {
     let store = XaeroFlux::builder(dir).open().unwrap();
     let count = store.read().unwrap().event_count().unwrap();
     for (seq, id) in &r.acked {
-        let ev = store.get(id).unwrap().unwrap_or_else(|| panic!("acknowledged event {seq} lost"));
+        let ev = store
+            .get(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged event {seq} lost"));
         assert_eq!(ev.header.seq, *seq);
         let p = payload(*seq);
-        assert!(ev.payload == p || ev.payload == p.repeat(2), "payload of {seq} changed");
+        assert!(
+            ev.payload == p || ev.payload == p.repeat(2),
+            "payload of {seq} changed"
+        );
     }
     let report = store.verify(|_, _| {}).unwrap();
     assert_eq!(report.events, count);
@@ -194,7 +220,9 @@ fn fsync_scenario(test: &str, acked: u64, site: &str) {
         return;
     }
     let Some(fiu) = fiu_run() else {
-        println!("SKIPPED {test}: `fiu-run` not found; install it with `apt-get install -y fiu-utils`");
+        println!(
+            "SKIPPED {test}: `fiu-run` not found; install it with `apt-get install -y fiu-utils`"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -202,18 +230,27 @@ fn fsync_scenario(test: &str, acked: u64, site: &str) {
     cmd.arg("-x").arg(std::env::current_exe().unwrap());
     let r = parse(&run_child(cmd, test, dir.path(), &[]));
     assert_eq!(r.acked.len() as u64, acked);
-    assert!(r.reason.contains(site), "expected the {site} sync to fail first, got: {}", r.reason);
+    assert!(
+        r.reason.contains(site),
+        "expected the {site} sync to fail first, got: {}",
+        r.reason
+    );
     // Exactly the acknowledged events: the failed commit left nothing behind.
     assert_eq!(check_reopen(dir.path(), &r), acked);
     let store = XaeroFlux::builder(dir.path()).open().unwrap();
     assert!(store.get(&r.unacked.unwrap()).unwrap().is_none());
-    println!("{test}: {acked} acknowledged events kept; poison reason: {}", r.reason);
+    println!(
+        "{test}: {acked} acknowledged events kept; poison reason: {}",
+        r.reason
+    );
 }
 
 /// A leaf count after which appending one more leaf completes a Merkle page.
 fn leaves_before_page_boundary() -> u64 {
     let npp = NODES_PER_PAGE as u64;
-    (100..).find(|&n| mmr_size(n) / npp < mmr_size(n + 1) / npp).unwrap()
+    (100..)
+        .find(|&n| mmr_size(n) / npp < mmr_size(n + 1) / npp)
+        .unwrap()
 }
 
 #[test]
@@ -228,7 +265,11 @@ fn fsync_failure_in_lmdb_commit_poisons() {
 #[test]
 fn fsync_failure_in_page_file_poisons() {
     // The commit of the next event completes a Merkle page: the page file's sync fails.
-    fsync_scenario("fsync_failure_in_page_file_poisons", leaves_before_page_boundary(), "merkle_index.bin");
+    fsync_scenario(
+        "fsync_failure_in_page_file_poisons",
+        leaves_before_page_boundary(),
+        "merkle_index.bin",
+    );
 }
 
 #[test]
@@ -246,9 +287,15 @@ fn file_size_limit_poisons() {
         .arg(std::env::current_exe().unwrap());
     let r = parse(&run_child(cmd, TEST, dir.path(), &[]));
     let written = r.written.unwrap();
-    assert!(!r.acked.is_empty(), "nothing was acknowledged before the limit");
+    assert!(
+        !r.acked.is_empty(),
+        "nothing was acknowledged before the limit"
+    );
     let count = check_reopen(dir.path(), &r);
-    assert!(count >= r.acked.len() as u64 && count <= written, "{count} stored, {written} written");
+    assert!(
+        count >= r.acked.len() as u64 && count <= written,
+        "{count} stored, {written} written"
+    );
     println!(
         "{TEST}: {} acknowledged, {written} written, {count} stored after reopen; poison reason: {}",
         r.acked.len(),

@@ -38,7 +38,11 @@ fn write_flush_get_reopen_verify() {
     store.flush().unwrap();
     assert_eq!(store.get(&id).unwrap().unwrap().header.seq, 5000);
     let snap = store.read().unwrap();
-    let log: Vec<_> = snap.log(&group, &author, 4990).unwrap().map(|e| e.unwrap().event.header.seq).collect();
+    let log: Vec<_> = snap
+        .log(&group, &author, 4990)
+        .unwrap()
+        .map(|e| e.unwrap().event.header.seq)
+        .collect();
     assert_eq!(log, (4990..=5000).collect::<Vec<_>>());
     let cp = snap.latest_checkpoint(&group, &author).unwrap().unwrap();
     assert_eq!(cp.checkpoint.length, 5001);
@@ -50,10 +54,22 @@ fn write_flush_get_reopen_verify() {
 #[test]
 fn rejects_bad_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = XaeroFlux::builder(dir.path()).durability(Durability::Immediate).open().unwrap();
-    assert!(matches!(store.write_event(b"x", 7), Err(Error::ReservedEventType { event_type: 7 })));
-    assert!(matches!(store.write_event(&[0; 16 * 1024 + 1], 300), Err(Error::PayloadTooLarge { len: 16385, .. })));
-    assert!(matches!(store.write_event(b"", 300), Err(Error::EmptyPayload)));
+    let store = XaeroFlux::builder(dir.path())
+        .durability(Durability::Immediate)
+        .open()
+        .unwrap();
+    assert!(matches!(
+        store.write_event(b"x", 7),
+        Err(Error::ReservedEventType { event_type: 7 })
+    ));
+    assert!(matches!(
+        store.write_event(&[0; 16 * 1024 + 1], 300),
+        Err(Error::PayloadTooLarge { len: 16385, .. })
+    ));
+    assert!(matches!(
+        store.write_event(b"", 300),
+        Err(Error::EmptyPayload)
+    ));
     let id = store.write_event(&[1; 16 * 1024], 300).unwrap();
     // Immediate durability: already committed.
     assert!(store.get(&id).unwrap().is_some());

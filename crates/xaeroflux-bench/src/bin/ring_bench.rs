@@ -110,6 +110,18 @@ struct Ev<const P: usize> {
 }
 
 fn bench_disruptor<const P: usize>(n: u64, capacity: usize) -> (Duration, Vec<u64>) {
+    bench_disruptor_with::<P, _>(n, capacity, Yield)
+}
+
+/// Reference only: the crate's spinning strategy (what its own benchmarks use).
+fn bench_disruptor_spin<const P: usize>(n: u64, capacity: usize) -> (Duration, Vec<u64>) {
+    bench_disruptor_with::<P, _>(n, capacity, disruptor::BusySpinWithSpinLoopHint)
+}
+
+fn bench_disruptor_with<const P: usize, W>(n: u64, capacity: usize, wait: W) -> (Duration, Vec<u64>)
+where
+    W: disruptor::wait_strategies::WaitStrategy + 'static,
+{
     use disruptor::Producer;
     let sums: Arc<[AtomicU64; READERS]> = Arc::new(Default::default());
     let handler = |k: usize| {
@@ -122,7 +134,7 @@ fn bench_disruptor<const P: usize>(n: u64, capacity: usize) -> (Duration, Vec<u6
             }
         }
     };
-    let mut producer = disruptor::build_single_producer(capacity, || Ev { data: [0u8; P] }, Yield)
+    let mut producer = disruptor::build_single_producer(capacity, || Ev { data: [0u8; P] }, wait)
         .handle_events_with(handler(0))
         .handle_events_with(handler(1))
         .handle_events_with(handler(2))
@@ -183,9 +195,10 @@ struct Row {
 
 fn run<const P: usize>(args: &Args, rows: &mut Vec<Row>) {
     let want = expected(args.events);
-    let benches: [(&'static str, BenchFn); 3] = [
+    let benches: [(&'static str, BenchFn); 4] = [
         ("xaeroflux Ring", bench_ring::<P>),
         ("disruptor 4", bench_disruptor::<P>),
+        ("disruptor 4 (spin)", bench_disruptor_spin::<P>),
         ("crossbeam fan-out", bench_crossbeam::<P>),
     ];
     for (name, f) in benches {
@@ -205,11 +218,15 @@ fn main() {
         "1 writer -> {READERS} readers, {} events, capacity {}",
         args.events, args.capacity
     );
+    println!(
+        "disruptor 4: yielding consumers (same policy as ours); \
+         disruptor 4 (spin): BusySpinWithSpinLoopHint, reference only"
+    );
     let mut rows = Vec::new();
     run::<64>(&args, &mut rows);
     run::<1024>(&args, &mut rows);
     println!(
-        "{:<18} {:>8} {:>12} {:>14} {:>14}",
+        "{:<20} {:>8} {:>12} {:>14} {:>14}",
         "impl", "payload", "events/s (M)", "vs disruptor", "vs crossbeam"
     );
     for row in &rows {
@@ -219,7 +236,7 @@ fn main() {
                 .map_or(f64::NAN, |r| r.mevs)
         };
         println!(
-            "{:<18} {:>7}B {:>12.2} {:>13.2}x {:>13.2}x",
+            "{:<20} {:>7}B {:>12.2} {:>13.2}x {:>13.2}x",
             row.name,
             row.payload,
             row.mevs,

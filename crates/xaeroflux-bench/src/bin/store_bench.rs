@@ -86,16 +86,20 @@ fn ours(dir: &Path, n: u64, size: usize) -> Duration {
 }
 
 fn raw_env(dir: &Path) -> (heed::Env, Database<'static, Bytes, Bytes>) {
+    raw_env_named(dir, "events")
+}
+
+fn raw_env_named(dir: &Path, name: &str) -> (heed::Env, Database<'static, Bytes, Bytes>) {
     std::fs::create_dir_all(dir).unwrap();
     let mut opts = EnvOpenOptions::new();
-    opts.map_size(64 << 30).max_dbs(1);
+    opts.map_size(64 << 30).max_dbs(2);
     // SAFETY: a fresh directory used by this process only, opened once.
     let env = unsafe { opts.open(dir) }.unwrap();
     let wtxn = env.write_txn().unwrap();
     let db = match env
         .create_databases_and_commit(wtxn, |opener, wtxn| {
             Ok::<_, heed::Error>(CommitOrAbort::Commit(
-                opener.create_database::<Bytes, Bytes>(wtxn, Some("events"))?,
+                opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?,
             ))
         })
         .unwrap()
@@ -125,6 +129,57 @@ fn raw_heed(dir: &Path, n: u64, size: usize, by_hash: bool) -> Duration {
             i += 1;
         }
         wtxn.commit().unwrap();
+    }
+    let d = t.elapsed();
+    env.prepare_for_closing().wait();
+    d
+}
+
+/// (b) plus what the engine adds on top of it for lookups by id: a BLAKE3 id per event and
+/// an id -> seq table filled in sorted chunks of `HASH_CHUNK` ids (the engine's design).
+fn raw_seq_with_hash_index(dir: &Path, n: u64, size: usize) -> Duration {
+    const HASH_CHUNK: usize = 65_536;
+    let (env, db) = raw_env(dir);
+    let wtxn = env.write_txn().unwrap();
+    let hashes: Database<'static, Bytes, Bytes> = match env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            Ok::<_, heed::Error>(CommitOrAbort::Commit(
+                opener.create_database::<Bytes, Bytes>(wtxn, Some("hashes"))?,
+            ))
+        })
+        .unwrap()
+    {
+        CommitOrAbort::Commit(db) => db,
+        CommitOrAbort::Abort(()) => unreachable!(),
+    };
+    let mut p = payload_template(size);
+    let mut pending: Vec<([u8; 32], u64)> = Vec::with_capacity(HASH_CHUNK);
+    let flush_index = |pending: &mut Vec<([u8; 32], u64)>| {
+        pending.sort_unstable();
+        let mut wtxn = env.write_txn().unwrap();
+        for (id, seq) in pending.drain(..) {
+            hashes.put(&mut wtxn, &id, &seq.to_be_bytes()).unwrap();
+        }
+        wtxn.commit().unwrap();
+    };
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let mut wtxn = env.write_txn().unwrap();
+        for _ in 0..PER_COMMIT.min(n - i) {
+            fill(&mut p, i);
+            pending.push((*blake3::hash(&p).as_bytes(), i));
+            db.put_with_flags(&mut wtxn, PutFlags::APPEND, &i.to_be_bytes(), &p)
+                .unwrap();
+            i += 1;
+        }
+        wtxn.commit().unwrap();
+        if pending.len() >= HASH_CHUNK {
+            flush_index(&mut pending);
+        }
+    }
+    if !pending.is_empty() {
+        flush_index(&mut pending);
     }
     let d = t.elapsed();
     env.prepare_for_closing().wait();
@@ -193,12 +248,18 @@ fn open_child(dir: &Path) {
     }
     let gets = t.elapsed();
     assert!(bytes > 0);
+    // One checkpoint is signed per group commit: events per commit of the write run.
+    let t = Instant::now();
+    let report = store.verify(|_, _| {}).unwrap();
+    let verify = t.elapsed();
     println!(
-        "{} {} {} {}",
+        "{} {} {} {} {} {}",
         open.as_micros(),
         rss,
         rss_before,
-        rate(ids.len() as u64, gets)
+        rate(ids.len() as u64, gets),
+        report.checkpoints,
+        verify.as_millis()
     );
 }
 
@@ -247,6 +308,10 @@ fn main() {
         let t_seq = rate(n, raw_heed(&d, n, size, false));
         std::fs::remove_dir_all(&d).unwrap();
         eprintln!("  raw-seq {size} B: {t_seq:.0}/s");
+        let d = root.path().join(format!("seqidx-{size}"));
+        let t_seqidx = rate(n, raw_seq_with_hash_index(&d, n, size));
+        std::fs::remove_dir_all(&d).unwrap();
+        eprintln!("  raw-seq+index {size} B: {t_seqidx:.0}/s");
         let d = root.path().join(format!("file-{size}"));
         let t_file = rate(n, plain_file(&d, n, size));
         std::fs::remove_dir_all(&d).unwrap();
@@ -255,6 +320,10 @@ fn main() {
             ("xaeroflux write_event+flush", t_ours),
             ("(a) heed, BLAKE3 key", t_hash),
             ("(b) heed, u64 key APPEND", t_seq),
+            (
+                "(b') (b) + BLAKE3 id, id index in sorted 64k chunks",
+                t_seqidx,
+            ),
             ("(c) file + fdatasync", t_file),
         ] {
             rows.push((name.to_string(), size, r, r / t_seq, r / t_file));
@@ -268,13 +337,18 @@ fn main() {
     }
     if let Some(rep) = open_report {
         let f: Vec<&str> = rep.split_whitespace().collect();
-        if let [open_us, rss, rss_before, gets] = f[..] {
+        if let [open_us, rss, rss_before, gets, commits, verify_ms] = f[..] {
             let open_ms = open_us.parse::<f64>().unwrap_or(0.0) / 1000.0;
             println!();
             println!(
                 "{n}-event store (64 B): open {open_ms:.1} ms (page cache warm), VmRSS after open {rss} KiB \
                  (before open {rss_before} KiB), random get(id): {:.0}/s (100k ids)",
                 gets.parse::<f64>().unwrap_or(0.0)
+            );
+            let commits: f64 = commits.parse().unwrap_or(0.0);
+            println!(
+                "write run: {commits} group commits ({:.0} events/commit); verify() of the store: {verify_ms} ms",
+                n as f64 / commits.max(1.0)
             );
         }
     }

@@ -31,10 +31,17 @@ impl HashIndex {
         let rtxn = env.read_txn()?;
         let mark = meta_u64(t, &rtxn, meta_keys::HASH_MARK)?;
         let mut recent = HashMap::new();
-        for item in t.events.range(&rtxn, &(std::ops::Bound::Included(&be(mark)[..]), std::ops::Bound::Unbounded))? {
+        for item in t.events.range(
+            &rtxn,
+            &(
+                std::ops::Bound::Included(&be(mark)[..]),
+                std::ops::Bound::Unbounded,
+            ),
+        )? {
             let (k, v) = item?;
             let local_seq = from_be(k).ok_or_else(|| Error::Mmr("bad events key".into()))?;
-            let ev = EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?;
+            let ev =
+                EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?;
             recent.insert(ev.id(), local_seq);
         }
         Ok(HashIndex {
@@ -44,7 +51,12 @@ impl HashIndex {
 
     /// Local sequence of `id`, if stored.
     pub(crate) fn lookup(&self, env: &Env0, t: &Tables, id: &EventId) -> Result<Option<u64>> {
-        if let Some(s) = self.recent.read().unwrap_or_else(|p| p.into_inner()).get(id) {
+        if let Some(s) = self
+            .recent
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
             return Ok(Some(*s));
         }
         let rtxn = env.read_txn()?;
@@ -67,7 +79,10 @@ impl HashIndex {
     pub(crate) fn flush(&self, env: &Env0, t: &Tables, upto: u64) -> Result<()> {
         let mut chunk: Vec<(EventId, u64)> = {
             let m = self.recent.read().unwrap_or_else(|p| p.into_inner());
-            m.iter().filter(|(_, s)| **s < upto).map(|(k, v)| (*k, *v)).collect()
+            m.iter()
+                .filter(|(_, s)| **s < upto)
+                .map(|(k, v)| (*k, *v))
+                .collect()
         };
         if chunk.is_empty() {
             return Ok(());
@@ -77,7 +92,8 @@ impl HashIndex {
         for (id, seq) in &chunk {
             t.hashes.put(&mut wtxn, id.as_bytes(), &be(*seq))?;
         }
-        t.meta.put(&mut wtxn, meta_keys::HASH_MARK, &upto.to_le_bytes())?;
+        t.meta
+            .put(&mut wtxn, meta_keys::HASH_MARK, &upto.to_le_bytes())?;
         wtxn.commit()?;
         let mut m = self.recent.write().unwrap_or_else(|p| p.into_inner());
         for (id, _) in &chunk {

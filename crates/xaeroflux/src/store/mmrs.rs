@@ -75,7 +75,10 @@ impl MmrState {
                 h
             })
             .collect();
-        if full_pages.checked_mul(NPP).and_then(|n| n.checked_add(tail.len() as u64)) != Some(size)
+        if full_pages
+            .checked_mul(NPP)
+            .and_then(|n| n.checked_add(tail.len() as u64))
+            != Some(size)
             || tail.len() as u64 >= NPP
         {
             return Err(corrupt("tail does not match size"));
@@ -88,7 +91,12 @@ impl MmrState {
     }
 
     /// Reads the committed state of `mmr_id` (empty if absent).
-    pub(crate) fn load(t: &Tables, txn: &RoTxn<'_>, mmr_id: u64, path: &std::path::Path) -> Result<Self> {
+    pub(crate) fn load(
+        t: &Tables,
+        txn: &RoTxn<'_>,
+        mmr_id: u64,
+        path: &std::path::Path,
+    ) -> Result<Self> {
         match t.mmrs.get(txn, &be(mmr_id))? {
             Some(b) => Self::decode(mmr_id, b, path),
             None => Ok(MmrState::default()),
@@ -97,7 +105,13 @@ impl MmrState {
 }
 
 /// Looks up the page-file index of page `page_no` of `mmr_id` and reads a node from it.
-fn read_paged(t: &Tables, txn: &RoTxn<'_>, file: &PageFile, mmr_id: u64, pos: u64) -> Result<Hash32> {
+fn read_paged(
+    t: &Tables,
+    txn: &RoTxn<'_>,
+    file: &PageFile,
+    mmr_id: u64,
+    pos: u64,
+) -> Result<Hash32> {
     let page_no = pos / NPP;
     let index = t
         .pages
@@ -151,7 +165,7 @@ pub(crate) fn snapshot_mmr<'a, 't>(
         mmr_id,
         state,
     };
-    Mmr::new(nodes, size).map_err(|e| Error::Mmr(e.to_string()))
+    Mmr::new(nodes, size).map_err(Error::from)
 }
 
 /// The writer's node store of one MMR: committed pages, new full pages, and the tail.
@@ -168,7 +182,12 @@ pub(crate) struct PagedNodes {
 
 impl PagedNodes {
     /// Loads the writer's view of `mmr_id` from the committed state.
-    pub(crate) fn load(t: &Tables, txn: &RoTxn<'_>, file: Arc<PageFile>, mmr_id: u64) -> Result<(Self, u64)> {
+    pub(crate) fn load(
+        t: &Tables,
+        txn: &RoTxn<'_>,
+        file: Arc<PageFile>,
+        mmr_id: u64,
+    ) -> Result<(Self, u64)> {
         let state = MmrState::load(t, txn, mmr_id, file.path())?;
         let mut pages = Vec::with_capacity(state.full_pages as usize);
         for page_no in 0..state.full_pages {
@@ -200,10 +219,21 @@ impl PagedNodes {
 
     /// Stages this MMR's changes: appends its new pages to `page_buf` (they will be
     /// written at page indexes `*next_page..`), and records pages and state in `wtxn`.
-    pub(crate) fn stage(&mut self, t: &Tables, wtxn: &mut RwTxn<'_>, page_buf: &mut Vec<u8>, next_page: &mut u64, scratch: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn stage(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        page_buf: &mut Vec<u8>,
+        next_page: &mut u64,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
         for (i, page) in self.new_pages.iter().enumerate() {
             let page_no = (self.pages.len() + i) as u64;
-            t.pages.put(wtxn, &page_key(self.mmr_id, page_no), &be(*next_page + i as u64))?;
+            t.pages.put(
+                wtxn,
+                &page_key(self.mmr_id, page_no),
+                &be(*next_page + i as u64),
+            )?;
             page_buf.extend_from_slice(&page[..]);
         }
         let full_pages = (self.pages.len() + self.new_pages.len()) as u64;
@@ -236,7 +266,12 @@ impl MmrStore for PagedNodes {
             let page_no = pos / NPP;
             return self
                 .file
-                .read_node(self.pages[page_no as usize], self.mmr_id, page_no * NPP, (pos % NPP) as usize)
+                .read_node(
+                    self.pages[page_no as usize],
+                    self.mmr_id,
+                    page_no * NPP,
+                    (pos % NPP) as usize,
+                )
                 .map(Some);
         }
         let flushed = self.flushed_nodes();

@@ -98,7 +98,13 @@ impl PageFile {
 
     /// Reads node `slot` of the page at `index`, checking that the page is valid and
     /// belongs to `mmr_id` starting at `first_pos`.
-    pub(crate) fn read_node(&self, index: u64, mmr_id: u64, first_pos: u64, slot: usize) -> Result<Hash32> {
+    pub(crate) fn read_node(
+        &self,
+        index: u64,
+        mmr_id: u64,
+        first_pos: u64,
+        slot: usize,
+    ) -> Result<Hash32> {
         let start = usize::try_from(index)
             .ok()
             .and_then(|i| i.checked_mul(PAGE_SIZE))

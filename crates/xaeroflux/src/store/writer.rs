@@ -84,7 +84,7 @@ pub(crate) struct Writer {
 }
 
 fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
-    Error::Mmr(e.to_string())
+    Error::from(e)
 }
 
 fn type_key(g: &GroupId, ty: u32, hlc: Hlc, local: u64) -> [u8; 52] {
@@ -187,14 +187,22 @@ impl Writer {
     /// Moves everything the rings hold (up to the commit caps) into `pending`.
     fn drain(&mut self) -> usize {
         let policy = self.shared.opts.commit;
-        let groups = self.shared.groups.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let groups = self
+            .shared
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let author = self.shared.author;
         let shared_groups = &self.shared.groups;
         let started = Instant::now();
         let mut total = 0;
         loop {
             let room = policy.max_events.saturating_sub(self.pending.len());
-            if room == 0 || self.arena.len() >= policy.max_bytes || started.elapsed() >= policy.max_delay {
+            if room == 0
+                || self.arena.len() >= policy.max_bytes
+                || started.elapsed() >= policy.max_delay
+            {
                 break;
             }
             let (pending, arena) = (&mut self.pending, &mut self.arena);
@@ -269,7 +277,9 @@ impl Writer {
         }
         self.shared.progress.cv.notify_all();
         if self.shared.hashes.pending() >= self.shared.opts.hash_index_chunk {
-            self.shared.hashes.flush(&self.shared.env, &self.shared.tables, self.next_local)?;
+            self.shared
+                .hashes
+                .flush(&self.shared.env, &self.shared.tables, self.next_local)?;
         }
         Ok(())
     }
@@ -287,10 +297,23 @@ impl Writer {
             self.enc.clear();
             encode_into(h, payload, &mut self.enc);
             let id = EventId(*blake3::hash(&self.enc).as_bytes());
-            t.events.put_with_flags(&mut wtxn, PutFlags::APPEND, &be(local), &self.enc)?;
-            t.logs.put(&mut wtxn, &log_key(&h.group.0, &h.author.0, h.seq), &be(local))?;
-            t.types.put(&mut wtxn, &type_key(&h.group, h.event_type, h.hlc, local), &[])?;
-            t.times.put(&mut wtxn, &time_key(&h.group, h.hlc, &h.author, h.seq), &be(local))?;
+            t.events
+                .put_with_flags(&mut wtxn, PutFlags::APPEND, &be(local), &self.enc)?;
+            t.logs.put(
+                &mut wtxn,
+                &log_key(&h.group.0, &h.author.0, h.seq),
+                &be(local),
+            )?;
+            t.types.put(
+                &mut wtxn,
+                &type_key(&h.group, h.event_type, h.hlc, local),
+                &[],
+            )?;
+            t.times.put(
+                &mut wtxn,
+                &time_key(&h.group, h.hlc, &h.author, h.seq),
+                &be(local),
+            )?;
             let leaf = self.node.push(&id.0).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);
@@ -326,7 +349,11 @@ impl Writer {
                 hlc: *hlc,
             }
             .sign(&shared.keypair);
-            t.checkpoints.put(&mut wtxn, &log_key(&group.0, &author.0, cp.checkpoint.length), &cp.encode())?;
+            t.checkpoints.put(
+                &mut wtxn,
+                &log_key(&group.0, &author.0, cp.checkpoint.length),
+                &cp.encode(),
+            )?;
         }
         // Stage the node MMR and every touched log MMR: pages to the file, state to LMDB.
         self.page_buf.clear();
@@ -334,20 +361,38 @@ impl Writer {
         let mut next_page = first_page;
         let mut staged: Vec<(Option<LogKey>, u64)> = Vec::with_capacity(touched.len() + 1);
         staged.push((None, next_page));
-        self.node
-            .store_mut()
-            .stage(t, &mut wtxn, &mut self.page_buf, &mut next_page, &mut self.scratch)?;
+        self.node.store_mut().stage(
+            t,
+            &mut wtxn,
+            &mut self.page_buf,
+            &mut next_page,
+            &mut self.scratch,
+        )?;
         for (key, _) in &touched {
             staged.push((Some(*key), next_page));
-            let (_, mmr) = self.logs.get_mut(key).ok_or_else(|| Error::Mmr("log vanished".into()))?;
-            mmr.store_mut()
-                .stage(t, &mut wtxn, &mut self.page_buf, &mut next_page, &mut self.scratch)?;
+            let (_, mmr) = self
+                .logs
+                .get_mut(key)
+                .ok_or_else(|| Error::Mmr("log vanished".into()))?;
+            mmr.store_mut().stage(
+                t,
+                &mut wtxn,
+                &mut self.page_buf,
+                &mut next_page,
+                &mut self.scratch,
+            )?;
         }
         let sync = shared.opts.durability != Durability::None;
         shared.pages.write_pages(first_page, &self.page_buf, sync)?;
-        t.meta.put(&mut wtxn, meta_keys::PAGE_COUNT, &next_page.to_le_bytes())?;
-        t.meta.put(&mut wtxn, meta_keys::NEXT_MMR_ID, &self.next_mmr_id.to_le_bytes())?;
-        t.meta.put(&mut wtxn, meta_keys::MAX_HLC, &self.max_hlc.to_le_bytes())?;
+        t.meta
+            .put(&mut wtxn, meta_keys::PAGE_COUNT, &next_page.to_le_bytes())?;
+        t.meta.put(
+            &mut wtxn,
+            meta_keys::NEXT_MMR_ID,
+            &self.next_mmr_id.to_le_bytes(),
+        )?;
+        t.meta
+            .put(&mut wtxn, meta_keys::MAX_HLC, &self.max_hlc.to_le_bytes())?;
         wtxn.commit()?;
         // The commit is durable (or, with Durability::None, handed to the OS).
         for (key, first) in staged {
@@ -418,7 +463,11 @@ impl Writer {
         let size = size.div_ceil(page) * page;
         // Readers hold the gate shared for the life of their transaction; taking it
         // exclusively guarantees no transaction of this process is active.
-        let _gate = self.shared.resize_gate.write().unwrap_or_else(|p| p.into_inner());
+        let _gate = self
+            .shared
+            .resize_gate
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         tracing::debug!(size, "growing lmdb map");
         // SAFETY: no transaction of this process is active (gate held exclusively, and
         // the writer has none open between batches).
