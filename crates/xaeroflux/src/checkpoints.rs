@@ -69,6 +69,13 @@ impl XaeroFlux {
             }
         };
         wtxn.commit()?;
+        if matches!(outcome, CheckpointOutcome::Fork { .. }) {
+            sh.system.publish(crate::system::SystemEvent::ForkDetected {
+                group: c.group,
+                author: c.author,
+                length: c.length,
+            });
+        }
         Ok(outcome)
     }
 

@@ -21,6 +21,8 @@ use crate::store::hash_index::HashIndex;
 use crate::store::pagefile::PageFile;
 use crate::store::writer::{Watermark, Writer};
 use crate::store::{Env0, Tables, log_prefix, meta_keys, meta_u64, open_env};
+use crate::subscribe::Committed;
+use crate::system::{SystemBus, SystemEvent};
 
 /// State shared by the API and the storage writer thread.
 pub(crate) struct Shared {
@@ -38,6 +40,10 @@ pub(crate) struct Shared {
     pub opts: Options,
     /// Held shared by every read transaction, exclusively while the map is resized.
     pub resize_gate: RwLock<()>,
+    /// The committed watermark (the committed stream).
+    pub committed: Committed,
+    /// System events.
+    pub system: SystemBus,
 }
 
 /// Write tickets and per-group log positions, assigned together (see `write_inner`).
@@ -171,7 +177,7 @@ impl XaeroFlux {
         };
         let author = AuthorId(*keypair.id().as_bytes());
         let (env, tables) = open_env(&dir, opts.initial_map_size, opts.durability)?;
-        let (page_count, groups, default_group, max_hlc, next_seq) = {
+        let (page_count, groups, default_group, max_hlc, next_seq, next_local) = {
             let mut wtxn = env.write_txn()?;
             let t = &tables;
             if t.authors.get(&wtxn, author.as_bytes())?.is_none() {
@@ -208,10 +214,21 @@ impl XaeroFlux {
             for g in &groups {
                 next_seq.push(log_len(t, &wtxn, g, &author)?);
             }
+            let next_local = match t.events.last(&wtxn)? {
+                Some((k, _)) => crate::store::from_be(k).map_or(0, |s| s + 1),
+                None => 0,
+            };
             let page_count = meta_u64(t, &wtxn, meta_keys::PAGE_COUNT)?;
             let max_hlc = meta_u64(t, &wtxn, meta_keys::MAX_HLC)?;
             wtxn.commit()?;
-            (page_count, groups, default_group, max_hlc, next_seq)
+            (
+                page_count,
+                groups,
+                default_group,
+                max_hlc,
+                next_seq,
+                next_local,
+            )
         };
         let pages = Arc::new(PageFile::open(&opts.page_path(), page_count)?);
         let hashes = HashIndex::open(&env, &tables)?;
@@ -234,7 +251,12 @@ impl XaeroFlux {
             keypair,
             opts,
             resize_gate: RwLock::new(()),
+            committed: Committed::new(next_local),
+            system: SystemBus::new(),
         });
+        shared
+            .system
+            .publish(SystemEvent::StoreOpened { events: next_local });
         let writer = Writer::open(shared.clone(), reader, 0)?;
         let handle = std::thread::Builder::new()
             .name("xaeroflux-writer".into())
@@ -256,6 +278,10 @@ impl XaeroFlux {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// This node's author id (the BLAKE3 id of its XaeroID).
@@ -431,6 +457,9 @@ impl XaeroFlux {
             self.shared.env.force_sync()?;
             self.shared.pages.sync()?;
         }
+        self.shared.system.publish(SystemEvent::FlushCompleted {
+            committed: self.shared.committed.get(),
+        });
         Ok(())
     }
 
@@ -470,6 +499,9 @@ impl XaeroFlux {
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
         }
+        // Let blocked subscribers see the end of the stream.
+        self.shared.committed.wake();
+        self.shared.system.wake();
     }
 }
 

@@ -27,6 +27,8 @@ mod error;
 mod options;
 mod read;
 mod store;
+mod subscribe;
+mod system;
 mod verify;
 
 pub use checkpoints::CheckpointOutcome;
@@ -35,6 +37,10 @@ pub use error::{Error, Result};
 pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
 pub use read::{Snapshot, StoredEvent, event_leaf_hash};
 pub use store::FORMAT_VERSION;
+pub use subscribe::{
+    CommittedEvent, Filter, NextEvent, Observable, READ_AHEAD, Start, Subscription,
+};
+pub use system::{SYSTEM_QUEUE, SystemEvent, SystemSubscription};
 pub use verify::{Stats, VerifyReport};
 pub use xaeroflux_core::mmr::MerkleProof;
 pub use xaeroflux_core::{

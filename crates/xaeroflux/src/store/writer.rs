@@ -159,6 +159,11 @@ impl Writer {
         if let Err(e) = result {
             tracing::error!(error = %e, "storage writer failed; store poisoned");
             p.poison = Some(error_chain(&e));
+            self.shared
+                .system
+                .publish(crate::system::SystemEvent::WriterFailed {
+                    reason: error_chain(&e),
+                });
             self.shared.poisoned.store(true, Ordering::Release);
         }
         p.stopped = true;
@@ -270,6 +275,11 @@ impl Writer {
         }
         self.next_ticket += n as u64;
         self.shared.hashes.insert_committed(&ids);
+        // Post-commit hook: the committed stream (subscriptions, later sync and the
+        // vector indexer) sees the batch only now that it is durable. It moves before
+        // the durable watermark, so a subscriber polled after `flush()` returns sees
+        // everything that flush covered.
+        self.shared.committed.publish(self.next_local);
         {
             let mut p = self.shared.progress.lock();
             p.durable_ticket = self.next_ticket;
