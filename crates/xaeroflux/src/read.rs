@@ -214,7 +214,7 @@ impl<'a> Snapshot<'a> {
         mmr.root_at(leaf_count).map_err(Error::from)
     }
 
-    fn log_mmr_id(&self, group: &GroupId, author: &AuthorId) -> Result<Option<u64>> {
+    pub(crate) fn log_mmr_id(&self, group: &GroupId, author: &AuthorId) -> Result<Option<u64>> {
         Ok(self
             .shared
             .tables

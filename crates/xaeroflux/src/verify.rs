@@ -9,6 +9,7 @@ use xaeroid::XaeroID;
 
 use crate::engine::XaeroFlux;
 use crate::error::{Error, Result};
+use crate::store::mmrs::{NODE_MMR_ID, for_each_stored_node};
 
 /// What `stats()` reports.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +37,8 @@ pub struct VerifyReport {
     pub logs: u64,
     /// Checkpoint signatures verified.
     pub checkpoints: u64,
+    /// Stored MMR nodes compared with the recomputed trees.
+    pub nodes: u64,
     /// The node-wide MMR root that was recomputed and matched.
     pub mmr_root: Option<[u8; 32]>,
 }
@@ -165,6 +168,38 @@ impl XaeroFlux {
         }
         let sh = self.shared();
         let rtxn = sh.env.read_txn()?;
+        // Every stored node (full pages and tails) must equal the recomputed one: a root
+        // check alone would miss damage to interior nodes that only proofs read.
+        let mut check_nodes = |mmr_id: u64, name: &str, expected: &[[u8; 32]]| -> Result<()> {
+            let size = for_each_stored_node(&sh.tables, &rtxn, &sh.pages, mmr_id, |pos, node| {
+                match expected.get(pos as usize) {
+                    Some(e) if e == node => Ok(()),
+                    _ => Err(mismatch(
+                        self,
+                        format!("{name}: stored node {pos} differs from the recomputed tree"),
+                    )),
+                }
+            })?;
+            if size != expected.len() as u64 {
+                return Err(mismatch(
+                    self,
+                    format!("{name}: {size} nodes stored, {} recomputed", expected.len()),
+                ));
+            }
+            report.nodes += size;
+            Ok(())
+        };
+        check_nodes(NODE_MMR_ID, "node mmr", node.store().nodes())?;
+        for ((g, a), mmr) in &logs {
+            let id = snap.log_mmr_id(g, a)?.ok_or_else(|| {
+                mismatch(self, format!("log {}/{} has no mmr", g.short(), a.short()))
+            })?;
+            check_nodes(
+                id,
+                &format!("log {}/{} mmr", g.short(), a.short()),
+                mmr.store().nodes(),
+            )?;
+        }
         let mut keys: HashMap<AuthorId, XaeroID> = HashMap::new();
         for item in sh.tables.checkpoints.iter(&rtxn)? {
             let (_, v) = item?;

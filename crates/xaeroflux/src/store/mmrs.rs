@@ -104,6 +104,23 @@ impl MmrState {
     }
 }
 
+/// The page-file index of page `page_no` of `mmr_id`, as recorded in `txn`.
+fn page_index(
+    t: &Tables,
+    txn: &RoTxn<'_>,
+    file: &PageFile,
+    mmr_id: u64,
+    page_no: u64,
+) -> Result<u64> {
+    t.pages
+        .get(txn, &page_key(mmr_id, page_no))?
+        .and_then(from_be)
+        .ok_or_else(|| Error::Corrupt {
+            path: file.path().to_path_buf(),
+            reason: format!("mmr {mmr_id} page {page_no} is not recorded"),
+        })
+}
+
 /// Looks up the page-file index of page `page_no` of `mmr_id` and reads a node from it.
 fn read_paged(
     t: &Tables,
@@ -113,14 +130,7 @@ fn read_paged(
     pos: u64,
 ) -> Result<Hash32> {
     let page_no = pos / NPP;
-    let index = t
-        .pages
-        .get(txn, &page_key(mmr_id, page_no))?
-        .and_then(from_be)
-        .ok_or_else(|| Error::Corrupt {
-            path: file.path().to_path_buf(),
-            reason: format!("mmr {mmr_id} page {page_no} is not recorded"),
-        })?;
+    let index = page_index(t, txn, file, mmr_id, page_no)?;
     file.read_node(index, mmr_id, page_no * NPP, (pos % NPP) as usize)
 }
 
@@ -191,15 +201,7 @@ impl PagedNodes {
         let state = MmrState::load(t, txn, mmr_id, file.path())?;
         let mut pages = Vec::with_capacity(state.full_pages as usize);
         for page_no in 0..state.full_pages {
-            let idx = t
-                .pages
-                .get(txn, &page_key(mmr_id, page_no))?
-                .and_then(from_be)
-                .ok_or_else(|| Error::Corrupt {
-                    path: file.path().to_path_buf(),
-                    reason: format!("mmr {mmr_id} page {page_no} is not recorded"),
-                })?;
-            pages.push(idx);
+            pages.push(page_index(t, txn, &file, mmr_id, page_no)?);
         }
         Ok((
             PagedNodes {
@@ -301,4 +303,30 @@ impl MmrStore for PagedNodes {
         }
         Ok(())
     }
+}
+
+/// Calls `f(pos, node)` for every stored node of `mmr_id` as of `txn`, reading each full
+/// page once (checksum verified) and then the tail. Returns the MMR size.
+pub(crate) fn for_each_stored_node(
+    t: &Tables,
+    txn: &RoTxn<'_>,
+    file: &PageFile,
+    mmr_id: u64,
+    mut f: impl FnMut(u64, &Hash32) -> Result<()>,
+) -> Result<u64> {
+    let state = MmrState::load(t, txn, mmr_id, file.path())?;
+    for page_no in 0..state.full_pages {
+        let index = page_index(t, txn, file, mmr_id, page_no)?;
+        file.with_page(index, mmr_id, page_no * NPP, |nodes| {
+            for (i, n) in nodes.iter().enumerate() {
+                f(page_no * NPP + i as u64, n)?;
+            }
+            Ok(())
+        })?;
+    }
+    let paged = state.full_pages * NPP;
+    for (i, n) in state.tail.iter().enumerate() {
+        f(paged + i as u64, n)?;
+    }
+    Ok(state.size)
 }

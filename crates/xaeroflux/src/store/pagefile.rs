@@ -105,6 +105,23 @@ impl PageFile {
         first_pos: u64,
         slot: usize,
     ) -> Result<Hash32> {
+        self.with_page(index, mmr_id, first_pos, |nodes| {
+            nodes
+                .get(slot)
+                .copied()
+                .ok_or_else(|| self.corrupt(format!("page {index} has no node in slot {slot}")))
+        })
+    }
+
+    /// Calls `f` with the nodes of the page at `index` after checking its checksum and
+    /// that it belongs to `mmr_id` starting at `first_pos`.
+    pub(crate) fn with_page<R>(
+        &self,
+        index: u64,
+        mmr_id: u64,
+        first_pos: u64,
+        f: impl FnOnce(&[Hash32]) -> Result<R>,
+    ) -> Result<R> {
         let start = usize::try_from(index)
             .ok()
             .and_then(|i| i.checked_mul(PAGE_SIZE))
@@ -122,9 +139,7 @@ impl PageFile {
                             page.first_pos()
                         )));
                     }
-                    return page.node(slot).copied().ok_or_else(|| {
-                        self.corrupt(format!("page {index} has no node in slot {slot}"))
-                    });
+                    return f(page.nodes());
                 }
             }
             if attempt == 0 {
