@@ -6,8 +6,9 @@ use std::time::Duration;
 /// When a committed group of writes is forced to stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// The operating system decides when to write back; `flush()` forces a sync.
-    /// A power loss may lose recent writes (a process crash does not).
+    /// No fsync per group commit (LMDB `NO_META_SYNC`); `flush()` forces a sync.
+    /// A power loss may lose recent unflushed writes (a process crash does not), never
+    /// what a `flush()` returned for.
     None,
     /// One fsync per group commit (default). `write_event` returns before the event is
     /// durable; `flush()` returns once everything written before it is.

@@ -102,10 +102,12 @@ pub(crate) fn open_env(
         .max_dbs(TABLE_NAMES.len() as u32)
         .max_readers(256);
     if durability == Durability::None {
-        // SAFETY: NO_SYNC only affects durability across OS crashes; `flush()` calls
-        // `force_sync`. Documented on `Durability::None`.
+        // Not NO_SYNC: with it a system crash can corrupt the whole file, including data
+        // an earlier `flush()` made durable. NO_META_SYNC keeps the file consistent and
+        // may only lose the last transactions; `flush()` calls `force_sync`.
+        // SAFETY: the flag only weakens durability, as documented on `Durability::None`.
         unsafe {
-            opts.flags(EnvFlags::NO_SYNC);
+            opts.flags(EnvFlags::NO_META_SYNC);
         }
     }
     // SAFETY: one environment per data directory per process: the engine takes an

@@ -26,7 +26,6 @@ use super::mmrs::{NODE_MMR_ID, PagedNodes};
 use super::{Tables, be, from_be, log_key, log_prefix, meta_keys, meta_u64};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
-use crate::options::Durability;
 
 /// Durable progress, guarded by `Shared::progress`.
 #[derive(Debug, Default)]
@@ -392,8 +391,10 @@ impl Writer {
                 &mut self.scratch,
             )?;
         }
-        let sync = shared.opts.durability != Durability::None;
-        shared.pages.write_pages(first_page, &self.page_buf, sync)?;
+        // New pages are synced before the commit that references them, whatever the
+        // durability: a committed reference to a page lost in a power cut would damage
+        // the MMR. Pages are rare (one per 510 nodes of an MMR), so this costs little.
+        shared.pages.write_pages(first_page, &self.page_buf, true)?;
         t.meta
             .put(&mut wtxn, meta_keys::PAGE_COUNT, &next_page.to_le_bytes())?;
         t.meta.put(
