@@ -46,6 +46,9 @@ pub enum Command {
         /// How many.
         #[arg(short = 'n', default_value_t = 10)]
         count: u64,
+        /// Keep printing events as they are committed (until interrupted).
+        #[arg(short = 'f', long)]
+        follow: bool,
     },
     /// Query the default group's events.
     Query {

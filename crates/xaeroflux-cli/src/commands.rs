@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use xaeroflux::{AuthorId, Event, EventId, Hlc, XaeroFlux, XaeroKeypair, default_data_dir};
+use xaeroflux::{
+    AuthorId, Event, EventId, Filter, Hlc, Start, XaeroFlux, XaeroKeypair, default_data_dir,
+};
 use xaeroflux_core::event::hex;
 use xaeroid::keyfile;
 
@@ -53,13 +55,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Tail { count } => {
+        Command::Tail { count, follow } => {
             let store = open(&cli, &dir)?;
-            let snap = store.read()?;
-            let total = snap.event_count()?;
-            for ev in snap.since(total.saturating_sub(count))? {
-                let ev = ev?;
-                print_event(&ev.event.id(), &ev.event.to_owned());
+            let total = store.read()?.event_count()?;
+            let start = Start::Position(total.saturating_sub(count));
+            let mut sub = store.subscribe(Filter::all().start(start));
+            // Replay the last `count` events, then (with --follow) stay on the live stream.
+            loop {
+                let next = if follow {
+                    sub.next().transpose()?
+                } else {
+                    sub.try_next()?
+                };
+                match next {
+                    Some(e) => print_event(&e.id, &e.event),
+                    None => break,
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
