@@ -1,5 +1,6 @@
 //! Reads: snapshots, zero-copy lookups and range queries, MMR roots and proofs.
 
+use std::ops::Bound;
 use std::sync::RwLockReadGuard;
 
 use heed::{RoTxn, WithoutTls};
@@ -9,7 +10,7 @@ use xaeroflux_core::{AuthorId, Event, EventId, EventRef, GroupId, Hlc, SignedChe
 use crate::engine::{Shared, XaeroFlux};
 use crate::error::{Error, Result};
 use crate::store::mmrs::{NODE_MMR_ID, snapshot_mmr};
-use crate::store::{be, from_be, log_key, log_prefix};
+use crate::store::{Db, be, from_be, log_key, log_prefix};
 
 /// A consistent read-only view of the store (one LMDB read transaction).
 ///
@@ -44,6 +45,16 @@ impl<'a> Snapshot<'a> {
 
     pub(crate) fn txn(&self) -> &RoTxn<'a, WithoutTls> {
         &self.txn
+    }
+
+    /// Entries of `db` from `start` (inclusive) to `end`.
+    fn range<'s>(
+        &'s self,
+        db: &Db,
+        start: &[u8],
+        end: Bound<&[u8]>,
+    ) -> Result<impl Iterator<Item = heed::Result<(&'s [u8], &'s [u8])>> + use<'a, 's>> {
+        Ok(db.range(&self.txn, &(Bound::Included(start), end))?)
     }
 
     /// The event at `local_seq`.
@@ -93,11 +104,7 @@ impl<'a> Snapshot<'a> {
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         let start = log_key(&group.0, &author.0, from_seq);
         let end = log_key(&group.0, &author.0, u64::MAX);
-        let range = (
-            std::ops::Bound::Included(&start[..]),
-            std::ops::Bound::Included(&end[..]),
-        );
-        let it = self.shared.tables.logs.range(&self.txn, &range)?;
+        let it = self.range(&self.shared.tables.logs, &start, Bound::Included(&end[..]))?;
         Ok(it.map(|item| self.by_local(item)))
     }
 
@@ -114,11 +121,7 @@ impl<'a> Snapshot<'a> {
         let mut end = start.clone();
         start.extend_from_slice(&since.as_u64().to_be_bytes());
         end.extend_from_slice(&[0xff; 16]);
-        let range = (
-            std::ops::Bound::Included(&start[..]),
-            std::ops::Bound::Included(&end[..]),
-        );
-        let it = self.shared.tables.types.range(&self.txn, &range)?;
+        let it = self.range(&self.shared.tables.types, &start, Bound::Included(&end[..]))?;
         Ok(it.map(move |item| {
             let (k, _) = item?;
             let local = k
@@ -142,11 +145,7 @@ impl<'a> Snapshot<'a> {
         let mut end = start.clone();
         start.extend_from_slice(&since.as_u64().to_be_bytes());
         end.extend_from_slice(&until.as_u64().to_be_bytes());
-        let range = (
-            std::ops::Bound::Included(&start[..]),
-            std::ops::Bound::Excluded(&end[..]),
-        );
-        let it = self.shared.tables.times.range(&self.txn, &range)?;
+        let it = self.range(&self.shared.tables.times, &start, Bound::Excluded(&end[..]))?;
         Ok(it.map(|item| self.by_local(item)))
     }
 

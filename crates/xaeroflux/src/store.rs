@@ -24,52 +24,57 @@ const MAGIC: &[u8] = b"xaeroflux-store";
 /// A raw table.
 pub(crate) type Db = Database<'static, Bytes, Bytes>;
 
-/// All tables of a store.
-#[derive(Clone, Copy)]
-pub(crate) struct Tables {
-    /// `key (utf-8)` -> value: format version, magic, marks.
-    pub meta: Db,
-    /// `local_seq u64` -> canonical event encoding. Appended in order.
-    pub events: Db,
-    /// `event id [32]` -> `local_seq u64`: the hash index, flushed in sorted chunks.
-    pub hashes: Db,
-    /// `group [32] | author [32] | seq u64` -> `local_seq u64`.
-    pub logs: Db,
-    /// `group [32] | event_type u32 | hlc u64 | local_seq u64` -> empty.
-    pub types: Db,
-    /// `group [32] | hlc u64 | author [32] | seq u64` -> `local_seq u64`.
-    pub times: Db,
-    /// `group [32] | author [32] | length u64` -> signed checkpoint.
-    pub checkpoints: Db,
-    /// `group [32] | author [32] | length u64` -> conflicting signed checkpoint.
-    pub forks: Db,
-    /// `author id [32]` -> encoded XaeroID public key.
-    pub authors: Db,
-    /// `group id [32]` -> group secret [32] (local only; never sent).
-    pub groups: Db,
-    /// `mmr id u64` -> MMR state (see `mmrs`).
-    pub mmrs: Db,
-    /// `group [32] | author [32]` -> `mmr id u64` of that author log.
-    pub log_mmrs: Db,
-    /// `mmr id u64 | page no u64` -> index of the page in the page file.
-    pub pages: Db,
+/// Declares the tables once: the struct, their LMDB names (the field names) and the
+/// conversion from the array `open_env` creates.
+macro_rules! tables {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// All tables of a store.
+        #[derive(Clone, Copy)]
+        pub(crate) struct Tables {
+            $($(#[$doc])* pub $name: Db,)*
+        }
+
+        const TABLE_NAMES: [&str; TABLE_COUNT] = [$(stringify!($name)),*];
+
+        impl Tables {
+            fn from_array(dbs: [Db; TABLE_COUNT]) -> Self {
+                let [$($name),*] = dbs;
+                Tables { $($name),* }
+            }
+        }
+    };
 }
 
-const TABLE_NAMES: [&str; 13] = [
-    "meta",
-    "events",
-    "hashes",
-    "logs",
-    "types",
-    "times",
-    "checkpoints",
-    "forks",
-    "authors",
-    "groups",
-    "mmrs",
-    "log_mmrs",
-    "pages",
-];
+const TABLE_COUNT: usize = 13;
+
+tables! {
+    /// `key (utf-8)` -> value: format version, magic, marks.
+    meta,
+    /// `local_seq u64` -> canonical event encoding. Appended in order.
+    events,
+    /// `event id [32]` -> `local_seq u64`: the hash index, flushed in sorted chunks.
+    hashes,
+    /// `group [32] | author [32] | seq u64` -> `local_seq u64`.
+    logs,
+    /// `group [32] | event_type u32 | hlc u64 | local_seq u64` -> empty.
+    types,
+    /// `group [32] | hlc u64 | author [32] | seq u64` -> `local_seq u64`.
+    times,
+    /// `group [32] | author [32] | length u64` -> signed checkpoint.
+    checkpoints,
+    /// `group [32] | author [32] | length u64` -> conflicting signed checkpoint.
+    forks,
+    /// `author id [32]` -> encoded XaeroID public key.
+    authors,
+    /// `group id [32]` -> group secret [32] (local only; never sent).
+    groups,
+    /// `mmr id u64` -> MMR state (see `mmrs`).
+    mmrs,
+    /// `group [32] | author [32]` -> `mmr id u64` of that author log.
+    log_mmrs,
+    /// `mmr id u64 | page no u64` -> index of the page in the page file.
+    pages,
+}
 
 pub(crate) mod meta_keys {
     pub const MAGIC: &[u8] = b"magic";
@@ -119,7 +124,7 @@ pub(crate) fn open_env(
         for name in TABLE_NAMES {
             dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(name))?);
         }
-        let arr: [Database<'_, Bytes, Bytes>; 13] = dbs
+        let arr: [Database<'_, Bytes, Bytes>; TABLE_COUNT] = dbs
             .try_into()
             .map_err(|_| heed::Error::Io(std::io::Error::other("table count")))?;
         Ok::<_, heed::Error>(CommitOrAbort::Commit(arr))
@@ -127,36 +132,7 @@ pub(crate) fn open_env(
         CommitOrAbort::Commit(t) => t,
         CommitOrAbort::Abort(()) => unreachable!("never aborted"),
     };
-    let [
-        meta,
-        events,
-        hashes,
-        logs,
-        types,
-        times,
-        checkpoints,
-        forks,
-        authors,
-        groups,
-        mmrs,
-        log_mmrs,
-        pages,
-    ] = tables;
-    let tables = Tables {
-        meta,
-        events,
-        hashes,
-        logs,
-        types,
-        times,
-        checkpoints,
-        forks,
-        authors,
-        groups,
-        mmrs,
-        log_mmrs,
-        pages,
-    };
+    let tables = Tables::from_array(tables);
     check_format(&env, &tables, dir)?;
     Ok((env, tables))
 }
