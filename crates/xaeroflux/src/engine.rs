@@ -439,6 +439,7 @@ impl XaeroFlux {
             hlc: Hlc::from_u64(assigned.hlc),
         }
         .event_id(data);
+        self.shared.hashes.offer(assigned.ticket, &id);
         if self.shared.opts.durability == Durability::Immediate {
             self.wait_durable(assigned.ticket + 1)?;
         }

@@ -25,6 +25,10 @@ struct Args {
     hash_events: u64,
     dir: PathBuf,
     open_child: Option<PathBuf>,
+    /// Run only `ours` (for profiling).
+    only_ours: bool,
+    /// Payload sizes to run.
+    sizes: Vec<usize>,
 }
 
 fn parse_args() -> Args {
@@ -33,6 +37,8 @@ fn parse_args() -> Args {
         hash_events: 0,
         dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target-store/bench-tmp"),
         open_child: None,
+        only_ours: false,
+        sizes: vec![64, 1024],
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -42,6 +48,8 @@ fn parse_args() -> Args {
             "--hash-events" => a.hash_events = val().parse().unwrap(),
             "--dir" => a.dir = PathBuf::from(val()),
             "--open-child" => a.open_child = Some(PathBuf::from(val())),
+            "--only-ours" => a.only_ours = true,
+            "--size" => a.sizes = vec![val().parse().unwrap()],
             "--bench" => {}
             other => {
                 panic!("unknown argument {other}; use --events N, --hash-events N, --dir PATH")
@@ -79,9 +87,15 @@ fn ours(dir: &Path, n: u64, size: usize) -> Duration {
         fill(&mut p, i);
         store.write_event(&p, 1000).unwrap();
     }
+    let produced = t.elapsed();
     store.flush().unwrap();
     let d = t.elapsed();
     store.close().unwrap();
+    eprintln!(
+        "  ours {size} B: producer loop {:.0} ms, flush wait {:.0} ms",
+        produced.as_secs_f64() * 1e3,
+        (d - produced).as_secs_f64() * 1e3
+    );
     d
 }
 
@@ -282,10 +296,10 @@ fn main() {
     );
     let mut rows: Vec<(String, usize, f64, f64, f64)> = Vec::new();
     let mut open_report = None;
-    for size in [64usize, 1024] {
+    for &size in &args.sizes {
         let d = root.path().join(format!("ours-{size}"));
         let t_ours = rate(n, ours(&d, n, size));
-        if size == 64 {
+        if size == 64 && !args.only_ours {
             let out = Command::new(std::env::current_exe().unwrap())
                 .arg("--open-child")
                 .arg(&d)
@@ -300,6 +314,9 @@ fn main() {
         }
         std::fs::remove_dir_all(&d).unwrap();
         eprintln!("  ours {size} B: {t_ours:.0}/s");
+        if args.only_ours {
+            continue;
+        }
         let d = root.path().join(format!("hash-{size}"));
         let t_hash = rate(args.hash_events, raw_heed(&d, args.hash_events, size, true));
         std::fs::remove_dir_all(&d).unwrap();

@@ -12,9 +12,10 @@
 //! return. Any failure other than a full map poisons the store.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use heed::{PutFlags, RwTxn};
 use xaeroflux_core::bus::BusReader;
@@ -22,6 +23,7 @@ use xaeroflux_core::event::encode_into;
 use xaeroflux_core::mmr::Mmr;
 use xaeroflux_core::{AuthorId, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
+use super::hash_index::IdHasher;
 use super::mmrs::{NODE_MMR_ID, PagedNodes};
 use super::{Tables, be, from_be, log_key, log_prefix, meta_keys, meta_u64};
 use crate::engine::Shared;
@@ -64,12 +66,111 @@ struct Incoming {
 
 type LogKey = (GroupId, AuthorId);
 
+/// Hand-off between the drainer thread and the writer thread.
+#[derive(Default)]
+struct Stage {
+    state: Mutex<Staged>,
+    /// Signalled when events are staged or the drainer finishes.
+    writer_cv: Condvar,
+    /// Signalled when the writer took the staged events or stops.
+    drainer_cv: Condvar,
+    /// The writer thread is exiting: the drainer stops and drops its reader.
+    stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct Staged {
+    pending: Vec<Incoming>,
+    arena: Vec<u8>,
+    /// The drainer saw the shutdown and found the rings empty; it has exited.
+    closed: bool,
+}
+
+impl Stage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Staged> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The drainer thread: moves ring slots into the stage (up to the commit caps) so the
+/// rings keep accepting writes while the writer commits.
+fn drain_loop(shared: &Shared, stage: &Stage, mut reader: BusReader) {
+    let policy = shared.opts.commit;
+    let author = shared.author;
+    let mut groups = shared
+        .groups
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    loop {
+        if stage.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let shutting_down = shared.shutdown.load(Ordering::Acquire);
+        let mut st = stage.lock();
+        let room = policy.max_events.max(1).saturating_sub(st.pending.len());
+        if room == 0 || st.arena.len() >= policy.max_bytes {
+            // Full: wait until the writer takes the stage.
+            drop(
+                stage
+                    .drainer_cv
+                    .wait_timeout(st, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            continue;
+        }
+        let Staged { pending, arena, .. } = &mut *st;
+        let n = reader.poll(room, |_class, meta, event_type, data| {
+            let gi = meta.group as usize;
+            if gi >= groups.len() {
+                // A group added after the snapshot: refresh it.
+                groups = shared
+                    .groups
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+            }
+            let group = groups.get(gi).copied().unwrap_or_default();
+            let start = arena.len();
+            arena.extend_from_slice(data);
+            pending.push(Incoming {
+                ticket: meta.ticket,
+                header: EventHeader {
+                    event_type,
+                    group,
+                    author,
+                    seq: meta.seq,
+                    hlc: Hlc::from_u64(meta.hlc),
+                },
+                start,
+                len: data.len(),
+            });
+        });
+        let closed = shutting_down && n == 0;
+        st.closed = closed;
+        drop(st);
+        if n > 0 || closed {
+            stage.writer_cv.notify_one();
+        }
+        if closed {
+            return;
+        }
+        if n == 0 {
+            reader.wait(Duration::from_millis(50));
+        }
+    }
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     shared: Arc<Shared>,
-    reader: BusReader,
+    /// Moved to the drainer thread when `run` starts.
+    reader: Option<BusReader>,
+    /// Events the drainer thread took from the rings, waiting for this thread.
+    stage: Arc<Stage>,
     node: Mmr<PagedNodes>,
-    logs: HashMap<LogKey, (u64, Mmr<PagedNodes>)>,
+    /// Author logs by (group, author); both are BLAKE3 outputs, so the cheap id hasher.
+    logs: HashMap<LogKey, (u64, Mmr<PagedNodes>), BuildHasherDefault<IdHasher>>,
     next_mmr_id: u64,
     next_local: u64,
     next_ticket: u64,
@@ -80,6 +181,50 @@ pub(crate) struct Writer {
     enc: Vec<u8>,
     scratch: Vec<u8>,
     page_buf: Vec<u8>,
+    /// (id, local seq) of the batch being written; reused across batches.
+    ids: Vec<(EventId, u64)>,
+    /// Last key written to each secondary index, to use `APPEND` while keys increase.
+    last_keys: LastKeys,
+}
+
+/// The last key of the `logs`, `types` and `times` tables as far as this writer knows
+/// (`None`: unknown, read from the transaction on first use). Local writes usually
+/// produce increasing keys (seq and HLC grow), so the put can be an LMDB `APPEND`,
+/// which walks the right edge of the B-tree instead of searching it and fills pages
+/// completely. A key that does not increase takes a normal put. LMDB itself checks an
+/// `APPEND` key against the real last key and refuses it (`KEYEXIST`) if it does not
+/// increase, so a stale guess can only cost a retry, never misorder the table.
+#[derive(Default)]
+struct LastKeys {
+    logs: Option<Vec<u8>>,
+    types: Option<Vec<u8>>,
+    times: Option<Vec<u8>>,
+}
+
+/// Puts `key -> val` into `db`, with `APPEND` when `key` sorts after `last`.
+fn put_index(
+    db: &super::Db,
+    wtxn: &mut RwTxn<'_>,
+    last: &mut Option<Vec<u8>>,
+    key: &[u8],
+    val: &[u8],
+) -> Result<()> {
+    if last.is_none() {
+        *last = Some(db.last(wtxn)?.map(|(k, _)| k.to_vec()).unwrap_or_default());
+    }
+    let prev = last.get_or_insert_with(Vec::new);
+    if key > prev.as_slice() {
+        match db.put_with_flags(wtxn, PutFlags::APPEND, key, val) {
+            Ok(()) => {}
+            Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => db.put(wtxn, key, val)?,
+            Err(e) => return Err(e.into()),
+        }
+        prev.clear();
+        prev.extend_from_slice(key);
+    } else {
+        db.put(wtxn, key, val)?;
+    }
+    Ok(())
 }
 
 fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
@@ -135,9 +280,10 @@ impl Writer {
         };
         Ok(Writer {
             shared,
-            reader,
+            reader: Some(reader),
+            stage: Arc::new(Stage::default()),
             node,
-            logs: HashMap::new(),
+            logs: HashMap::default(),
             next_mmr_id,
             next_local,
             next_ticket,
@@ -148,39 +294,58 @@ impl Writer {
             enc: Vec::new(),
             scratch: Vec::new(),
             page_buf: Vec::new(),
+            ids: Vec::new(),
+            last_keys: LastKeys::default(),
         })
     }
 
     /// The thread body: runs until shutdown, then drains what is left.
+    ///
+    /// A second thread (the drainer) moves events from the rings into the stage while
+    /// this one is busy, mostly waiting for the commit's fsync. Without it the rings
+    /// fill during every fsync and producers stall, and each commit holds at most one
+    /// ring's worth of events (4,096 at 64 B, 1,024 at 1 KiB); with it, everything that
+    /// arrived during a commit goes into the next one (group commit sized by the disk).
     pub(crate) fn run(mut self) {
-        let result = self.run_inner();
+        let drainer = self.reader.take().and_then(|reader| {
+            let (shared, stage) = (self.shared.clone(), self.stage.clone());
+            std::thread::Builder::new()
+                .name("xaeroflux-drain".into())
+                .spawn(move || drain_loop(&shared, &stage, reader))
+                .map_err(|e| tracing::error!(error = %e, "cannot start the drainer thread"))
+                .ok()
+        });
+        let result = match drainer {
+            Some(_) => self.run_inner(),
+            None => Err(Error::Config("cannot start the drainer thread".into())),
+        };
+        // Stop the drainer first: dropping its reader unregisters it, so producers
+        // blocked on a full ring wake up and see the poison or the shutdown.
+        self.stage.stop.store(true, Ordering::Release);
+        self.stage.drainer_cv.notify_all();
+        if let Some(h) = drainer {
+            let _ = h.join();
+        }
         let mut p = self.shared.progress.lock();
         if let Err(e) = result {
             tracing::error!(error = %e, "storage writer failed; store poisoned");
             p.poison = Some(error_chain(&e));
-            self.shared
-                .system
-                .publish(crate::system::SystemEvent::WriterFailed {
-                    reason: error_chain(&e),
-                });
             self.shared.poisoned.store(true, Ordering::Release);
         }
         p.stopped = true;
         drop(p);
         self.shared.progress.cv.notify_all();
-        // Dropping the reader unregisters it, so blocked writers wake up and see the poison.
     }
 
     fn run_inner(&mut self) -> Result<()> {
         loop {
-            let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
-            let drained = self.drain();
+            let (taken, closed) = self.take_staged(false);
             if self.ready() == 0 {
-                if shutting_down && drained == 0 {
+                if closed && taken == 0 {
                     return Ok(());
                 }
-                if drained == 0 {
-                    self.reader.wait(Duration::from_millis(50));
+                if taken == 0 {
+                    self.take_staged(true);
                 }
                 continue;
             }
@@ -188,55 +353,40 @@ impl Writer {
         }
     }
 
-    /// Moves everything the rings hold (up to the commit caps) into `pending`.
-    fn drain(&mut self) -> usize {
-        let policy = self.shared.opts.commit;
-        let groups = self
-            .shared
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let author = self.shared.author;
-        let shared_groups = &self.shared.groups;
-        let started = Instant::now();
-        let mut total = 0;
-        loop {
-            let room = policy.max_events.saturating_sub(self.pending.len());
-            if room == 0
-                || self.arena.len() >= policy.max_bytes
-                || started.elapsed() >= policy.max_delay
-            {
-                break;
-            }
-            let (pending, arena) = (&mut self.pending, &mut self.arena);
-            let n = self.reader.poll(room, |_class, meta, event_type, data| {
-                // A group added after the snapshot above: read the live list.
-                let group = groups.get(meta.group as usize).copied().unwrap_or_else(|| {
-                    let live = shared_groups.read().unwrap_or_else(|p| p.into_inner());
-                    live.get(meta.group as usize).copied().unwrap_or_default()
-                });
-                let start = arena.len();
-                arena.extend_from_slice(data);
-                pending.push(Incoming {
-                    ticket: meta.ticket,
-                    header: EventHeader {
-                        event_type,
-                        group,
-                        author,
-                        seq: meta.seq,
-                        hlc: Hlc::from_u64(meta.hlc),
-                    },
-                    start,
-                    len: data.len(),
-                });
-            });
-            if n == 0 {
-                break;
-            }
-            total += n;
+    /// Moves the staged events into `pending`; with `wait`, first waits (briefly) for
+    /// some. Returns how many were taken and whether the drainer has finished.
+    fn take_staged(&mut self, wait: bool) -> (usize, bool) {
+        let stage = &self.stage;
+        let mut st = stage.lock();
+        if wait && st.pending.is_empty() && !st.closed {
+            st = stage
+                .writer_cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
-        total
+        let n = st.pending.len();
+        let closed = st.closed;
+        if n > 0 {
+            if self.pending.is_empty() {
+                // Swap buffers: no copy, and the stage reuses our cleared allocations.
+                self.arena.clear();
+                std::mem::swap(&mut self.pending, &mut st.pending);
+                std::mem::swap(&mut self.arena, &mut st.arena);
+            } else {
+                let base = self.arena.len();
+                self.arena.extend_from_slice(&st.arena);
+                self.pending.extend(st.pending.iter().map(|i| Incoming {
+                    start: i.start + base,
+                    ..*i
+                }));
+                st.pending.clear();
+                st.arena.clear();
+            }
+            drop(st);
+            stage.drainer_cv.notify_one();
+        }
+        (n, closed)
     }
 
     /// Number of pending events whose tickets continue the committed sequence.
@@ -244,6 +394,7 @@ impl Writer {
         self.pending.sort_unstable_by_key(|i| i.ticket);
         self.pending
             .iter()
+            .take(self.shared.opts.commit.max_events.max(1))
             .enumerate()
             .take_while(|(i, inc)| inc.ticket == self.next_ticket + *i as u64)
             .count()
@@ -251,13 +402,12 @@ impl Writer {
 
     fn commit_ready(&mut self) -> Result<()> {
         let n = self.ready();
-        let batch: Vec<Incoming> = self.pending[..n].to_vec();
-        let bytes: usize = batch.iter().map(|i| i.len + 256).sum();
+        let bytes: usize = self.pending[..n].iter().map(|i| i.len + 256).sum();
         let mut attempts = 0;
         let ids = loop {
             self.ensure_map_room(bytes * 4 + (4 << 20))?;
-            match self.write_batch(&batch) {
-                Ok(ids) => break ids,
+            match self.write_batch(n) {
+                Ok(()) => break std::mem::take(&mut self.ids),
                 Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
                     attempts += 1;
                     self.reload_mmrs()?;
@@ -274,6 +424,7 @@ impl Writer {
         }
         self.next_ticket += n as u64;
         self.shared.hashes.insert_committed(&ids);
+        self.ids = ids; // keep the allocation for the next batch
         // Post-commit hook: the committed stream (subscriptions, later sync and the
         // vector indexer) sees the batch only now that it is durable. It moves before
         // the durable watermark, so a subscriber polled after `flush()` returns sees
@@ -286,47 +437,114 @@ impl Writer {
         }
         self.shared.progress.cv.notify_all();
         if self.shared.hashes.pending() >= self.shared.opts.hash_index_chunk {
-            self.shared
-                .hashes
-                .flush(&self.shared.env, &self.shared.tables, self.next_local)?;
+            self.flush_hash_index()?;
         }
         Ok(())
     }
 
-    fn write_batch(&mut self, batch: &[Incoming]) -> Result<Vec<(EventId, u64)>> {
+    /// Writes the in-memory part of the hash index to its table, growing the map first
+    /// (the transaction may copy every page of the table) and again on `MapFull`.
+    fn flush_hash_index(&mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let mut attempts = 0;
+        loop {
+            self.ensure_map_room(shared.hashes.flush_room(&shared.env, &shared.tables)?)?;
+            match shared
+                .hashes
+                .flush(&shared.env, &shared.tables, self.next_local)
+            {
+                Ok(()) => return Ok(()),
+                Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
+                    attempts += 1;
+                    let size = shared.env.info().map_size;
+                    self.grow_map(size.saturating_mul(2))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes the first `n` pending events in one transaction; returns their ids.
+    fn write_batch(&mut self, n: usize) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let res = self.write_batch_inner(&pending[..n]);
+        self.pending = pending;
+        res
+    }
+
+    fn write_batch_inner(&mut self, batch: &[Incoming]) -> Result<()> {
         let shared = self.shared.clone();
         let t: &Tables = &shared.tables;
         let mut wtxn = shared.env.write_txn()?;
         let mut local = self.next_local;
-        let mut ids = Vec::with_capacity(batch.len());
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        let res = self.write_events(t, &mut wtxn, batch, &mut local, &mut ids);
+        self.ids = ids;
+        let touched = match res {
+            Ok(touched) => touched,
+            Err(e) => {
+                // The aborted transaction may have held index puts: forget the guesses.
+                self.last_keys = LastKeys::default();
+                return Err(e);
+            }
+        };
+        self.finish_batch(&shared, wtxn, touched, local)
+            .inspect_err(|_| self.last_keys = LastKeys::default())
+    }
+
+    /// Puts the events and their index entries and pushes their ids to the MMRs.
+    fn write_events(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        batch: &[Incoming],
+        local_out: &mut u64,
+        ids: &mut Vec<(EventId, u64)>,
+    ) -> Result<Vec<(LogKey, Hlc)>> {
+        let mut local = *local_out;
         let mut touched: Vec<(LogKey, Hlc)> = Vec::new();
         for inc in batch {
             let h = &inc.header;
             let payload = &self.arena[inc.start..inc.start + inc.len];
             self.enc.clear();
             encode_into(h, payload, &mut self.enc);
-            let id = EventId(*blake3::hash(&self.enc).as_bytes());
+            // The producer's id for this ticket saves hashing the event again.
+            let id = match self.shared.hashes.offered(inc.ticket) {
+                Some(id) => {
+                    debug_assert_eq!(id, EventId(*blake3::hash(&self.enc).as_bytes()));
+                    id
+                }
+                None => EventId(*blake3::hash(&self.enc).as_bytes()),
+            };
             t.events
-                .put_with_flags(&mut wtxn, PutFlags::APPEND, &be(local), &self.enc)?;
-            t.logs.put(
-                &mut wtxn,
+                .put_with_flags(wtxn, PutFlags::APPEND, &be(local), &self.enc)?;
+            let lk = &mut self.last_keys;
+            put_index(
+                &t.logs,
+                wtxn,
+                &mut lk.logs,
                 &log_key(&h.group.0, &h.author.0, h.seq),
                 &be(local),
             )?;
-            t.types.put(
-                &mut wtxn,
+            put_index(
+                &t.types,
+                wtxn,
+                &mut lk.types,
                 &type_key(&h.group, h.event_type, h.hlc, local),
                 &[],
             )?;
-            t.times.put(
-                &mut wtxn,
+            put_index(
+                &t.times,
+                wtxn,
+                &mut lk.times,
                 &time_key(&h.group, h.hlc, &h.author, h.seq),
                 &be(local),
             )?;
             let leaf = self.node.push(&id.0).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);
-            let log = self.log_mmr(&mut wtxn, key)?;
+            let log = self.log_mmr(wtxn, key)?;
             let leaf = log.push(&id.0).map_err(mmr_err)?;
             if leaf != h.seq {
                 return Err(Error::Mmr(format!(
@@ -344,6 +562,19 @@ impl Writer {
             ids.push((id, local));
             local += 1;
         }
+        *local_out = local;
+        Ok(touched)
+    }
+
+    /// Signs checkpoints, stages the MMRs and commits.
+    fn finish_batch(
+        &mut self,
+        shared: &Arc<Shared>,
+        mut wtxn: RwTxn<'_>,
+        touched: Vec<(LogKey, Hlc)>,
+        local: u64,
+    ) -> Result<()> {
+        let t: &Tables = &shared.tables;
         // One signature per touched log covers the whole batch.
         for ((group, author), hlc) in &touched {
             if *author != shared.author {
@@ -418,7 +649,7 @@ impl Writer {
         }
         self.page_count = next_page;
         self.next_local = local;
-        Ok(ids)
+        Ok(())
     }
 
     /// The MMR of an author log, loading or creating it.
