@@ -1,0 +1,574 @@
+//! The per-connection session state machine of `xaeroflux/sync/1`.
+//!
+//! I/O-free in the style of iroh-gossip's `proto::state`: the transport feeds
+//! [`Input`]s with the current time and a read-only [`LogView`] of the store, and
+//! carries out the [`Output`]s (send bytes, close, hand verified events to the storage
+//! writer, raise system events). Nothing here blocks, reads a clock or a socket.
+//!
+//! Protocol:
+//! 1. **Handshake.** The initiator sends `Hello`; the acceptor answers with its own only
+//!    after the initiator's verified, so a non-member learns nothing about the acceptor's
+//!    groups. A Hello carries a Falcon signature and a group-membership MAC over a
+//!    transcript bound to the TLS keying material (see [`handshake`]).
+//! 2. **Catch-up.** Both sides send the latest signed checkpoint of every author log of
+//!    the group (plus the public keys). For each log where the peer is ahead, the session
+//!    requests the missing range, pipelined (bounded in flight). Each `Events` frame is
+//!    verified on a copy of the log's MMR frontier: events hash to the ids that, appended
+//!    at their seqs (plus a consistency proof to the checkpoint length), reproduce the
+//!    root the author signed. Only then is the batch output as [`Output::StoreVerified`].
+//! 3. **Live.** Committed events are pushed; a periodic checkpoint exchange (anti-entropy:
+//!    changed checkpoints every round, all checkpoints and keys every
+//!    `full_anti_entropy_every` rounds) repairs anything a push missed.
+//! 4. **Forks.** Two signed roots for one length stop that log (never extended again
+//!    through this session), raise [`SystemEvent::ForkDetected`] and are sent to the
+//!    peer as `ForkEvidence`.
+//!
+//! Any protocol violation sends an `Error` frame, closes, and raises
+//! [`SystemEvent::PeerRejected`]; nothing the peer sent before verification is output.
+//!
+//! Integration notes for the transport and the engine:
+//! - one session per (connection, group); an acceptor serving several groups decodes
+//!   the first frame with [`crate::FrameDecoder`], picks the group named by the Hello
+//!   (refusing unknown ones exactly like a wrong MAC), then feeds the same bytes;
+//! - the storage writer applies [`Output::StoreVerified`] batches in order and
+//!   idempotently (several sessions may fetch the same range) and may lag: a session
+//!   keeps its own verified frontier per log until its requests drain;
+//! - [`SystemEvent::ForkDetected`] carries both checkpoints: the engine stores them and
+//!   answers `LogView::is_forked` from then on, which every session honours.
+
+mod catchup;
+pub mod handshake;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use xaeroflux_core::{AuthorId, Group, GroupId, SignedCheckpoint};
+use xaeroid::{IdHash, XaeroID, XaeroKeypair};
+
+use crate::frame::{self, FrameDecoder, FrameError, Message, Role};
+use crate::log::{Frontier, LogView};
+pub use handshake::TransportParams;
+use handshake::{HelloFault, make_hello, verify_hello};
+
+/// Error codes of the `Error` frame and of [`Output::Close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Normal close.
+    Normal = 0,
+    /// A frame or message that does not decode.
+    Malformed = 1,
+    /// A frame over the size cap.
+    FrameTooLarge = 2,
+    /// Wrong protocol tag or role in the Hello.
+    Protocol = 3,
+    /// The Hello is bound to another connection (replay).
+    TranscriptMismatch = 4,
+    /// The peer syncs another group.
+    WrongGroup = 5,
+    /// The membership MAC does not verify.
+    BadMac = 6,
+    /// The Hello signature does not verify.
+    BadSignature = 7,
+    /// A message that is not allowed in the current state.
+    Unexpected = 8,
+    /// A checkpoint signature does not verify or names another log.
+    BadCheckpoint = 9,
+    /// An event does not decode or names another group/author.
+    BadEvent = 10,
+    /// Events out of sequence.
+    SeqGap = 11,
+    /// Events do not reproduce the signed root.
+    RootMismatch = 12,
+    /// An author that may not write to the group.
+    Unauthorized = 13,
+    /// The handshake or a request took too long.
+    Timeout = 14,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub const fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+/// Tunables of a session, with their defaults.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The group this session syncs.
+    pub group: Group,
+    /// Our identity.
+    pub keypair: Arc<XaeroKeypair>,
+    /// Close if the handshake has not completed after this long. Default 10 s.
+    pub handshake_timeout_ms: u64,
+    /// Close if the oldest outstanding request is unanswered this long. Default 30 s.
+    pub request_timeout_ms: u64,
+    /// Period of the checkpoint exchange. Default 1 s.
+    pub anti_entropy_interval_ms: u64,
+    /// Requests in flight over all logs. Default 16.
+    pub max_in_flight: usize,
+    /// Requests in flight per log. Default 4.
+    pub max_in_flight_per_log: usize,
+    /// Events per request. Default 1024.
+    pub max_request_events: u64,
+    /// Target size of an `Events` frame. Default 256 KiB (< [`crate::MAX_FRAME`]).
+    pub target_frame_bytes: usize,
+    /// Every this many anti-entropy rounds, advertise all checkpoints again, not only
+    /// the changed ones, with their keys (repairs anything lost, whatever the cause).
+    /// Default 30.
+    pub full_anti_entropy_every: u32,
+}
+
+impl SessionConfig {
+    /// Defaults for `group` and `keypair`.
+    pub fn new(group: Group, keypair: Arc<XaeroKeypair>) -> Self {
+        Self {
+            group,
+            keypair,
+            handshake_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            anti_entropy_interval_ms: 1_000,
+            max_in_flight: 16,
+            max_in_flight_per_log: 4,
+            max_request_events: 1024,
+            target_frame_bytes: 256 * 1024,
+            full_anti_entropy_every: 30,
+        }
+    }
+}
+
+/// Largest range a peer may request at once (bounds the work and memory one request
+/// costs the responder).
+pub const MAX_REQUEST_SPAN: u64 = 1024;
+/// Most verified checkpoint signatures remembered per session.
+const VERIFIED_CACHE: usize = 4096;
+
+/// What the transport feeds into a session.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The connection is up.
+    Connected {
+        /// Our role.
+        role: Role,
+        /// Endpoint ids and keying material.
+        params: TransportParams,
+    },
+    /// Bytes received, in any chunking.
+    Frame(Vec<u8>),
+    /// Time passed (drives timeouts and anti-entropy).
+    Tick,
+    /// Events of one log were committed to the store together with the checkpoint
+    /// that covers them (local writes, or anything to relay).
+    LocalCommitted {
+        /// Canonical encodings, contiguous seqs.
+        events: Vec<Vec<u8>>,
+        /// The checkpoint of the log after the commit.
+        checkpoint: Box<SignedCheckpoint>,
+    },
+}
+
+/// System events for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemEvent {
+    /// The peer proved its identity and group membership.
+    PeerAuthenticated {
+        /// The peer's identity.
+        peer: IdHash,
+    },
+    /// The peer was refused and the connection closed.
+    PeerRejected {
+        /// Why (code).
+        code: ErrorCode,
+        /// Why (text).
+        why: String,
+    },
+    /// Verified events received.
+    SyncProgress {
+        /// Events in this batch.
+        events: u64,
+        /// Bytes of those events.
+        bytes: u64,
+    },
+    /// An author signed two roots for one length.
+    ForkDetected {
+        /// The author.
+        author: AuthorId,
+        /// Our checkpoint (or the first one seen).
+        ours: Box<SignedCheckpoint>,
+        /// The conflicting one.
+        theirs: Box<SignedCheckpoint>,
+    },
+}
+
+/// What the transport must do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send these bytes (one whole frame).
+    Send(Vec<u8>),
+    /// Close the connection.
+    Close {
+        /// Error code.
+        code: ErrorCode,
+        /// Reason.
+        reason: String,
+    },
+    /// Hand a verified batch to the storage writer. It must apply it idempotently
+    /// (skip events at seqs it already holds, comparing ids; drop a batch that starts
+    /// past the log's end) because several sessions may fetch the same range.
+    StoreVerified {
+        /// The group.
+        group: GroupId,
+        /// The log's author.
+        author: AuthorId,
+        /// The author's public key (to store if new).
+        author_key: XaeroID,
+        /// Seq of the first event.
+        first_seq: u64,
+        /// Canonical encodings, verified.
+        events: Vec<Vec<u8>>,
+        /// The signed checkpoint the batch was proven against (length >= batch end).
+        checkpoint: Box<SignedCheckpoint>,
+    },
+    /// A system event.
+    Event(SystemEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Handshaking,
+    Established,
+    Closed,
+}
+
+/// Catch-up state of one log.
+#[derive(Debug)]
+struct Fetch {
+    /// Verified (handed to storage) prefix.
+    frontier: Frontier,
+    /// Everything below this is requested or held.
+    requested_to: u64,
+    /// Outstanding requests: (end, sent at), in order.
+    in_flight: VecDeque<(u64, u64)>,
+}
+
+/// A rejection: code and reason.
+type Reject = (ErrorCode, String);
+
+fn reject(code: ErrorCode, why: impl Into<String>) -> Reject {
+    (code, why.into())
+}
+
+/// One connection's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    cfg: SessionConfig,
+    phase: Phase,
+    role: Role,
+    params: Option<TransportParams>,
+    connected_at: u64,
+    decoder: FrameDecoder,
+    peer: Option<XaeroID>,
+    /// Latest verified checkpoint the peer holds, per author.
+    peer_cps: BTreeMap<AuthorId, SignedCheckpoint>,
+    /// Keys learnt in this session.
+    keys: BTreeMap<AuthorId, XaeroID>,
+    /// BLAKE3 of checkpoint encodings whose signatures verified.
+    verified: HashSet<[u8; 32]>,
+    fetch: BTreeMap<AuthorId, Fetch>,
+    in_flight: usize,
+    /// Checkpoint length last advertised to the peer, per author.
+    sent_cps: BTreeMap<AuthorId, u64>,
+    keys_sent: HashSet<AuthorId>,
+    /// Whether the peer's first `Checkpoints` arrived (catch-up started).
+    peer_ready: bool,
+    forked: HashSet<AuthorId>,
+    last_anti_entropy: u64,
+    anti_entropy_rounds: u32,
+}
+
+impl Session {
+    /// A session for one connection, before [`Input::Connected`].
+    pub fn new(cfg: SessionConfig) -> Self {
+        Self {
+            cfg,
+            phase: Phase::Idle,
+            role: Role::Initiator,
+            params: None,
+            connected_at: 0,
+            decoder: FrameDecoder::new(),
+            peer: None,
+            peer_cps: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            verified: HashSet::new(),
+            fetch: BTreeMap::new(),
+            in_flight: 0,
+            sent_cps: BTreeMap::new(),
+            keys_sent: HashSet::new(),
+            peer_ready: false,
+            forked: HashSet::new(),
+            last_anti_entropy: 0,
+            anti_entropy_rounds: 0,
+        }
+    }
+
+    /// The authenticated peer, once the handshake is done.
+    pub fn peer(&self) -> Option<&XaeroID> {
+        self.peer.as_ref()
+    }
+
+    /// Whether the handshake completed and the session is open.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// Whether the session closed.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Whether requests are outstanding.
+    pub fn is_fetching(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn debug_state(&self) -> String {
+        format!(
+            "phase {:?} ready {} in_flight {} peer_cps {:?} fetch {:?} sent {:?}",
+            self.phase,
+            self.peer_ready,
+            self.in_flight,
+            self.peer_cps
+                .iter()
+                .map(|(a, c)| (*a, c.checkpoint.length))
+                .collect::<Vec<_>>(),
+            self.fetch
+                .iter()
+                .map(|(a, f)| (*a, f.frontier.len(), f.requested_to, f.in_flight.clone()))
+                .collect::<Vec<_>>(),
+            self.sent_cps,
+        )
+    }
+
+    /// Skips the handshake (fuzzing and tests of post-handshake handling only).
+    #[doc(hidden)]
+    pub fn assume_established(&mut self, role: Role, params: TransportParams, peer: XaeroID) {
+        self.role = role;
+        self.params = Some(params);
+        self.peer = Some(peer);
+        self.phase = Phase::Established;
+    }
+
+    /// Processes one input at time `now` (milliseconds, any monotonic origin).
+    pub fn handle(&mut self, input: Input, now: u64, logs: &impl LogView) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase == Phase::Closed {
+            return out;
+        }
+        let res = match input {
+            Input::Connected { role, params } => self.on_connected(role, params, now, &mut out),
+            Input::Frame(bytes) => self.on_bytes(&bytes, now, logs, &mut out),
+            Input::Tick => self.on_tick(now, logs, &mut out),
+            Input::LocalCommitted { events, checkpoint } => {
+                self.on_committed(events, *checkpoint, logs, &mut out);
+                Ok(())
+            }
+        };
+        if let Err((code, why)) = res {
+            self.close_with(code, why, &mut out);
+        }
+        out
+    }
+
+    fn close_with(&mut self, code: ErrorCode, why: String, out: &mut Vec<Output>) {
+        out.push(Output::Send(frame::encode(&Message::Error {
+            code: code.as_u16(),
+            reason: why.clone(),
+        })));
+        out.push(Output::Close {
+            code,
+            reason: why.clone(),
+        });
+        out.push(Output::Event(SystemEvent::PeerRejected { code, why }));
+        self.phase = Phase::Closed;
+    }
+
+    pub(super) fn send(out: &mut Vec<Output>, msg: &Message) {
+        out.push(Output::Send(frame::encode(msg)));
+    }
+
+    fn on_connected(
+        &mut self,
+        role: Role,
+        params: TransportParams,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if self.phase != Phase::Idle {
+            return Ok(());
+        }
+        self.role = role;
+        self.params = Some(params);
+        self.connected_at = now;
+        self.phase = Phase::Handshaking;
+        if role == Role::Initiator {
+            let hello = make_hello(role, &params, &self.cfg.group, &self.cfg.keypair);
+            Self::send(out, &Message::Hello(Box::new(hello)));
+        }
+        Ok(())
+    }
+
+    fn on_bytes(
+        &mut self,
+        bytes: &[u8],
+        now: u64,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if self.phase == Phase::Idle {
+            return Err(reject(ErrorCode::Unexpected, "bytes before connect"));
+        }
+        self.decoder.push(bytes);
+        loop {
+            let msg = match self.decoder.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(e @ FrameError::Oversized { .. }) => {
+                    return Err(reject(ErrorCode::FrameTooLarge, e.to_string()));
+                }
+                Err(e) => return Err(reject(ErrorCode::Malformed, e.to_string())),
+            };
+            self.on_message(msg, now, logs, out)?;
+            if self.phase == Phase::Closed {
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        msg: Message,
+        now: u64,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if let Message::Error { code, reason } = &msg {
+            self.phase = Phase::Closed;
+            out.push(Output::Close {
+                code: ErrorCode::Normal,
+                reason: format!("peer closed with code {code}: {reason}"),
+            });
+            return Ok(());
+        }
+        if self.phase == Phase::Handshaking {
+            let Message::Hello(hello) = msg else {
+                return Err(reject(ErrorCode::Unexpected, "expected hello"));
+            };
+            return self.on_hello(&hello, now, logs, out);
+        }
+        match msg {
+            Message::Hello(_) => Err(reject(ErrorCode::Unexpected, "second hello")),
+            Message::Checkpoints { checkpoints, keys } => {
+                for k in keys {
+                    let a = AuthorId(*k.id().as_bytes());
+                    self.keys.insert(a, k);
+                }
+                for cp in checkpoints {
+                    self.on_checkpoint(cp, logs, out)?;
+                }
+                self.peer_ready = true;
+                self.schedule(now, logs, out);
+                Ok(())
+            }
+            Message::Request(r) => self.on_request(r, logs, out),
+            Message::Events(e) => self.on_events(e, now, logs, out),
+            Message::Push(e) => self.on_push(e, now, logs, out),
+            Message::ForkEvidence(pair) => self.on_fork_evidence(pair.0, pair.1, logs, out),
+            Message::Error { .. } => Ok(()),
+        }
+    }
+
+    fn on_hello(
+        &mut self,
+        hello: &frame::Hello,
+        now: u64,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let Some(params) = self.params else {
+            return Err(reject(ErrorCode::Unexpected, "hello before connect"));
+        };
+        verify_hello(hello, self.role, &params, &self.cfg.group).map_err(|f| match f {
+            HelloFault::Tag | HelloFault::Role => reject(ErrorCode::Protocol, "bad tag or role"),
+            HelloFault::Transcript => reject(
+                ErrorCode::TranscriptMismatch,
+                "hello is bound to another connection",
+            ),
+            HelloFault::Group => reject(ErrorCode::WrongGroup, "unknown group"),
+            HelloFault::Mac => reject(ErrorCode::BadMac, "group membership mac does not verify"),
+            HelloFault::Signature => {
+                reject(ErrorCode::BadSignature, "hello signature does not verify")
+            }
+        })?;
+        if self.role == Role::Acceptor {
+            let ours = make_hello(self.role, &params, &self.cfg.group, &self.cfg.keypair);
+            Self::send(out, &Message::Hello(Box::new(ours)));
+        }
+        let peer = hello.public_key.clone();
+        out.push(Output::Event(SystemEvent::PeerAuthenticated {
+            peer: peer.id(),
+        }));
+        self.peer = Some(peer);
+        self.phase = Phase::Established;
+        self.last_anti_entropy = now;
+        self.advertise(logs, out, true);
+        Ok(())
+    }
+
+    fn on_tick(
+        &mut self,
+        now: u64,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        match self.phase {
+            Phase::Handshaking => {
+                if now.saturating_sub(self.connected_at) > self.cfg.handshake_timeout_ms {
+                    return Err(reject(ErrorCode::Timeout, "handshake timed out"));
+                }
+                Ok(())
+            }
+            Phase::Established => {
+                let oldest = self
+                    .fetch
+                    .values()
+                    .filter_map(|f| f.in_flight.front().map(|r| r.1))
+                    .min();
+                if let Some(t) = oldest
+                    && now.saturating_sub(t) > self.cfg.request_timeout_ms
+                {
+                    return Err(reject(ErrorCode::Timeout, "request timed out"));
+                }
+                if now.saturating_sub(self.last_anti_entropy) >= self.cfg.anti_entropy_interval_ms {
+                    self.last_anti_entropy = now;
+                    self.anti_entropy_rounds = self.anti_entropy_rounds.wrapping_add(1);
+                    if self
+                        .anti_entropy_rounds
+                        .is_multiple_of(self.cfg.full_anti_entropy_every.max(1))
+                    {
+                        // Keys too: a peer that missed one ignores that author's checkpoints.
+                        self.sent_cps.clear();
+                        self.keys_sent.clear();
+                    }
+                    self.advertise(logs, out, false);
+                    self.schedule(now, logs, out);
+                }
+                Ok(())
+            }
+            Phase::Idle | Phase::Closed => Ok(()),
+        }
+    }
+}

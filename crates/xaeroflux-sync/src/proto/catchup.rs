@@ -1,0 +1,500 @@
+//! Catch-up, live push and fork handling of a [`Session`] (see the parent module).
+
+use std::collections::VecDeque;
+
+use xaeroflux_core::mmr::MAX_LEAF_COUNT;
+use xaeroflux_core::{AuthorId, EventRef, GroupId, SignedCheckpoint};
+use xaeroid::XaeroID;
+
+use super::{
+    ErrorCode, Fetch, MAX_REQUEST_SPAN, Output, Phase, Reject, Session, SystemEvent,
+    VERIFIED_CACHE, reject,
+};
+use crate::frame::{self, Events, MAX_FRAME, Message, Request};
+use crate::log::{Frontier, LogView, proof_ranges, subtree_pos};
+
+impl Session {
+    /// Sends the checkpoints that changed since last advertised (all of them the first
+    /// time), with the keys the peer has not been sent yet.
+    pub(super) fn advertise(&mut self, logs: &impl LogView, out: &mut Vec<Output>, always: bool) {
+        let group = self.cfg.group.id();
+        let mut checkpoints = Vec::new();
+        let mut keys = Vec::new();
+        for author in logs.authors(&group) {
+            let Some(cp) = logs.latest_checkpoint(&group, &author) else {
+                continue;
+            };
+            if self.sent_cps.get(&author) == Some(&cp.checkpoint.length) {
+                continue;
+            }
+            if !self.keys_sent.contains(&author) {
+                let Some(k) = logs.author_key(&author) else {
+                    continue;
+                };
+                // The peer knows its own key.
+                if self.peer.as_ref().map(|p| p.id()) != Some(k.id()) {
+                    keys.push(k);
+                }
+                self.keys_sent.insert(author);
+            }
+            self.sent_cps.insert(author, cp.checkpoint.length);
+            checkpoints.push(cp);
+        }
+        if always || !checkpoints.is_empty() {
+            Self::send(out, &Message::Checkpoints { checkpoints, keys });
+        }
+    }
+
+    pub(super) fn key_for(&self, author: &AuthorId, logs: &impl LogView) -> Option<XaeroID> {
+        self.keys
+            .get(author)
+            .cloned()
+            .or_else(|| logs.author_key(author))
+    }
+
+    /// Verifies a checkpoint's signature (cached) for the session's group.
+    pub(super) fn check_cp(&mut self, cp: &SignedCheckpoint, key: &XaeroID) -> Result<(), Reject> {
+        if cp.checkpoint.group != self.cfg.group.id() {
+            return Err(reject(
+                ErrorCode::BadCheckpoint,
+                "checkpoint of another group",
+            ));
+        }
+        if cp.checkpoint.length > MAX_LEAF_COUNT {
+            return Err(reject(
+                ErrorCode::BadCheckpoint,
+                "checkpoint length out of range",
+            ));
+        }
+        let h = *blake3::hash(&cp.encode()).as_bytes();
+        if self.verified.contains(&h) {
+            return Ok(());
+        }
+        cp.verify(key).map_err(|_| {
+            reject(
+                ErrorCode::BadCheckpoint,
+                "checkpoint signature does not verify",
+            )
+        })?;
+        if self.verified.len() >= VERIFIED_CACHE {
+            self.verified.clear();
+        }
+        self.verified.insert(h);
+        Ok(())
+    }
+
+    /// A checkpoint the peer holds: fork check, then remember it for catch-up.
+    pub(super) fn on_checkpoint(
+        &mut self,
+        cp: SignedCheckpoint,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let group = self.cfg.group.id();
+        let author = cp.checkpoint.author;
+        let Some(key) = self.key_for(&author, logs) else {
+            // Cannot verify without the key: ignore (honest peers send keys first).
+            return Ok(());
+        };
+        self.check_cp(&cp, &key)?;
+        if !logs.may_write(&group, &author) {
+            return Ok(());
+        }
+        if self.forked.contains(&author) || logs.is_forked(&group, &author) {
+            return Ok(());
+        }
+        let len = cp.checkpoint.length;
+        if let Some(root) = logs.root_at(&group, &author, len)
+            && root != cp.checkpoint.root
+        {
+            let ours = logs
+                .checkpoint_at(&group, &author, len)
+                .or_else(|| logs.latest_checkpoint(&group, &author));
+            if let Some(ours) = ours {
+                self.fork(author, ours, cp, out);
+            }
+            return Ok(());
+        }
+        if let Some(prev) = self.peer_cps.get(&author) {
+            if prev.checkpoint.length == len && prev.checkpoint.root != cp.checkpoint.root {
+                let prev = prev.clone();
+                self.fork(author, prev, cp, out);
+                return Ok(());
+            }
+            if prev.checkpoint.length >= len {
+                return Ok(());
+            }
+        }
+        self.peer_cps.insert(author, cp);
+        Ok(())
+    }
+
+    pub(super) fn fork(
+        &mut self,
+        author: AuthorId,
+        ours: SignedCheckpoint,
+        theirs: SignedCheckpoint,
+        out: &mut Vec<Output>,
+    ) {
+        self.forked.insert(author);
+        self.peer_cps.remove(&author);
+        if let Some(f) = self.fetch.remove(&author) {
+            self.in_flight = self.in_flight.saturating_sub(f.in_flight.len());
+        }
+        Self::send(
+            out,
+            &Message::ForkEvidence(Box::new((ours.clone(), theirs.clone()))),
+        );
+        out.push(Output::Event(SystemEvent::ForkDetected {
+            author,
+            ours: Box::new(ours),
+            theirs: Box::new(theirs),
+        }));
+    }
+
+    pub(super) fn on_fork_evidence(
+        &mut self,
+        a: SignedCheckpoint,
+        b: SignedCheckpoint,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let author = a.checkpoint.author;
+        if b.checkpoint.author != author {
+            return Err(reject(
+                ErrorCode::BadCheckpoint,
+                "evidence names two authors",
+            ));
+        }
+        let Some(key) = self.key_for(&author, logs) else {
+            return Ok(());
+        };
+        self.check_cp(&a, &key)?;
+        self.check_cp(&b, &key)?;
+        if a.checkpoint.length == b.checkpoint.length
+            && a.checkpoint.root != b.checkpoint.root
+            && !self.forked.contains(&author)
+        {
+            self.forked.insert(author);
+            self.peer_cps.remove(&author);
+            if let Some(f) = self.fetch.remove(&author) {
+                self.in_flight = self.in_flight.saturating_sub(f.in_flight.len());
+            }
+            out.push(Output::Event(SystemEvent::ForkDetected {
+                author,
+                ours: Box::new(a),
+                theirs: Box::new(b),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Issues requests for every log where the peer is ahead, within the bounds.
+    pub(super) fn schedule(&mut self, now: u64, logs: &impl LogView, out: &mut Vec<Output>) {
+        if !self.peer_ready {
+            return;
+        }
+        let group = self.cfg.group.id();
+        for (author, cp) in &self.peer_cps {
+            if self.in_flight >= self.cfg.max_in_flight {
+                return;
+            }
+            let target = cp.checkpoint.length;
+            let fetch = self.fetch.entry(*author).or_insert_with(|| {
+                let frontier = logs.frontier(&group, author);
+                Fetch {
+                    requested_to: frontier.len(),
+                    frontier,
+                    in_flight: VecDeque::new(),
+                }
+            });
+            if fetch.in_flight.is_empty() {
+                // Another session (or a local write) may have advanced the store.
+                let stored = logs.frontier(&group, author);
+                if stored.len() > fetch.frontier.len() {
+                    fetch.requested_to = stored.len();
+                    fetch.frontier = stored;
+                }
+                fetch.requested_to = fetch.frontier.len();
+            }
+            while fetch.requested_to < target
+                && self.in_flight < self.cfg.max_in_flight
+                && fetch.in_flight.len() < self.cfg.max_in_flight_per_log
+            {
+                let from = fetch.requested_to;
+                let span = self.cfg.max_request_events.clamp(1, MAX_REQUEST_SPAN);
+                let to = target.min(from.saturating_add(span));
+                out.push(Output::Send(frame::encode(&Message::Request(Request {
+                    author: *author,
+                    from_seq: from,
+                    to_seq: to,
+                }))));
+                fetch.in_flight.push_back((to, now));
+                fetch.requested_to = to;
+                self.in_flight += 1;
+            }
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        r: Request,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if r.from_seq >= r.to_seq || r.to_seq - r.from_seq > MAX_REQUEST_SPAN {
+            return Err(reject(ErrorCode::Malformed, "bad request range"));
+        }
+        let group = self.cfg.group.id();
+        let Some(cp) = logs.latest_checkpoint(&group, &r.author) else {
+            return Ok(());
+        };
+        // Serve only what a checkpoint we hold covers.
+        let l = cp.checkpoint.length;
+        let to = r.to_seq.min(l);
+        let mut from = r.from_seq;
+        let cp_len = cp.encode().len();
+        let budget = self
+            .cfg
+            .target_frame_bytes
+            .min(MAX_FRAME - frame::events_overhead(cp_len, frame::MAX_PROOF_HASHES));
+        while from < to {
+            let events = logs.events(&group, &r.author, from, to, budget);
+            if events.is_empty() {
+                return Ok(());
+            }
+            let end = from + events.len() as u64;
+            let mut proof = Vec::new();
+            for (first, h) in proof_ranges(end, l) {
+                match subtree_pos(first, h).and_then(|p| logs.mmr_node(&group, &r.author, p)) {
+                    Some(n) => proof.push(n),
+                    None => return Ok(()),
+                }
+            }
+            Self::send(
+                out,
+                &Message::Events(Events {
+                    author: r.author,
+                    first_seq: from,
+                    checkpoint: cp.clone(),
+                    proof,
+                    events,
+                }),
+            );
+            from = end;
+        }
+        Ok(())
+    }
+
+    /// Verifies a batch against `frontier`; returns the frontier after it.
+    pub(super) fn verify_batch(
+        &mut self,
+        e: &Events,
+        frontier: &Frontier,
+        logs: &impl LogView,
+    ) -> Result<(Frontier, XaeroID, u64), Reject> {
+        let group = self.cfg.group.id();
+        let cp = &e.checkpoint.checkpoint;
+        if cp.author != e.author {
+            return Err(reject(
+                ErrorCode::BadCheckpoint,
+                "checkpoint of another author",
+            ));
+        }
+        let key = self
+            .key_for(&e.author, logs)
+            .ok_or_else(|| reject(ErrorCode::BadCheckpoint, "unknown author key"))?;
+        if !logs.may_write(&group, &e.author) {
+            return Err(reject(ErrorCode::Unauthorized, "author may not write"));
+        }
+        if e.first_seq != frontier.len() {
+            return Err(reject(
+                ErrorCode::SeqGap,
+                format!(
+                    "batch starts at {}, expected {}",
+                    e.first_seq,
+                    frontier.len()
+                ),
+            ));
+        }
+        let end = e.first_seq.saturating_add(e.events.len() as u64);
+        if e.events.is_empty() || cp.length < end {
+            return Err(reject(ErrorCode::SeqGap, "batch past its checkpoint"));
+        }
+        self.check_cp(&e.checkpoint, &key)?;
+        let mut f = frontier.clone();
+        let mut bytes = 0u64;
+        for (i, raw) in e.events.iter().enumerate() {
+            let ev = EventRef::decode(raw)
+                .map_err(|err| reject(ErrorCode::BadEvent, err.to_string()))?;
+            let h = &ev.header;
+            if h.group != group || h.author != e.author {
+                return Err(reject(ErrorCode::BadEvent, "event of another log"));
+            }
+            if h.seq != e.first_seq + i as u64 {
+                return Err(reject(ErrorCode::SeqGap, "event seqs not contiguous"));
+            }
+            if !f.push(&ev.id()) {
+                return Err(reject(ErrorCode::SeqGap, "log full"));
+            }
+            bytes += raw.len() as u64;
+        }
+        let mut g = f.clone();
+        let ranges = proof_ranges(end, cp.length);
+        if ranges.len() != e.proof.len() {
+            return Err(reject(ErrorCode::RootMismatch, "proof of the wrong length"));
+        }
+        for ((_, h), node) in ranges.iter().zip(&e.proof) {
+            if !g.push_node(*h, *node) {
+                return Err(reject(ErrorCode::RootMismatch, "misaligned proof"));
+            }
+        }
+        if g.root() != Some(cp.root) {
+            return Err(reject(
+                ErrorCode::RootMismatch,
+                "events do not reproduce the signed root",
+            ));
+        }
+        Ok((f, key, bytes))
+    }
+
+    pub(super) fn emit_verified(
+        e: Events,
+        key: XaeroID,
+        bytes: u64,
+        group: GroupId,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(Output::Event(SystemEvent::SyncProgress {
+            events: e.events.len() as u64,
+            bytes,
+        }));
+        out.push(Output::StoreVerified {
+            group,
+            author: e.author,
+            author_key: key,
+            first_seq: e.first_seq,
+            events: e.events,
+            checkpoint: Box::new(e.checkpoint),
+        });
+    }
+
+    pub(super) fn on_events(
+        &mut self,
+        e: Events,
+        now: u64,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if self.forked.contains(&e.author) {
+            return Ok(());
+        }
+        let Some(fetch) = self.fetch.get(&e.author) else {
+            return Err(reject(ErrorCode::Unexpected, "events nobody asked for"));
+        };
+        let Some(&(req_end, _)) = fetch.in_flight.front() else {
+            return Err(reject(ErrorCode::Unexpected, "events nobody asked for"));
+        };
+        let frontier = fetch.frontier.clone();
+        if e.first_seq.saturating_add(e.events.len() as u64) > req_end {
+            return Err(reject(ErrorCode::SeqGap, "more events than requested"));
+        }
+        let (f, key, bytes) = self.verify_batch(&e, &frontier, logs)?;
+        let group = self.cfg.group.id();
+        if let Some(fetch) = self.fetch.get_mut(&e.author) {
+            fetch.frontier = f;
+            if fetch.frontier.len() == req_end {
+                fetch.in_flight.pop_front();
+                self.in_flight -= 1;
+            }
+        }
+        Self::emit_verified(e, key, bytes, group, out);
+        self.schedule(now, logs, out);
+        Ok(())
+    }
+
+    pub(super) fn on_push(
+        &mut self,
+        e: Events,
+        now: u64,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if self.forked.contains(&e.author) {
+            return Ok(());
+        }
+        let group = self.cfg.group.id();
+        let busy = self
+            .fetch
+            .get(&e.author)
+            .is_some_and(|f| !f.in_flight.is_empty());
+        let frontier = match self.fetch.get(&e.author) {
+            Some(f) if f.frontier.len() >= logs.frontier(&group, &e.author).len() => {
+                f.frontier.clone()
+            }
+            _ => logs.frontier(&group, &e.author),
+        };
+        if !busy && e.first_seq == frontier.len() {
+            let (f, key, bytes) = self.verify_batch(&e, &frontier, logs)?;
+            let fetch = self.fetch.entry(e.author).or_insert_with(|| Fetch {
+                frontier: Frontier::new(),
+                requested_to: 0,
+                in_flight: VecDeque::new(),
+            });
+            fetch.requested_to = f.len();
+            fetch.frontier = f;
+            Self::emit_verified(e, key, bytes, group, out);
+            return Ok(());
+        }
+        // Out of step with our log: treat it as an announcement and fetch the gap.
+        self.on_checkpoint(e.checkpoint, logs, out)?;
+        self.schedule(now, logs, out);
+        Ok(())
+    }
+
+    pub(super) fn on_committed(
+        &mut self,
+        events: Vec<Vec<u8>>,
+        cp: SignedCheckpoint,
+        logs: &impl LogView,
+        out: &mut Vec<Output>,
+    ) {
+        if self.phase != Phase::Established || !self.peer_ready || events.is_empty() {
+            return;
+        }
+        let author = cp.checkpoint.author;
+        if !self.keys_sent.contains(&author) {
+            // The peer needs the key first: announce instead of pushing.
+            self.advertise(logs, out, false);
+            return;
+        }
+        let Some(first_seq) = events
+            .first()
+            .and_then(|e| EventRef::decode(e).ok())
+            .map(|e| e.header.seq)
+        else {
+            return;
+        };
+        let end = first_seq + events.len() as u64;
+        let group = self.cfg.group.id();
+        let mut proof = Vec::new();
+        for (first, h) in proof_ranges(end, cp.checkpoint.length) {
+            match subtree_pos(first, h).and_then(|p| logs.mmr_node(&group, &author, p)) {
+                Some(n) => proof.push(n),
+                None => return,
+            }
+        }
+        let len = cp.checkpoint.length;
+        Self::send(
+            out,
+            &Message::Push(Events {
+                author,
+                first_seq,
+                checkpoint: cp,
+                proof,
+                events,
+            }),
+        );
+        self.sent_cps.insert(author, len);
+    }
+}

@@ -1,0 +1,493 @@
+//! Hostile peers: each case asserts the victim rejects (or, for a fork, isolates) the
+//! input, raises the system event, and its store is unchanged.
+
+use std::collections::VecDeque;
+
+use xaeroflux_core::{AuthorId, GroupSecret};
+
+use super::*;
+use crate::frame::{Events, Hello, MAX_FRAME};
+use crate::proto::handshake::{HELLO_CONTEXT, make_hello};
+
+const ATTACKER: usize = 0;
+const VICTIM: usize = 1;
+
+fn params(ekm: u8) -> (TransportParams, TransportParams) {
+    let i = TransportParams {
+        local_endpoint: [0xa0; 32],
+        remote_endpoint: [0xb0; 32],
+        keying_material: [ekm; 32],
+    };
+    let a = TransportParams {
+        local_endpoint: i.remote_endpoint,
+        remote_endpoint: i.local_endpoint,
+        keying_material: i.keying_material,
+    };
+    (i, a)
+}
+
+struct Duo {
+    attacker: Peer,
+    victim: Peer,
+    a: Session,
+    v: Session,
+    now: u64,
+}
+
+impl Duo {
+    /// Attacker (initiator) with a 4-event log; victim (acceptor) empty.
+    fn new() -> Self {
+        let mut attacker = Peer::new(ATTACKER);
+        attacker.write(group().id(), 4, 1, 0);
+        Duo {
+            attacker,
+            victim: Peer::new(VICTIM),
+            a: Session::new(cfg(keypair(ATTACKER))),
+            v: Session::new(cfg(keypair(VICTIM))),
+            now: 10,
+        }
+    }
+
+    fn connect_victim(&mut self) -> Vec<Output> {
+        let (_, ap) = params(1);
+        self.v.handle(
+            Input::Connected {
+                role: Role::Acceptor,
+                params: ap,
+            },
+            self.now,
+            &self.victim.store,
+        )
+    }
+
+    /// Feeds bytes to the victim and applies its storage outputs.
+    fn feed(&mut self, bytes: Vec<u8>) -> Vec<Output> {
+        let outs = self
+            .v
+            .handle(Input::Frame(bytes), self.now, &self.victim.store);
+        for o in &outs {
+            if let Output::StoreVerified {
+                group,
+                author,
+                author_key,
+                first_seq,
+                events,
+                checkpoint,
+            } = o
+            {
+                self.victim.store.add_key(author_key.clone());
+                self.victim
+                    .store
+                    .apply(*group, *author, *first_seq, events, checkpoint)
+                    .unwrap();
+            }
+        }
+        outs
+    }
+
+    /// Runs the honest handshake; `answer` decides whether the attacker's honest
+    /// session may answer requests. Returns every victim output.
+    fn handshake(&mut self, answer: bool) -> Vec<Output> {
+        let (ip, _) = params(1);
+        let mut to_v: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut to_a: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut all = self.connect_victim();
+        let outs = self.a.handle(
+            Input::Connected {
+                role: Role::Initiator,
+                params: ip,
+            },
+            self.now,
+            &self.attacker.store,
+        );
+        sends(&outs, &mut to_v);
+        while !to_v.is_empty() || !to_a.is_empty() {
+            if let Some(b) = to_v.pop_front() {
+                if !answer && matches!(frame::decode(&b), Ok(Message::Events(_))) {
+                    continue;
+                }
+                let outs = self.feed(b);
+                sends(&outs, &mut to_a);
+                all.extend(outs);
+            }
+            if let Some(b) = to_a.pop_front() {
+                let outs = self
+                    .a
+                    .handle(Input::Frame(b), self.now, &self.attacker.store);
+                sends(&outs, &mut to_v);
+            }
+        }
+        all
+    }
+
+    fn author(&self) -> AuthorId {
+        author_of(&self.attacker.kp)
+    }
+
+    fn events_frame(&self, first_seq: u64, events: Vec<Vec<u8>>, cp: SignedCheckpoint) -> Vec<u8> {
+        frame::encode(&Message::Events(Events {
+            author: self.author(),
+            first_seq,
+            checkpoint: cp,
+            proof: Vec::new(),
+            events,
+        }))
+    }
+
+    fn attacker_log(&self) -> (Vec<Vec<u8>>, SignedCheckpoint) {
+        let g = group().id();
+        let a = self.author();
+        (
+            self.attacker.store.log_events(&g, &a).to_vec(),
+            self.attacker.store.latest_checkpoint(&g, &a).unwrap(),
+        )
+    }
+}
+
+fn sends(outs: &[Output], q: &mut VecDeque<Vec<u8>>) {
+    for o in outs {
+        if let Output::Send(b) = o {
+            q.push_back(b.clone());
+        }
+    }
+}
+
+/// Rejected with `code`, connection closed, nothing stored.
+fn assert_rejected(duo: &Duo, outs: &[Output], code: ErrorCode) {
+    assert!(
+        outs.iter().any(|o| matches!(o,
+            Output::Event(SystemEvent::PeerRejected { code: c, .. }) if *c == code)),
+        "expected rejection {code:?}, got {outs:?}"
+    );
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Close { code: c, .. } if *c == code))
+    );
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::StoreVerified { .. }))
+    );
+    assert!(duo.v.is_closed());
+    assert!(
+        duo.victim.store.summary(&group().id()).is_empty(),
+        "store changed"
+    );
+}
+
+#[test]
+fn honest_pair_syncs() {
+    let mut duo = Duo::new();
+    let outs = duo.handshake(true);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(SystemEvent::PeerAuthenticated { .. })))
+    );
+    let g = group().id();
+    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+}
+
+#[test]
+fn bad_falcon_signature() {
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    let (ip, _) = params(1);
+    let mut hello = make_hello(Role::Initiator, &ip, &group(), &keypair(ATTACKER));
+    hello.signature = keypair(ATTACKER)
+        .sign_with_context(HELLO_CONTEXT, b"something else")
+        .unwrap();
+    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
+    assert_rejected(&duo, &outs, ErrorCode::BadSignature);
+}
+
+#[test]
+fn handshake_replayed_on_another_connection() {
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    // A Hello captured on a connection with other keying material.
+    let (other, _) = params(2);
+    let hello = make_hello(Role::Initiator, &other, &group(), &keypair(ATTACKER));
+    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello.clone()))));
+    assert_rejected(&duo, &outs, ErrorCode::TranscriptMismatch);
+    // Rewriting the keying material field does not help: MAC and signature fail.
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    let mut h = hello;
+    h.keying_material = [1; 32];
+    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(h))));
+    assert_rejected(&duo, &outs, ErrorCode::BadMac);
+}
+
+#[test]
+fn wrong_group_mac_learns_nothing() {
+    let (ip, _) = params(1);
+    let stranger = Group::from_secret(GroupSecret::from_bytes([9; 32]));
+    // A non-member claiming our group id with a MAC under a key it guessed.
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    let mut hello: Hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER));
+    hello.group = group().id();
+    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
+    assert_rejected(&duo, &outs, ErrorCode::BadMac);
+    // The only frame it gets back is the error: no Hello, no checkpoints.
+    let frames: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(b) => Some(frame::decode(b).unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(&frames[..], [Message::Error { .. }]));
+    // Another group altogether.
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    let hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER));
+    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
+    assert_rejected(&duo, &outs, ErrorCode::WrongGroup);
+}
+
+#[test]
+fn event_whose_hash_does_not_match() {
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (mut events, cp) = duo.attacker_log();
+    let last = events[2].len() - 1;
+    events[2][last] ^= 1; // still decodes; its hash is not the id the root commits to
+    let outs = duo.feed(duo.events_frame(0, events, cp));
+    assert_rejected(&duo, &outs, ErrorCode::RootMismatch);
+}
+
+#[test]
+fn events_that_do_not_reproduce_the_signed_root() {
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (_, cp) = duo.attacker_log();
+    // Valid events of the same author, but another history than the one signed.
+    let mut other = Peer::new(ATTACKER);
+    let (events, _) = other.write(group().id(), 4, 2, 99);
+    let outs = duo.feed(duo.events_frame(0, events, cp));
+    assert_rejected(&duo, &outs, ErrorCode::RootMismatch);
+}
+
+#[test]
+fn wrong_seq_or_gap() {
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (events, cp) = duo.attacker_log();
+    let outs = duo.feed(duo.events_frame(1, events[1..].to_vec(), cp.clone()));
+    assert_rejected(&duo, &outs, ErrorCode::SeqGap);
+
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let swapped = vec![events[1].clone(), events[0].clone()];
+    let outs = duo.feed(duo.events_frame(0, swapped, cp));
+    assert_rejected(&duo, &outs, ErrorCode::SeqGap);
+}
+
+#[test]
+fn event_of_another_group_or_bad_checkpoint() {
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (_, cp) = duo.attacker_log();
+    let mut other = Peer::new(ATTACKER);
+    let (events, _) = other.write(GroupId([5; 32]), 4, 2, 0);
+    let outs = duo.feed(duo.events_frame(0, events, cp.clone()));
+    assert_rejected(&duo, &outs, ErrorCode::BadEvent);
+
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (events, mut cp) = duo.attacker_log();
+    cp.checkpoint.hlc = Hlc::from_u64(cp.checkpoint.hlc.as_u64() + 1);
+    let outs = duo.feed(duo.events_frame(0, events, cp));
+    assert_rejected(&duo, &outs, ErrorCode::BadCheckpoint);
+}
+
+#[test]
+fn unsolicited_events() {
+    let mut duo = Duo::new();
+    duo.handshake(true);
+    let before = duo.victim.store.summary(&group().id());
+    let (events, cp) = duo.attacker_log();
+    let outs = duo.feed(duo.events_frame(0, events, cp));
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Event(SystemEvent::PeerRejected {
+            code: ErrorCode::Unexpected,
+            ..
+        })
+    )));
+    assert_eq!(duo.victim.store.summary(&group().id()), before);
+}
+
+#[test]
+fn oversized_frame() {
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    let outs = duo.feed(((MAX_FRAME + 1) as u32).to_le_bytes().to_vec());
+    assert_rejected(&duo, &outs, ErrorCode::FrameTooLarge);
+    // Also after the handshake, announced by the length prefix alone.
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let outs = duo.feed(vec![0xff, 0xff, 0xff, 0xff, 1, 4]);
+    assert_rejected(&duo, &outs, ErrorCode::FrameTooLarge);
+}
+
+#[test]
+fn garbage_bytes() {
+    let mut rng = Rng::new(5);
+    for _ in 0..50 {
+        let mut duo = Duo::new();
+        duo.handshake(false);
+        // A plausible length, then noise: bad version/type/body.
+        let mut g = vec![40, 0, 0, 0];
+        for _ in 0..40 {
+            g.push(rng.next() as u8);
+        }
+        let outs = duo.feed(g);
+        assert!(
+            outs.iter().any(|o| matches!(
+                o,
+                Output::Event(SystemEvent::PeerRejected {
+                    code: ErrorCode::Malformed | ErrorCode::Unexpected,
+                    ..
+                })
+            )),
+            "{outs:?}"
+        );
+        assert!(duo.v.is_closed());
+        assert!(duo.victim.store.summary(&group().id()).is_empty());
+    }
+}
+
+#[test]
+fn slow_loris_timeouts() {
+    // Never completes the handshake.
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    duo.feed(vec![10, 0]);
+    let outs = duo
+        .v
+        .handle(Input::Tick, duo.now + 4_000, &duo.victim.store);
+    assert!(outs.is_empty());
+    let outs = duo
+        .v
+        .handle(Input::Tick, duo.now + 6_000, &duo.victim.store);
+    assert_rejected(&duo, &outs, ErrorCode::Timeout);
+    // Announces a log, never answers the request.
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    assert!(duo.v.is_fetching());
+    let outs = duo
+        .v
+        .handle(Input::Tick, duo.now + 11_000, &duo.victim.store);
+    assert_rejected(&duo, &outs, ErrorCode::Timeout);
+}
+
+#[test]
+fn fork_is_detected_shared_and_not_extended() {
+    let mut duo = Duo::new();
+    duo.handshake(true);
+    let g = group().id();
+    let before = duo.victim.store.summary(&g);
+    assert_eq!(before[0].1, 4);
+    // The author signs a second history of the same length.
+    let mut evil = Peer::new(ATTACKER);
+    let (branch, cp_b) = evil.write(g, 4, 3, 77);
+    let outs = duo.feed(frame::encode(&Message::Checkpoints {
+        checkpoints: vec![cp_b.clone()],
+        keys: vec![keypair(ATTACKER).public().clone()],
+    }));
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(SystemEvent::ForkDetected { .. })))
+    );
+    let evidence = outs.iter().find_map(|o| match o {
+        Output::Send(b) => match frame::decode(b) {
+            Ok(Message::ForkEvidence(p)) => Some(p),
+            _ => None,
+        },
+        _ => None,
+    });
+    let evidence = evidence.expect("fork evidence sent to the peer");
+    assert_eq!(evidence.1, cp_b);
+    assert!(!duo.v.is_closed());
+    // The forked log is never extended, whichever branch continues.
+    let (more, cp_more) = evil.write(g, 2, 4, 78);
+    let outs = duo.feed(frame::encode(&Message::Push(Events {
+        author: duo.author(),
+        first_seq: 4,
+        checkpoint: cp_more,
+        proof: Vec::new(),
+        events: more,
+    })));
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::StoreVerified { .. }))
+    );
+    let (more, cp_more) = duo.attacker.write(g, 2, 4, 79);
+    let outs = duo.feed(frame::encode(&Message::Push(Events {
+        author: duo.author(),
+        first_seq: 4,
+        checkpoint: cp_more,
+        proof: Vec::new(),
+        events: more,
+    })));
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::StoreVerified { .. }))
+    );
+    assert_eq!(duo.victim.store.summary(&g), before);
+    let _ = branch;
+
+    // A third peer that receives the evidence raises the event too.
+    let mut third = Duo::new();
+    third.handshake(true);
+    let outs = third.feed(frame::encode(&Message::ForkEvidence(evidence)));
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(SystemEvent::ForkDetected { .. })))
+    );
+}
+
+#[test]
+fn live_push_after_catch_up() {
+    let mut duo = Duo::new();
+    duo.handshake(true);
+    let g = group().id();
+    let (events, cp) = duo.attacker.write(g, 3, 5, 1);
+    let outs = duo.a.handle(
+        Input::LocalCommitted {
+            events,
+            checkpoint: Box::new(cp),
+        },
+        duo.now,
+        &duo.attacker.store,
+    );
+    let mut q = VecDeque::new();
+    sends(&outs, &mut q);
+    assert_eq!(q.len(), 1);
+    assert!(matches!(frame::decode(&q[0]), Ok(Message::Push(_))));
+    let outs = duo.feed(q.pop_front().unwrap());
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::StoreVerified { .. }))
+    );
+    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+}
+
+#[test]
+fn absurd_checkpoint_length() {
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (_, cp) = duo.attacker_log();
+    let mut c = cp.checkpoint;
+    c.length = u64::MAX;
+    let huge = c.sign(&keypair(ATTACKER));
+    let outs = duo.feed(frame::encode(&Message::Checkpoints {
+        checkpoints: vec![huge],
+        keys: Vec::new(),
+    }));
+    assert_rejected(&duo, &outs, ErrorCode::BadCheckpoint);
+}
