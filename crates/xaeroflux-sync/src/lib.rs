@@ -25,11 +25,13 @@
 //! Wire format: [`frame`] and `docs/FORMAT.md` ("Sync protocol").
 
 pub mod frame;
+pub mod host;
 pub mod log;
 pub mod proto;
 #[cfg(test)]
 mod sim;
 
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, Message, Role};
+pub use host::{CommittedBatch, CommittedFeed, HostError, PeerEvent, SyncHost, VerifiedBatch};
 pub use log::{Frontier, LogView, MemLogs};
 pub use proto::{ErrorCode, Input, Output, Session, SessionConfig, SystemEvent, TransportParams};

@@ -363,7 +363,12 @@ impl Session {
     }
 
     /// Processes one input at time `now` (milliseconds, any monotonic origin).
-    pub fn handle(&mut self, input: Input, now: u64, logs: &impl LogView) -> Vec<Output> {
+    pub fn handle(
+        &mut self,
+        input: Input,
+        now: u64,
+        logs: &(impl LogView + ?Sized),
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == Phase::Closed {
             return out;
@@ -425,7 +430,7 @@ impl Session {
         &mut self,
         bytes: &[u8],
         now: u64,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         if self.phase == Phase::Idle {
@@ -452,7 +457,7 @@ impl Session {
         &mut self,
         msg: Message,
         now: u64,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         if let Message::Error { code, reason } = &msg {
@@ -495,7 +500,7 @@ impl Session {
         &mut self,
         hello: &frame::Hello,
         now: u64,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let Some(params) = self.params else {
@@ -531,7 +536,7 @@ impl Session {
     fn on_tick(
         &mut self,
         now: u64,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         match self.phase {

@@ -16,7 +16,12 @@ use crate::log::{Frontier, LogView, proof_ranges, subtree_pos};
 impl Session {
     /// Sends the checkpoints that changed since last advertised (all of them the first
     /// time), with the keys the peer has not been sent yet.
-    pub(super) fn advertise(&mut self, logs: &impl LogView, out: &mut Vec<Output>, always: bool) {
+    pub(super) fn advertise(
+        &mut self,
+        logs: &(impl LogView + ?Sized),
+        out: &mut Vec<Output>,
+        always: bool,
+    ) {
         let group = self.cfg.group.id();
         let mut checkpoints = Vec::new();
         let mut keys = Vec::new();
@@ -45,7 +50,11 @@ impl Session {
         }
     }
 
-    pub(super) fn key_for(&self, author: &AuthorId, logs: &impl LogView) -> Option<XaeroID> {
+    pub(super) fn key_for(
+        &self,
+        author: &AuthorId,
+        logs: &(impl LogView + ?Sized),
+    ) -> Option<XaeroID> {
         self.keys
             .get(author)
             .cloned()
@@ -87,7 +96,7 @@ impl Session {
     pub(super) fn on_checkpoint(
         &mut self,
         cp: SignedCheckpoint,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let group = self.cfg.group.id();
@@ -156,7 +165,7 @@ impl Session {
         &mut self,
         a: SignedCheckpoint,
         b: SignedCheckpoint,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let author = a.checkpoint.author;
@@ -190,7 +199,12 @@ impl Session {
     }
 
     /// Issues requests for every log where the peer is ahead, within the bounds.
-    pub(super) fn schedule(&mut self, now: u64, logs: &impl LogView, out: &mut Vec<Output>) {
+    pub(super) fn schedule(
+        &mut self,
+        now: u64,
+        logs: &(impl LogView + ?Sized),
+        out: &mut Vec<Output>,
+    ) {
         if !self.peer_ready {
             return;
         }
@@ -239,7 +253,7 @@ impl Session {
     pub(super) fn on_request(
         &mut self,
         r: Request,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         if r.from_seq >= r.to_seq || r.to_seq - r.from_seq > MAX_REQUEST_SPAN {
@@ -291,7 +305,7 @@ impl Session {
         &mut self,
         e: &Events,
         frontier: &Frontier,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
     ) -> Result<(Frontier, XaeroID, u64), Reject> {
         let group = self.cfg.group.id();
         let cp = &e.checkpoint.checkpoint;
@@ -383,7 +397,7 @@ impl Session {
         &mut self,
         e: Events,
         now: u64,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         if self.forked.contains(&e.author) {
@@ -417,7 +431,7 @@ impl Session {
         &mut self,
         e: Events,
         now: u64,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         if self.forked.contains(&e.author) {
@@ -456,7 +470,7 @@ impl Session {
         &mut self,
         events: Vec<Vec<u8>>,
         cp: SignedCheckpoint,
-        logs: &impl LogView,
+        logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) {
         if self.phase != Phase::Established || !self.peer_ready || events.is_empty() {

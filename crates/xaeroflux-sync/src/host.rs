@@ -1,0 +1,124 @@
+//! What a transport needs from the node it syncs: the seam between the network layer
+//! (`xaeroflux-net`, iroh) and the engine (`xaeroflux`, LMDB).
+//!
+//! The engine implements [`SyncHost`] over its store; tests implement it over
+//! [`crate::MemLogs`]. Everything here is synchronous: the transport calls the blocking
+//! methods from a blocking context (a dedicated thread or `spawn_blocking`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use xaeroflux_core::{AuthorId, Group, GroupId, SignedCheckpoint};
+use xaeroid::{IdHash, XaeroID, XaeroKeypair};
+
+use crate::log::LogView;
+use crate::proto::SystemEvent;
+
+/// A batch of one author log that a session verified against a signed checkpoint
+/// (the fields of [`crate::Output::StoreVerified`]).
+#[derive(Debug, Clone)]
+pub struct VerifiedBatch {
+    /// The group.
+    pub group: GroupId,
+    /// The log's author.
+    pub author: AuthorId,
+    /// The author's public key (to store if new).
+    pub author_key: XaeroID,
+    /// Seq of the first event.
+    pub first_seq: u64,
+    /// Canonical encodings, verified, contiguous seqs from `first_seq`.
+    pub events: Vec<Vec<u8>>,
+    /// The signed checkpoint the batch was proven against (length >= batch end).
+    pub checkpoint: Box<SignedCheckpoint>,
+}
+
+/// Events of one author log that were committed together, with the checkpoint that
+/// covers them: what [`crate::Input::LocalCommitted`] carries to every session of the
+/// log's group (local writes, and verified remote events to relay).
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    /// Canonical encodings, contiguous seqs.
+    pub events: Vec<Vec<u8>>,
+    /// The log's checkpoint after the commit (its group and author name the log).
+    pub checkpoint: Box<SignedCheckpoint>,
+}
+
+/// Why a host call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The node is closing or closed.
+    #[error("the node is closed")]
+    Closed,
+    /// The store refused the batch (writer poisoned, disk full, ...).
+    #[error("store error: {0}")]
+    Store(String),
+}
+
+/// Connection-level and session-level events the transport reports to the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// A session finished its handshake.
+    Connected {
+        /// The peer's identity.
+        peer: IdHash,
+        /// The peer's endpoint (iroh node id).
+        endpoint: [u8; 32],
+        /// The group of the session.
+        group: GroupId,
+    },
+    /// A session ended (closed by either side, timed out or the connection dropped).
+    Disconnected {
+        /// The peer's identity, if the handshake completed.
+        peer: Option<IdHash>,
+        /// The peer's endpoint.
+        endpoint: [u8; 32],
+        /// The group of the session.
+        group: GroupId,
+        /// Why, for logs and the application.
+        reason: String,
+    },
+    /// A system event raised by the session state machine (rejection, progress, fork).
+    Session {
+        /// The peer's endpoint.
+        endpoint: [u8; 32],
+        /// The group of the session.
+        group: GroupId,
+        /// The event.
+        event: SystemEvent,
+    },
+}
+
+/// A blocking feed of committed batches (see [`SyncHost::committed_feed`]).
+pub trait CommittedFeed: Send {
+    /// Waits up to `timeout` for the next batch: `Ok(None)` on timeout,
+    /// `Err(HostError::Closed)` once the node is closed. Never skips a batch; a feed
+    /// that falls behind catches up from the store.
+    fn next_batch(&mut self, timeout: Duration) -> Result<Option<CommittedBatch>, HostError>;
+}
+
+/// The node a transport syncs.
+pub trait SyncHost: Send + Sync + 'static {
+    /// The local identity (signs the handshake).
+    fn keypair(&self) -> Arc<XaeroKeypair>;
+    /// The groups this node syncs, with their secrets (never sent to peers).
+    fn groups(&self) -> Vec<Group>;
+    /// Runs `f` on a consistent read view of the author logs (one read transaction).
+    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView));
+    /// Hands a verified batch to the storage writer, which applies it in its next group
+    /// commit, idempotently and in order. Blocks while the writer's queue is full
+    /// (backpressure); returns once queued, not once durable.
+    fn store_verified(&self, batch: VerifiedBatch) -> Result<(), HostError>;
+    /// Stores fork evidence (two signed checkpoints of one log and length, different
+    /// roots); from then on [`LogView::is_forked`] answers `true` for that log.
+    fn record_fork(
+        &self,
+        ours: &SignedCheckpoint,
+        theirs: &SignedCheckpoint,
+    ) -> Result<(), HostError>;
+    /// Batches committed from now on, local and remote, grouped per author log.
+    fn committed_feed(&self) -> Result<Box<dyn CommittedFeed>, HostError>;
+    /// Reports a peer or session event (the engine turns it into a system event).
+    fn peer_event(&self, event: PeerEvent);
+}
