@@ -12,7 +12,7 @@ use xaeroflux_core::{AuthorId, Group, GroupId, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
 use crate::log::LogView;
-use crate::proto::SystemEvent;
+use crate::proto::{ErrorCode, SystemEvent};
 
 /// A batch of one author log that a session verified against a signed checkpoint
 /// (the fields of [`crate::Output::StoreVerified`]).
@@ -77,6 +77,17 @@ pub enum PeerEvent {
         /// The group of the session.
         group: GroupId,
         /// Why, for logs and the application.
+        reason: String,
+    },
+    /// A connection refused before any session started, so no group to name: the
+    /// first frame did not decode, was not a Hello or named a group we do not sync,
+    /// or nothing arrived before the handshake timeout.
+    Refused {
+        /// The peer's endpoint (authenticated by TLS, but not a proven member).
+        endpoint: [u8; 32],
+        /// Why (code, also sent to the peer).
+        code: ErrorCode,
+        /// Why (text).
         reason: String,
     },
     /// A system event raised by the session state machine (rejection, progress, fork).

@@ -1,0 +1,501 @@
+//! One session per connection: the acceptor's group pick, the driver loop and the
+//! error-code close.
+//!
+//! Stream use: the initiator opens one bidirectional stream and sends its Hello
+//! first; frames flow both ways on that stream only. Closing: the session's `Error`
+//! frame (if any) is flushed and acknowledged, then the connection is closed with the
+//! [`ErrorCode`] as the QUIC application error code and the reason as its text.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use xaeroflux_core::{Group, GroupId};
+use xaeroflux_sync::frame::{self, Message};
+use xaeroflux_sync::{
+    ErrorCode, FrameDecoder, FrameError, Input, Output, PeerEvent, Role, Session, SessionConfig,
+    SystemEvent, TransportParams, VerifiedBatch,
+};
+
+use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, register};
+
+/// Bytes read from the stream at once.
+const READ_CHUNK: usize = 64 * 1024;
+/// Committed batches queued per session before pushes are dropped.
+const COMMITTED_QUEUE: usize = 256;
+/// Unsent bytes queued per session before the peer counts as not reading.
+const MAX_OUTBOX_BYTES: usize = 32 * 1024 * 1024;
+/// Frames are coalesced into writes of about this size.
+const WRITE_COALESCE: usize = 64 * 1024;
+/// How long a close waits for the last frames to be acknowledged.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// How long a shutdown waits for sessions to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The [`ProtocolHandler`] of [`super::ALPN`].
+#[derive(Debug, Clone)]
+pub(super) struct Acceptor(pub(super) Arc<Inner>);
+
+impl ProtocolHandler for Acceptor {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        accept(self.0.clone(), conn).await;
+        Ok(())
+    }
+
+    /// The router aborts accepted connections once this returns: give the sessions
+    /// (which saw the shutdown flag) time to flush, close and report.
+    async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.0.tables().sessions.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// What the first frame of an accepted stream led to.
+enum Peeked {
+    Session(Group, Vec<u8>),
+    Refuse(ErrorCode, String),
+    /// The stream or connection ended before a whole frame.
+    Gone(String),
+}
+
+/// Reads until the first frame decodes; never buffers more than one frame plus one
+/// read chunk.
+async fn peek(inner: &Inner, recv: &mut RecvStream) -> Peeked {
+    let mut raw = Vec::new();
+    let mut dec = FrameDecoder::new();
+    loop {
+        match recv.read_chunk(READ_CHUNK).await {
+            Ok(Some(chunk)) => {
+                raw.extend_from_slice(&chunk);
+                dec.push(&chunk);
+            }
+            Ok(None) => return Peeked::Gone("stream finished before a hello".into()),
+            Err(e) => return Peeked::Gone(e.to_string()),
+        }
+        match dec.next_message() {
+            Ok(None) => {}
+            Ok(Some(Message::Hello(h))) => {
+                return match inner.group(&h.group) {
+                    Some(g) => Peeked::Session(g, raw),
+                    // Exactly what a wrong MAC gets: a non-member learns nothing.
+                    None => Peeked::Refuse(
+                        ErrorCode::BadMac,
+                        "group membership mac does not verify".into(),
+                    ),
+                };
+            }
+            Ok(Some(_)) => return Peeked::Refuse(ErrorCode::Unexpected, "expected hello".into()),
+            Err(e @ FrameError::Oversized { .. }) => {
+                return Peeked::Refuse(ErrorCode::FrameTooLarge, e.to_string());
+            }
+            Err(e) => return Peeked::Refuse(ErrorCode::Malformed, e.to_string()),
+        }
+    }
+}
+
+fn close_code(code: ErrorCode) -> VarInt {
+    VarInt::from_u32(u32::from(code.as_u16()))
+}
+
+fn close_reason(reason: &str) -> &[u8] {
+    let b = reason.as_bytes();
+    &b[..b.len().min(256)]
+}
+
+/// Serves an accepted connection: pick the group from the first Hello, then drive.
+async fn accept(inner: Arc<Inner>, conn: Connection) {
+    let remote = *conn.remote_id().as_bytes();
+    let mut stop = inner.shutdown.subscribe();
+    let opened = tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => return,
+        r = tokio::time::timeout(inner.cfg.handshake_timeout, async {
+            let (send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+            let p = peek(&inner, &mut recv).await;
+            Ok::<_, String>((send, recv, p))
+        }) => r,
+    };
+    let (mut send, recv, peeked) = match opened {
+        Err(_) => {
+            refuse(
+                &inner,
+                &conn,
+                None,
+                remote,
+                ErrorCode::Timeout,
+                "handshake timed out",
+            )
+            .await;
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "connection ended before a stream");
+            return;
+        }
+        Ok(Ok(x)) => x,
+    };
+    match peeked {
+        Peeked::Session(group, raw) => {
+            drive(inner, conn, send, recv, Role::Acceptor, group, raw).await;
+        }
+        Peeked::Refuse(code, why) => {
+            refuse(&inner, &conn, Some(&mut send), remote, code, &why).await;
+        }
+        Peeked::Gone(why) => {
+            inner.host.peer_event(PeerEvent::Refused {
+                endpoint: remote,
+                code: ErrorCode::Malformed,
+                reason: why,
+            });
+        }
+    }
+}
+
+/// Refuses a connection before any session: error frame, close, event.
+async fn refuse(
+    inner: &Inner,
+    conn: &Connection,
+    send: Option<&mut SendStream>,
+    remote: [u8; 32],
+    code: ErrorCode,
+    why: &str,
+) {
+    tracing::debug!(code = ?code, why, "refusing connection");
+    if let Some(send) = send {
+        let bytes = frame::encode(&Message::Error {
+            code: code.as_u16(),
+            reason: why.to_string(),
+        });
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            if send.write_all(&bytes).await.is_ok() && send.finish().is_ok() {
+                let _ = send.stopped().await;
+            }
+        })
+        .await;
+    }
+    conn.close(close_code(code), close_reason(why));
+    inner.host.peer_event(PeerEvent::Refused {
+        endpoint: remote,
+        code,
+        reason: why.to_string(),
+    });
+}
+
+/// Runs the initiator side on a fresh connection; returns whether the handshake
+/// completed.
+pub(super) async fn initiate(inner: Arc<Inner>, conn: Connection, group: GroupId) -> bool {
+    let Some(g) = inner.group(&group) else {
+        conn.close(close_code(ErrorCode::Normal), b"group left");
+        return false;
+    };
+    let (send, recv) = match conn.open_bi().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot open stream");
+            return false;
+        }
+    };
+    drive(inner, conn, send, recv, Role::Initiator, g, Vec::new()).await
+}
+
+/// Frames waiting for the writer task, bounded in bytes.
+struct Outbox {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// Queues a frame; `false` once the peer has let too much pile up.
+    fn push(&self, frame: Vec<u8>) -> bool {
+        let q = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
+        let _ = self.tx.send(frame);
+        q <= MAX_OUTBOX_BYTES
+    }
+}
+
+/// Writes queued frames in order, coalesced; finishes the stream and waits for the
+/// peer's acknowledgement once the queue is dropped.
+async fn writer(
+    mut send: SendStream,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) {
+    let mut buf = Vec::with_capacity(WRITE_COALESCE * 2);
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&first);
+        while buf.len() < WRITE_COALESCE {
+            match rx.try_recv() {
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if send.write_all(&buf).await.is_err() {
+            return;
+        }
+        queued.fetch_sub(buf.len(), Ordering::Relaxed);
+    }
+    if send.finish().is_ok() {
+        let _ = send.stopped().await;
+    }
+}
+
+/// What one step of the state machine asks of the async side.
+#[derive(Default)]
+struct Step {
+    sends: Vec<Vec<u8>>,
+    close: Option<(ErrorCode, String)>,
+    established: bool,
+}
+
+/// Per-session context for the blocking step.
+#[derive(Clone)]
+struct Ctx {
+    inner: Arc<Inner>,
+    remote: [u8; 32],
+    group: GroupId,
+}
+
+/// Runs `input` through the session on a blocking thread with a fresh read view and
+/// carries out the host-side outputs in order.
+fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, now: u64) -> Step {
+    let host = &ctx.inner.host;
+    let mut outs = Vec::new();
+    let mut input = Some(input);
+    host.read_logs(&mut |view| {
+        if let Some(i) = input.take() {
+            outs = session.handle(i, now, view);
+        }
+    });
+    let mut step = Step::default();
+    for o in outs {
+        match o {
+            Output::Send(b) => step.sends.push(b),
+            Output::Close { code, reason } => step.close = Some((code, reason)),
+            Output::StoreVerified {
+                group,
+                author,
+                author_key,
+                first_seq,
+                events,
+                checkpoint,
+            } => {
+                let batch = VerifiedBatch {
+                    group,
+                    author,
+                    author_key,
+                    first_seq,
+                    events,
+                    checkpoint,
+                };
+                if let Err(e) = host.store_verified(batch) {
+                    // The session believes the batch stored: it cannot go on.
+                    step.close
+                        .get_or_insert((ErrorCode::Normal, format!("local store: {e}")));
+                    break;
+                }
+            }
+            Output::Event(ev) => {
+                match &ev {
+                    SystemEvent::PeerAuthenticated { peer } => {
+                        let mut t = ctx.inner.tables();
+                        if let Some(p) = t.peers.get_mut(&ctx.remote) {
+                            p.identity = Some(*peer);
+                        }
+                    }
+                    SystemEvent::SyncProgress { events, bytes } => {
+                        let mut t = ctx.inner.tables();
+                        if let Some(p) = t.peers.get_mut(&ctx.remote) {
+                            p.events_received += events;
+                            p.bytes_received += bytes;
+                        }
+                    }
+                    SystemEvent::ForkDetected { ours, theirs, .. } => {
+                        if let Err(e) = host.record_fork(ours, theirs) {
+                            tracing::warn!(error = %e, "cannot record fork evidence");
+                        }
+                    }
+                    SystemEvent::PeerRejected { .. } => {}
+                }
+                host.peer_event(PeerEvent::Session {
+                    endpoint: ctx.remote,
+                    group: ctx.group,
+                    event: ev,
+                });
+            }
+        }
+    }
+    step.established = session.is_established();
+    step
+}
+
+/// Moves the session to a blocking thread for one input and back.
+async fn step(ctx: &Ctx, session: Session, input: Input, now: u64) -> Option<(Session, Step)> {
+    let c = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = session;
+        let st = step_blocking(&c, &mut s, input, now);
+        (s, st)
+    })
+    .await
+    .ok()
+}
+
+/// Drives one session until it closes; returns whether the handshake completed.
+async fn drive(
+    inner: Arc<Inner>,
+    conn: Connection,
+    send: SendStream,
+    recv: RecvStream,
+    role: Role,
+    group: Group,
+    first_bytes: Vec<u8>,
+) -> bool {
+    let span = tracing::debug_span!("session", peer = %conn.remote_id().fmt_short(), ?role);
+    drive_inner(inner, conn, send, recv, role, group, first_bytes)
+        .instrument(span)
+        .await
+}
+
+async fn drive_inner(
+    inner: Arc<Inner>,
+    conn: Connection,
+    send: SendStream,
+    mut recv: RecvStream,
+    role: Role,
+    group: Group,
+    first_bytes: Vec<u8>,
+) -> bool {
+    let remote = *conn.remote_id().as_bytes();
+    let gid = group.id();
+    let mut km = [0u8; 32];
+    if conn
+        .export_keying_material(&mut km, KEYING_LABEL, KEYING_CONTEXT)
+        .is_err()
+    {
+        conn.close(close_code(ErrorCode::Protocol), b"no keying material");
+        return false;
+    }
+    let params = TransportParams {
+        local_endpoint: inner.local_id(),
+        remote_endpoint: remote,
+        keying_material: km,
+    };
+    let mut cfg = SessionConfig::new(group, inner.host.keypair());
+    cfg.handshake_timeout_ms =
+        u64::try_from(inner.cfg.handshake_timeout.as_millis()).unwrap_or(u64::MAX);
+    cfg.anti_entropy_interval_ms =
+        u64::try_from(inner.cfg.anti_entropy_interval.as_millis()).unwrap_or(u64::MAX);
+    let (ctx_tx, mut committed) = mpsc::channel(COMMITTED_QUEUE);
+    let id = register(&inner, remote, gid, role == Role::Initiator, ctx_tx);
+    let ctx = Ctx {
+        inner: inner.clone(),
+        remote,
+        group: gid,
+    };
+    let (otx, orx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let outbox = Outbox {
+        tx: otx,
+        queued: queued.clone(),
+    };
+    let writer: JoinHandle<()> = tokio::spawn(writer(send, orx, queued));
+    let mut stop = inner.shutdown.subscribe();
+    let mut tick = tokio::time::interval(inner.cfg.tick_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let mut session = Some(Session::new(cfg));
+    let mut established = false;
+    let mut pending: Vec<Input> = vec![Input::Connected { role, params }];
+    if !first_bytes.is_empty() {
+        pending.push(Input::Frame(first_bytes));
+    }
+    let end: (ErrorCode, String) = 'run: loop {
+        for input in pending.drain(..) {
+            let Some(s) = session.take() else {
+                break 'run (ErrorCode::Normal, "session lost".into());
+            };
+            let Some((s, st)) = step(&ctx, s, input, inner.now_ms()).await else {
+                break 'run (ErrorCode::Normal, "session step panicked".into());
+            };
+            session = Some(s);
+            for b in st.sends {
+                if !outbox.push(b) {
+                    break 'run (ErrorCode::Timeout, "peer does not read".into());
+                }
+            }
+            if st.established && !established {
+                established = true;
+                let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
+                {
+                    let mut t = inner.tables();
+                    if let Some(slot) = t.sessions.get_mut(&id) {
+                        slot.established = true;
+                    }
+                }
+                if let Some(peer) = peer {
+                    inner.host.peer_event(PeerEvent::Connected {
+                        peer,
+                        endpoint: remote,
+                        group: gid,
+                    });
+                }
+            }
+            if let Some(c) = st.close {
+                break 'run c;
+            }
+        }
+        if established && is_duplicate(&inner, id, remote, gid, role) {
+            break 'run (ErrorCode::Normal, "duplicate session".into());
+        }
+        // Priorities: shutdown first, then the peer's bytes (so requests are answered
+        // before more pushes queue up), then pushes, then time.
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break 'run (ErrorCode::Normal, "shutting down".into()),
+            r = recv.read_chunk(READ_CHUNK) => match r {
+                Ok(Some(chunk)) => pending.push(Input::Frame(chunk.to_vec())),
+                Ok(None) => break 'run (ErrorCode::Normal, "stream finished".into()),
+                Err(e) => break 'run (ErrorCode::Normal, format!("connection lost: {e}")),
+            },
+            Some(b) = committed.recv() => pending.push(Input::LocalCommitted {
+                events: b.events,
+                checkpoint: b.checkpoint,
+            }),
+            _ = tick.tick() => pending.push(Input::Tick),
+        }
+    };
+    inner.tables().sessions.remove(&id);
+    // Flush what the session queued (its Error frame included), then close.
+    drop(outbox);
+    let _ = tokio::time::timeout(CLOSE_LINGER, writer).await;
+    let (code, reason) = end;
+    conn.close(close_code(code), close_reason(&reason));
+    let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
+    tracing::debug!(?code, %reason, "session ended");
+    inner.host.peer_event(PeerEvent::Disconnected {
+        peer,
+        endpoint: remote,
+        group: gid,
+        reason,
+    });
+    established
+}
+
+/// Both ends dialled each other for one group: keep the connection initiated by the
+/// smaller endpoint id (both ends apply the same rule, so exactly one survives).
+fn is_duplicate(inner: &Inner, id: u64, remote: [u8; 32], group: GroupId, role: Role) -> bool {
+    if role != Role::Initiator || inner.local_id() < remote {
+        return false;
+    }
+    inner.tables().sessions.iter().any(|(k, s)| {
+        *k != id && s.peer == remote && s.group == group && !s.initiator && s.established
+    })
+}

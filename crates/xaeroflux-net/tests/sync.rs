@@ -1,0 +1,166 @@
+//! Nodes on loopback syncing through real iroh endpoints.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use xaeroflux_net::{PeerAddr, Ticket};
+use xaeroflux_sync::PeerEvent;
+
+#[test]
+fn two_nodes_sync_both_ways() {
+    init_tracing();
+    const N: usize = 10_000;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TestHost::new(1), TestHost::new(2));
+    a.write_many(N, 1000, 64);
+    b.write_many(N, 1000, 64);
+    let na = start(&a, da.path());
+    let nb = start(&b, db.path());
+    let t0 = Instant::now();
+    let ticket: Ticket = na
+        .ticket(&group().id(), false)
+        .unwrap()
+        .to_string()
+        .parse()
+        .unwrap();
+    nb.connect(&ticket).unwrap();
+    wait_until(60, "convergence", || {
+        a.total() == 2 * N as u64 && b.total() == 2 * N as u64
+    });
+    eprintln!("2 x {N} events synced both ways in {:?}", t0.elapsed());
+    assert_eq!(a.summary(), b.summary());
+    assert_eq!(a.store_errors.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Peer table, identities and counters on both sides.
+    wait_until(10, "connected peers", || {
+        na.peers().iter().any(|p| p.connected) && nb.peers().iter().any(|p| p.connected)
+    });
+    let pb = nb.peers();
+    assert_eq!(pb.len(), 1);
+    assert_eq!(pb[0].endpoint, na.endpoint_id());
+    assert_eq!(pb[0].identity, Some(a.kp.id()));
+    assert!(pb[0].known);
+    assert_eq!(pb[0].events_received, N as u64);
+    assert_eq!(pb[0].groups, vec![group().id()]);
+    let pa = na.peers();
+    assert_eq!(pa[0].identity, Some(b.kp.id()));
+    assert!(!pa[0].known, "a did not dial b");
+    assert!(b.events_matching(|e| matches!(e, PeerEvent::Connected { .. })) >= 1);
+    na.shutdown();
+    wait_until(10, "disconnect event", || {
+        b.events_matching(|e| matches!(e, PeerEvent::Disconnected { .. })) >= 1
+    });
+    nb.shutdown();
+}
+
+#[test]
+fn live_push_arrives() {
+    init_tracing();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TestHost::new(1), TestHost::new(2));
+    a.write(5, 32);
+    let na = start(&a, da.path());
+    let nb = start(&b, db.path());
+    nb.add_peer(na.addr(), &[]).unwrap();
+    wait_until(10, "initial sync", || b.total() == 5);
+    wait_until(10, "session up", || nb.peers().iter().any(|p| p.connected));
+    let t = Instant::now();
+    a.write(1, 32);
+    wait_until(10, "pushed event", || b.total() == 6);
+    eprintln!("live push latency {:?}", t.elapsed());
+    b.write(1, 32);
+    wait_until(10, "pushed event back", || a.total() == 7);
+    assert_eq!(a.summary(), b.summary());
+}
+
+#[test]
+fn offline_node_converges_after_start() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<_> = (1..=3).map(TestHost::new).collect();
+    let na = start(&hosts[0], dirs[0].path());
+    let nb = start(&hosts[1], dirs[1].path());
+    nb.add_peer(na.addr(), &[]).unwrap();
+    // C is offline while A and B write.
+    hosts[0].write_many(2000, 250, 48);
+    hosts[1].write_many(2000, 250, 48);
+    wait_until(30, "a and b converge", || {
+        hosts[0].total() == 4000 && hosts[1].total() == 4000
+    });
+    let nc = start(&hosts[2], dirs[2].path());
+    // C knows only A; B's events reach it through A.
+    nc.add_peer(na.addr(), &[]).unwrap();
+    wait_until(30, "c catches up", || hosts[2].total() == 4000);
+    // Live writes on B now reach C through A (relay push or anti-entropy).
+    hosts[1].write(10, 48);
+    hosts[2].write(10, 48);
+    wait_until(30, "all converge", || {
+        hosts.iter().all(|h| h.total() == 4020)
+    });
+    assert_eq!(hosts[0].summary(), hosts[1].summary());
+    assert_eq!(hosts[0].summary(), hosts[2].summary());
+    drop((na, nb, nc));
+}
+
+#[test]
+fn restarted_node_resumes_without_loss_or_duplicates() {
+    init_tracing();
+    const N: usize = 10_000;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TestHost::new(1), TestHost::new(2));
+    a.write_many(N, 500, 64);
+    // B's disk is slow, so the sync is still running when B stops.
+    *b.store_delay.lock().unwrap() = Duration::from_millis(40);
+    let na = start(&a, da.path());
+    let nb = start(&b, db.path());
+    let b_id = nb.endpoint_id();
+    nb.add_peer(
+        PeerAddr {
+            endpoint: na.endpoint_id(),
+            addrs: na.addr().addrs,
+        },
+        &[],
+    )
+    .unwrap();
+    wait_until(30, "partial sync", || b.total() > 0);
+    nb.shutdown();
+    let partial = b.total();
+    assert!(partial > 0 && partial < N as u64, "partial {partial}");
+    *b.store_delay.lock().unwrap() = Duration::ZERO;
+    // Same state dir: same endpoint id, and A is redialled from the known peers file.
+    let nb = start(&b, db.path());
+    assert_eq!(nb.endpoint_id(), b_id);
+    assert!(
+        nb.peers()
+            .iter()
+            .any(|p| p.endpoint == na.endpoint_id() && p.known)
+    );
+    wait_until(30, "resumed sync", || b.total() == N as u64);
+    assert_eq!(a.summary(), b.summary());
+    assert_eq!(b.log_len(&a.author()), N as u64);
+    assert_eq!(b.store_errors.load(std::sync::atomic::Ordering::Relaxed), 0);
+    drop(nb);
+    drop(na);
+}
+
+#[test]
+fn mutual_dial_converges() {
+    init_tracing();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TestHost::new(1), TestHost::new(2));
+    a.write(100, 32);
+    b.write(100, 32);
+    let na = start(&a, da.path());
+    let nb = start(&b, db.path());
+    // Both ends dial: one connection survives the tie-break, sync still completes.
+    na.add_peer(nb.addr(), &[]).unwrap();
+    nb.add_peer(na.addr(), &[]).unwrap();
+    wait_until(15, "convergence", || a.total() == 200 && b.total() == 200);
+    b.write(1, 32);
+    wait_until(15, "live push", || a.total() == 201);
+    assert_eq!(a.summary(), b.summary());
+    assert!(na.peers()[0].known && nb.peers()[0].known);
+}
