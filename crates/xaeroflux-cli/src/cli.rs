@@ -65,6 +65,32 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// Similarity search over events whose payloads are text.
+    ///
+    /// Lexical, not semantic: texts are compared by shared character n-grams (typos,
+    /// word forms and shared words match; synonyms do not). The index is kept in
+    /// DATA_DIR/vector_index.bin, so repeated searches only index new events.
+    Search {
+        /// Query text, embedded with the built-in n-gram extractor.
+        #[arg(long, conflicts_with = "vector_file")]
+        text: Option<String>,
+        /// Query vector: a JSON array of DIM numbers in this file. Without --text and
+        /// --vector-file the array is read from standard input.
+        #[arg(long)]
+        vector_file: Option<PathBuf>,
+        /// Event types whose payloads are UTF-8 text to index (repeatable).
+        #[arg(long = "type", short = 't', default_values_t = [1000])]
+        event_types: Vec<u32>,
+        /// Number of results.
+        #[arg(long, short = 'k', default_value_t = 10)]
+        k: usize,
+        /// Minimum cosine similarity, in [-1, 1].
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        threshold: f32,
+        /// Dimension of the n-gram vectors (a different value rebuilds the index).
+        #[arg(long, default_value_t = 256)]
+        dim: usize,
+    },
     /// Counts per size class, log heads, roots, disk use.
     Stats,
     /// Re-hash every event, recompute every MMR root, check every checkpoint signature.

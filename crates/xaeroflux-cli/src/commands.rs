@@ -1,14 +1,18 @@
 //! Subcommand implementations.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use xaeroflux::{
-    AuthorId, Event, EventId, Filter, Hlc, Start, XaeroFlux, XaeroKeypair, default_data_dir,
+    AuthorId, Event, EventId, Filter, Hlc, IndexLoad, NgramTextExtractor, Start, VECTOR_INDEX_FILE,
+    VectorExtractor, VectorProgress, VectorSearchConfig, XaeroFlux, XaeroKeypair, default_data_dir,
+    vector_index_info,
 };
 use xaeroflux_core::event::hex;
 use xaeroid::keyfile;
@@ -146,6 +150,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 "disk         lmdb {} B, merkle pages {} B",
                 st.disk_bytes.0, st.disk_bytes.1
             );
+            print_vector_index(&dir);
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify => {
@@ -175,6 +180,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Demo { events } => demo(&cli, &dir, events),
+        Command::Search {
+            ref text,
+            ref vector_file,
+            ref event_types,
+            k,
+            threshold,
+            dim,
+        } => {
+            let query = SearchQuery {
+                text: text.as_deref(),
+                vector_file: vector_file.as_deref(),
+                event_types,
+                k,
+                threshold,
+                dim,
+            };
+            search(&cli, &dir, &query)
+        }
     }
 }
 
@@ -334,4 +357,123 @@ fn print_event(id: &EventId, ev: &Event) {
             |t| format!("{t:?}")
         )
     );
+}
+
+/// Arguments of `search`.
+struct SearchQuery<'a> {
+    text: Option<&'a str>,
+    vector_file: Option<&'a Path>,
+    event_types: &'a [u32],
+    k: usize,
+    threshold: f32,
+    dim: usize,
+}
+
+/// Character trigrams: what `search --text` embeds with.
+const NGRAM: usize = 3;
+
+fn search(cli: &Cli, dir: &Path, q: &SearchQuery<'_>) -> Result<ExitCode> {
+    let embed = NgramTextExtractor::new(q.dim, NGRAM).context("--dim")?;
+    let query = match q.text {
+        Some(t) => embed
+            .embed(t)
+            .context("the query text has no characters to compare")?,
+        None => {
+            let json = match q.vector_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?,
+                None => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .context("reading standard input")?;
+                    s
+                }
+            };
+            serde_json::from_str::<Vec<f32>>(&json)
+                .context("the query vector must be a JSON array of numbers")?
+        }
+    };
+    let store = open(cli, dir)?;
+    let extractor: Arc<dyn VectorExtractor> = Arc::new(embed);
+    let extractors: HashMap<u32, Arc<dyn VectorExtractor>> = q
+        .event_types
+        .iter()
+        .map(|&t| (t, extractor.clone()))
+        .collect();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("indexing {bar:40} {pos}/{len} events ({per_sec}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut config = VectorSearchConfig::new(q.dim);
+    let progress = bar.clone();
+    config.on_progress = Some(Arc::new(move |p: VectorProgress| {
+        progress.set_length(p.target);
+        progress.set_position(p.position);
+        if p.load != IndexLoad::Loaded {
+            progress.set_message("(rebuilding the index)");
+        }
+    }));
+    store.start_vector_search(extractors, config)?;
+    // This process holds the store exclusively: once the committed position is
+    // reached, the index is complete.
+    loop {
+        let s = store.vector_search_stats()?;
+        if s.pending == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    bar.finish_and_clear();
+    let hits = store.search_vector(&query, q.k, q.threshold)?;
+    for h in &hits {
+        println!(
+            "{:.4}  {}  {}",
+            h.similarity,
+            h.id,
+            preview(&h.event.payload)
+        );
+    }
+    store.close()?;
+    Ok(if hits.is_empty() {
+        eprintln!("no matches");
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The first 80 characters of a text payload, on one line.
+fn preview(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(t) => {
+            let mut p: String = t
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(80)
+                .collect();
+            if t.chars().count() > 80 {
+                p.push('…');
+            }
+            p
+        }
+        Err(_) => format!("hex:{}", hex(&payload[..payload.len().min(32)])),
+    }
+}
+
+fn print_vector_index(dir: &Path) {
+    let path = dir.join(VECTOR_INDEX_FILE);
+    match vector_index_info(&path) {
+        Ok(None) => {}
+        Ok(Some(i)) => println!(
+            "vector index {} vectors of dim {}, covers {} events, {} B ({})",
+            i.vectors,
+            i.dimension,
+            i.position,
+            i.file_bytes,
+            path.display()
+        ),
+        Err(e) => println!("vector index unreadable ({e}); rebuilt on the next search"),
+    }
 }

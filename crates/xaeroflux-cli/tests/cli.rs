@@ -120,3 +120,80 @@ fn demo_runs_a_node_and_verify_catches_tampering() {
     );
     assert!(String::from_utf8_lossy(&v.stderr).contains("FAILED"));
 }
+
+#[test]
+fn search_text_finds_near_duplicates_and_keeps_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let texts = [
+        "offline first event store",
+        "peer to peer synchronisation",
+        "vector search over hnsw graphs",
+        "merkle mountain range proofs",
+    ];
+    let ids: Vec<String> = texts
+        .iter()
+        .map(|t| stdout(&run(d, &["write", t], None)).trim().to_string())
+        .collect();
+    // Same words, another type that is not searched.
+    stdout(&run(
+        d,
+        &["write", "-t", "2000", "vector search over hnsw graph"],
+        None,
+    ));
+
+    let out = stdout(&run(
+        d,
+        &[
+            "search",
+            "--text",
+            "Vektor serch over HNSW graph",
+            "--threshold",
+            "-1",
+        ],
+        None,
+    ));
+    let first: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(first[1], ids[2], "{out}");
+    assert!(first[0].parse::<f32>().unwrap() > 0.3, "{out}");
+    assert!(out.contains("vector search over hnsw graphs"));
+    assert_eq!(out.lines().count(), 4, "only type 1000 is indexed: {out}");
+    let stats = stdout(&run(d, &["stats"], None));
+    assert!(
+        stats.contains("vector index 4 vectors of dim 256, covers 5 events"),
+        "{stats}"
+    );
+
+    // A later search indexes only what is new, and finds it.
+    let new_id = stdout(&run(d, &["write", "hybrid logical clocks"], None))
+        .trim()
+        .to_string();
+    let out = stdout(&run(
+        d,
+        &["search", "--text", "hybrid logical clock", "-k", "1"],
+        None,
+    ));
+    assert!(out.contains(&new_id), "{out}");
+    assert!(stdout(&run(d, &["stats"], None)).contains("vector index 5 vectors"));
+
+    // Nothing above the threshold: exit code 1. Bad input: an error, not a panic.
+    let none = run(
+        d,
+        &["search", "--text", "zzzz qqqq", "--threshold", "0.9"],
+        None,
+    );
+    assert_eq!(none.status.code(), Some(1));
+    let bad = run(d, &["search", "--text", "x", "--threshold", "2"], None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("outside [-1, 1]"));
+    let short = run(d, &["search"], Some("[1, 2, 3]"));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("dimension 3"));
+    let mut v = vec!["0"; 256];
+    v[7] = "1";
+    let out = stdout(&run(
+        d,
+        &["search", "-k", "2"],
+        Some(&format!("[{}]", v.join(","))),
+    ));
+    assert_eq!(out.lines().count(), 2, "{out}");
+}

@@ -16,6 +16,7 @@ use xaeroflux_core::{
 use xaeroid::{XaeroID, XaeroKeypair, keyfile};
 
 use crate::error::{Error, Result};
+use crate::network::NetworkOptions;
 use crate::options::{Durability, Options, default_data_dir};
 use crate::store::hash_index::HashIndex;
 use crate::store::pagefile::PageFile;
@@ -36,7 +37,7 @@ pub(crate) struct Shared {
     /// Group index (as carried in ring slots) -> group id.
     pub groups: RwLock<Vec<GroupId>>,
     pub author: AuthorId,
-    pub keypair: XaeroKeypair,
+    pub keypair: Arc<XaeroKeypair>,
     pub opts: Options,
     /// Held shared by every read transaction, exclusively while the map is resized.
     pub resize_gate: RwLock<()>,
@@ -44,6 +45,10 @@ pub(crate) struct Shared {
     pub committed: Committed,
     /// System events.
     pub system: SystemBus,
+    /// Verified remote batches waiting for the storage writer.
+    pub inbox: crate::store::writer::Inbox,
+    /// The hybrid logical clock (also observes the timestamps of received events).
+    pub clock: Arc<HlcClock<Arc<dyn Clock>>>,
 }
 
 /// Write tickets and per-group log positions, assigned together (see `write_inner`).
@@ -57,6 +62,8 @@ pub struct Builder {
     opts: Options,
     identity: Option<XaeroKeypair>,
     clock: Option<Arc<dyn Clock>>,
+    /// `None` = offline; default: on, see [`NetworkOptions::for_data_dir`].
+    network: Option<NetworkOptions>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -103,6 +110,17 @@ impl Builder {
         self.clock = Some(c);
         self
     }
+    /// Network settings (default: on, all interfaces, relays off; see
+    /// [`NetworkOptions::for_data_dir`]).
+    pub fn network(mut self, n: NetworkOptions) -> Self {
+        self.network = Some(n);
+        self
+    }
+    /// No networking: the store does not listen or sync (tools, tests, single-node use).
+    pub fn offline(mut self) -> Self {
+        self.network = None;
+        self
+    }
     /// Replaces all options.
     pub fn options(mut self, opts: Options) -> Self {
         self.opts = opts;
@@ -121,9 +139,13 @@ pub struct XaeroFlux {
     shared: Arc<Shared>,
     bus: Arc<EventBus>,
     assign: Mutex<Assign>,
-    clock: HlcClock<Arc<dyn Clock>>,
+    clock: Arc<HlcClock<Arc<dyn Clock>>>,
     default_group: GroupId,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Vector search, once started.
+    pub(crate) vector: crate::vector::VectorSlot,
+    /// The network node, once started.
+    pub(crate) net: crate::network::NetSlot,
     _lock: File,
 }
 
@@ -143,6 +165,7 @@ impl XaeroFlux {
             opts: Options::new(data_dir.as_ref()),
             identity: None,
             clock: None,
+            network: Some(NetworkOptions::for_data_dir(data_dir.as_ref())),
         }
     }
 
@@ -158,6 +181,15 @@ impl XaeroFlux {
     }
 
     fn open_with(b: Builder) -> Result<Self> {
+        let network = b.network.clone();
+        let store = Self::open_store(b)?;
+        if let Some(n) = network {
+            store.start_network(n)?;
+        }
+        Ok(store)
+    }
+
+    fn open_store(b: Builder) -> Result<Self> {
         let opts = b.opts;
         let dir = opts.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -238,6 +270,7 @@ impl XaeroFlux {
             .gating_reader()
             .map_err(|e| Error::Config(e.to_string()))?;
         let clock: Arc<dyn Clock> = b.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = Arc::new(HlcClock::new(clock, Hlc::from_u64(max_hlc)));
         let shared = Arc::new(Shared {
             env,
             tables,
@@ -248,11 +281,13 @@ impl XaeroFlux {
             shutdown: AtomicBool::new(false),
             groups: RwLock::new(groups),
             author,
-            keypair,
+            keypair: Arc::new(keypair),
             opts,
             resize_gate: RwLock::new(()),
             committed: Committed::new(next_local),
             system: SystemBus::new(),
+            inbox: crate::store::writer::Inbox::default(),
+            clock: clock.clone(),
         });
         shared
             .system
@@ -269,9 +304,11 @@ impl XaeroFlux {
                 next_ticket: 0,
                 next_seq,
             }),
-            clock: HlcClock::new(clock, Hlc::from_u64(max_hlc)),
+            clock,
             default_group,
             writer: Mutex::new(Some(handle)),
+            vector: Default::default(),
+            net: Default::default(),
             _lock: lock,
         })
     }
@@ -454,6 +491,8 @@ impl XaeroFlux {
             .unwrap_or_else(|p| p.into_inner())
             .next_ticket;
         self.wait_durable(target)?;
+        // Verified remote batches queued before this call are committed too.
+        self.shared.inbox.wait_applied(&self.shared)?;
         if self.shared.opts.durability == Durability::None {
             self.shared.env.force_sync()?;
             self.shared.pages.sync()?;
@@ -489,6 +528,8 @@ impl XaeroFlux {
 
     /// Flushes, stops the storage writer and waits for it.
     pub fn close(self) -> Result<()> {
+        // No more remote batches once the writer is asked to stop.
+        self.net.stop();
         let flushed = self.flush();
         self.stop_writer();
         flushed
@@ -508,8 +549,13 @@ impl XaeroFlux {
 
 impl Drop for XaeroFlux {
     fn drop(&mut self) {
+        self.net.stop();
         // The writer drains everything already in the rings before it exits.
         self.stop_writer();
+        // Then the vector indexer stops and saves what it covers.
+        if let Err(e) = self.vector.stop() {
+            tracing::warn!(error = %e, "saving the vector index failed");
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub enum Error {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The network layer failed (endpoint, ticket, peer).
+    #[error("network: {0}")]
+    Network(String),
     /// The store was closed.
     #[error("store is closed")]
     Closed,
@@ -90,6 +93,9 @@ pub enum Error {
     /// An MMR operation failed.
     #[error("merkle mountain range: {0}")]
     Mmr(String),
+    /// Fork evidence that does not prove a fork.
+    #[error("invalid fork evidence: {0}")]
+    ForkEvidence(String),
     /// A checkpoint is malformed or its signature does not verify.
     #[error("checkpoint")]
     Checkpoint(#[source] xaeroflux_core::CheckpointError),
@@ -99,6 +105,9 @@ pub enum Error {
     /// Identity/key file failure.
     #[error("identity")]
     Identity(#[from] xaeroid::KeyFileError),
+    /// Vector search failed or refused a query.
+    #[error("vector search")]
+    Vector(#[source] crate::vector::VectorSearchError),
     /// File system failure.
     #[error("i/o on {path}")]
     Io {

@@ -24,26 +24,38 @@
 mod checkpoints;
 mod engine;
 mod error;
+mod network;
 mod options;
 mod read;
 mod store;
 mod subscribe;
+mod sync_host;
 mod system;
+mod vector;
 mod verify;
 
 pub use checkpoints::CheckpointOutcome;
 pub use engine::{Builder, XaeroFlux};
 pub use error::{Error, Result};
+pub use network::{DEFAULT_NET_THREADS, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket};
 pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
 pub use read::{Snapshot, StoredEvent, event_leaf_hash};
 pub use store::FORMAT_VERSION;
 pub use subscribe::{
     CommittedEvent, Filter, NextEvent, Observable, READ_AHEAD, Start, Subscription,
 };
+pub use sync_host::{FEED_BATCH_BYTES, SyncNode};
 pub use system::{SYSTEM_QUEUE, SystemEvent, SystemSubscription};
+pub use vector::{
+    IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,
+    VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats, vector_index_info,
+};
 pub use verify::{Stats, VerifyReport};
 pub use xaeroflux_core::mmr::MerkleProof;
 pub use xaeroflux_core::{
     AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint,
+};
+pub use xaeroflux_vector::{
+    Error as VectorIndexError, Metric, NgramTextExtractor, VectorExtractor,
 };
 pub use xaeroid::{IdHash, XaeroID, XaeroKeypair};

@@ -47,6 +47,10 @@ impl<'a> Snapshot<'a> {
         &self.txn
     }
 
+    pub(crate) fn shared(&self) -> &'a Shared {
+        self.shared
+    }
+
     /// Entries of `db` from `start` (inclusive) to `end`.
     fn range<'s>(
         &'s self,

@@ -1,7 +1,7 @@
 //! System events: what happens to the node, on their own stream.
 //!
-//! System events (store opened, flush completed, fork detected, writer failure; later
-//! peers and sync progress) are rare and small. They travel on a separate bounded
+//! System events (store opened, flush completed, fork detected, writer failure, peers
+//! and sync progress) are rare and small. They travel on a separate bounded
 //! queue, so they are never stuck behind a flood of application events: that is their
 //! priority. A subscriber that falls more than [`SYSTEM_QUEUE`] events behind gets a
 //! [`SystemEvent::Missed`] telling how many it lost, then continues.
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use xaeroflux_core::ring::Notifier;
 use xaeroflux_core::{AuthorId, GroupId};
+use xaeroid::IdHash;
 
 use crate::engine::{Shared, XaeroFlux};
 
@@ -46,6 +47,48 @@ pub enum SystemEvent {
     WriterFailed {
         /// What failed.
         reason: String,
+    },
+    /// A sync session with a peer completed its handshake.
+    PeerConnected {
+        /// The peer's identity.
+        peer: IdHash,
+        /// The peer's endpoint (network node id).
+        endpoint: [u8; 32],
+        /// The group the session syncs.
+        group: GroupId,
+    },
+    /// A sync session ended.
+    PeerDisconnected {
+        /// The peer's identity, if the handshake completed.
+        peer: Option<IdHash>,
+        /// The peer's endpoint.
+        endpoint: [u8; 32],
+        /// The group of the session, if one started.
+        group: Option<GroupId>,
+        /// Why.
+        reason: String,
+    },
+    /// A peer was refused (failed handshake or protocol violation) and disconnected.
+    PeerRejected {
+        /// The peer's endpoint.
+        endpoint: [u8; 32],
+        /// The group of the session, if one started.
+        group: Option<GroupId>,
+        /// Error code (as sent on the wire).
+        code: u16,
+        /// Why.
+        why: String,
+    },
+    /// Verified events were received from a peer.
+    SyncProgress {
+        /// The peer's endpoint.
+        endpoint: [u8; 32],
+        /// The group.
+        group: GroupId,
+        /// Events in the batch.
+        events: u64,
+        /// Bytes of those events.
+        bytes: u64,
     },
     /// This subscriber fell behind and lost this many system events.
     Missed {

@@ -1,7 +1,7 @@
 //! The storage writer: one OS thread that turns ring-buffer slots into LMDB group commits.
 //!
-//! Each iteration drains every ring (and, later, the channel of verified remote events)
-//! into one write transaction, capped by count and bytes. Events are committed in write
+//! Each iteration drains every ring (and the inbox of verified remote batches, see
+//! `remote`) into one write transaction, capped by count and bytes. Events are committed in write
 //! ticket order: the engine assigns (ticket, seq, hlc) together, so ticket order is
 //! also each author log's seq order and HLC order. For every event the writer appends
 //! the encoding to `events` (LMDB `APPEND`: keys are the increasing local sequence),
@@ -22,6 +22,10 @@ use xaeroflux_core::bus::BusReader;
 use xaeroflux_core::event::encode_into;
 use xaeroflux_core::mmr::Mmr;
 use xaeroflux_core::{AuthorId, Checkpoint, EventHeader, EventId, GroupId, Hlc};
+
+mod remote;
+
+pub(crate) use remote::{Inbox, RemoteBatch};
 
 use super::hash_index::IdHasher;
 use super::mmrs::{NODE_MMR_ID, PagedNodes};
@@ -185,6 +189,12 @@ pub(crate) struct Writer {
     ids: Vec<(EventId, u64)>,
     /// Last key written to each secondary index, to use `APPEND` while keys increase.
     last_keys: LastKeys,
+    /// Verified remote batches taken from the inbox for the next commit.
+    remote: Vec<RemoteBatch>,
+    /// Fork evidence found by the batch being written: (group, author, length).
+    forks_found: Vec<(GroupId, AuthorId, u64)>,
+    /// Remote events added by the batch being written.
+    remote_events: u64,
 }
 
 /// The last key of the `logs`, `types` and `times` tables as far as this writer knows
@@ -278,10 +288,12 @@ impl Writer {
                 meta_u64(t, &rtxn, meta_keys::MAX_HLC)?,
             )
         };
+        let stage = Arc::new(Stage::default());
+        shared.inbox.attach(stage.clone());
         Ok(Writer {
             shared,
             reader: Some(reader),
-            stage: Arc::new(Stage::default()),
+            stage,
             node,
             logs: HashMap::default(),
             next_mmr_id,
@@ -296,6 +308,9 @@ impl Writer {
             page_buf: Vec::new(),
             ids: Vec::new(),
             last_keys: LastKeys::default(),
+            remote: Vec::new(),
+            forks_found: Vec::new(),
+            remote_events: 0,
         })
     }
 
@@ -335,12 +350,14 @@ impl Writer {
         p.stopped = true;
         drop(p);
         self.shared.progress.cv.notify_all();
+        self.shared.inbox.commits.notify();
     }
 
     fn run_inner(&mut self) -> Result<()> {
         loop {
             let (taken, closed) = self.take_staged(false);
-            if self.ready() == 0 {
+            self.shared.inbox.take(&mut self.remote);
+            if self.ready() == 0 && self.remote.is_empty() {
                 if closed && taken == 0 {
                     return Ok(());
                 }
@@ -358,7 +375,7 @@ impl Writer {
     fn take_staged(&mut self, wait: bool) -> (usize, bool) {
         let stage = &self.stage;
         let mut st = stage.lock();
-        if wait && st.pending.is_empty() && !st.closed {
+        if wait && st.pending.is_empty() && !st.closed && !self.shared.inbox.has_pending() {
             st = stage
                 .writer_cv
                 .wait_timeout(st, Duration::from_millis(50))
@@ -402,7 +419,13 @@ impl Writer {
 
     fn commit_ready(&mut self) -> Result<()> {
         let n = self.ready();
-        let bytes: usize = self.pending[..n].iter().map(|i| i.len + 256).sum();
+        let bytes: usize = self.pending[..n].iter().map(|i| i.len + 256).sum::<usize>()
+            + self
+                .remote
+                .iter()
+                .flat_map(|b| &b.events)
+                .map(|e| e.len() + 256)
+                .sum::<usize>();
         let mut attempts = 0;
         let ids = loop {
             self.ensure_map_room(bytes * 4 + (4 << 20))?;
@@ -423,6 +446,9 @@ impl Writer {
             self.arena.clear();
         }
         self.next_ticket += n as u64;
+        let batches = self.remote.len();
+        self.remote.clear();
+        let remote_events = std::mem::take(&mut self.remote_events);
         self.shared.hashes.insert_committed(&ids);
         self.ids = ids; // keep the allocation for the next batch
         // Post-commit hook: the committed stream (subscriptions, later sync and the
@@ -433,9 +459,22 @@ impl Writer {
         {
             let mut p = self.shared.progress.lock();
             p.durable_ticket = self.next_ticket;
-            p.committed_events += n as u64;
+            p.committed_events += n as u64 + remote_events;
         }
         self.shared.progress.cv.notify_all();
+        if batches > 0 {
+            self.shared.inbox.applied(batches);
+        }
+        self.shared.inbox.commits.notify();
+        for (group, author, length) in std::mem::take(&mut self.forks_found) {
+            self.shared
+                .system
+                .publish(crate::system::SystemEvent::ForkDetected {
+                    group,
+                    author,
+                    length,
+                });
+        }
         if self.shared.hashes.pending() >= self.shared.opts.hash_index_chunk {
             self.flush_hash_index()?;
         }
@@ -479,7 +518,14 @@ impl Writer {
         let mut local = self.next_local;
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
-        let res = self.write_events(t, &mut wtxn, batch, &mut local, &mut ids);
+        let res = self
+            .write_events(t, &mut wtxn, batch, &mut local, &mut ids)
+            .and_then(|mut touched| {
+                let out = self.write_remote(t, &mut wtxn, &mut local, &mut ids, &mut touched)?;
+                self.forks_found = out.forks;
+                self.remote_events = out.events;
+                Ok(touched)
+            });
         self.ids = ids;
         let touched = match res {
             Ok(touched) => touched,

@@ -1,0 +1,364 @@
+//! Remote ingestion: verified batches from sync sessions, applied by the storage writer
+//! in the same group commit as local ring events.
+//!
+//! A session hands a batch to [`Inbox::push`] (bounded: it blocks while
+//! [`INBOX_CAPACITY`] batches wait, which is the backpressure a fast peer feels). The
+//! writer takes every waiting batch at the start of a commit and applies each one
+//! idempotently and in order:
+//!
+//! - a batch of a forked log (fork evidence in `forks`) is dropped: never extended;
+//! - a batch that starts past the end of the log is dropped (a gap);
+//! - events at seqs the log already holds are compared by MMR leaf (the id): equal ones
+//!   are skipped, a different one stops the batch (the stored event is kept);
+//! - every new event gets the next local sequence, all indexes, a leaf in its author
+//!   log's MMR and in the node MMR, exactly like a local event;
+//! - the batch's checkpoint is stored once the log reaches its length and reproduces
+//!   its root (so `latest_checkpoint` never names more events than the log holds); a
+//!   different root already stored for that length is recorded as fork evidence.
+//!
+//! Only checkpoints of the local author are signed by the writer; remote logs keep the
+//! checkpoints their authors signed.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use heed::RwTxn;
+use xaeroflux_core::mmr::{leaf_hash, leaf_index_to_pos};
+use xaeroflux_core::ring::Notifier;
+use xaeroflux_core::{AuthorId, EventRef, GroupId, Hlc, SignedCheckpoint};
+use xaeroflux_core::{EventId, mmr::MmrStore};
+
+use super::{LogKey, Stage, Writer, mmr_err, put_index, time_key, type_key};
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::store::{Tables, be, log_key, log_prefix};
+
+/// Verified batches that may wait for the writer before `push` blocks.
+pub(crate) const INBOX_CAPACITY: usize = 64;
+
+/// A verified batch of one author log (see `xaeroflux_sync::VerifiedBatch`).
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteBatch {
+    pub group: GroupId,
+    pub author: AuthorId,
+    /// Encoded public key of the author.
+    pub key: Vec<u8>,
+    pub first_seq: u64,
+    pub events: Vec<Vec<u8>>,
+    pub checkpoint: SignedCheckpoint,
+}
+
+#[derive(Default)]
+struct InboxState {
+    queue: VecDeque<RemoteBatch>,
+    /// Batches ever queued.
+    queued: u64,
+    /// Batches ever committed (applied or dropped) by the writer.
+    applied: u64,
+}
+
+/// The bounded queue between sync sessions and the storage writer.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    /// Signalled when the writer takes batches or commits them.
+    changed: Condvar,
+    /// The writer's stage, to wake the writer when a batch arrives.
+    stage: OnceLock<Arc<Stage>>,
+    /// Notified after every group commit and when the writer stops (committed feeds).
+    pub commits: Notifier,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn attach(&self, stage: Arc<Stage>) {
+        let _ = self.stage.set(stage);
+    }
+
+    /// Whether batches wait for the writer.
+    pub(super) fn has_pending(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
+    /// Queues a batch, blocking while the queue is full.
+    pub(crate) fn push(&self, shared: &Shared, batch: RemoteBatch) -> Result<()> {
+        let mut st = self.lock();
+        loop {
+            check_open(shared)?;
+            if st.queue.len() < INBOX_CAPACITY {
+                break;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        st.queue.push_back(batch);
+        st.queued += 1;
+        drop(st);
+        if let Some(stage) = self.stage.get() {
+            // Under the stage lock: the writer checks the inbox under it before waiting.
+            let _st = stage.lock();
+            stage.writer_cv.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Takes every waiting batch.
+    pub(super) fn take(&self, into: &mut Vec<RemoteBatch>) {
+        let mut st = self.lock();
+        if st.queue.is_empty() {
+            return;
+        }
+        into.extend(st.queue.drain(..));
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// The writer committed `n` taken batches.
+    pub(super) fn applied(&self, n: usize) {
+        self.lock().applied += n as u64;
+        self.changed.notify_all();
+    }
+
+    /// Waits until every batch queued before the call is committed.
+    pub(crate) fn wait_applied(&self, shared: &Shared) -> Result<()> {
+        let mut st = self.lock();
+        let target = st.queued;
+        while st.applied < target {
+            if shared.progress.lock().stopped {
+                check_open(shared)?;
+                return Err(Error::Closed);
+            }
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        Ok(())
+    }
+}
+
+fn check_open(shared: &Shared) -> Result<()> {
+    if shared.poisoned.load(Ordering::Acquire) {
+        let p = shared.progress.lock();
+        return Err(Error::Poisoned {
+            reason: p.poison.clone().unwrap_or_default(),
+        });
+    }
+    if shared.shutdown.load(Ordering::Acquire) {
+        return Err(Error::Closed);
+    }
+    Ok(())
+}
+
+/// What applying the remote batches of one commit produced.
+#[derive(Default)]
+pub(super) struct RemoteOutcome {
+    /// Events added.
+    pub events: u64,
+    /// Fork evidence recorded: (group, author, length).
+    pub forks: Vec<(GroupId, AuthorId, u64)>,
+}
+
+impl Writer {
+    /// Applies the taken remote batches inside `wtxn`, after the local events.
+    pub(super) fn write_remote(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        local: &mut u64,
+        ids: &mut Vec<(EventId, u64)>,
+        touched: &mut Vec<(LogKey, Hlc)>,
+    ) -> Result<RemoteOutcome> {
+        let batches = std::mem::take(&mut self.remote);
+        let mut out = RemoteOutcome::default();
+        let mut res = Ok(());
+        for b in &batches {
+            res = self.apply_one(t, wtxn, b, local, ids, touched, &mut out);
+            if res.is_err() {
+                break;
+            }
+        }
+        self.remote = batches;
+        res.map(|()| out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_one(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        b: &RemoteBatch,
+        local: &mut u64,
+        ids: &mut Vec<(EventId, u64)>,
+        touched: &mut Vec<(LogKey, Hlc)>,
+        out: &mut RemoteOutcome,
+    ) -> Result<()> {
+        let key = (b.group, b.author);
+        let prefix = log_prefix(&b.group.0, &b.author.0);
+        if b.author == self.shared.author {
+            // Our own log only grows through the local write path.
+            return Ok(());
+        }
+        if t.forks.prefix_iter(wtxn, &prefix)?.next().is_some() {
+            tracing::debug!(author = %b.author.short(), "batch of a forked log dropped");
+            return Ok(());
+        }
+        let len = if self.logs.contains_key(&key) || t.log_mmrs.get(wtxn, &prefix)?.is_some() {
+            self.log_mmr(wtxn, key)?.leaf_count()
+        } else {
+            0
+        };
+        if b.first_seq > len {
+            tracing::debug!(
+                author = %b.author.short(),
+                first = b.first_seq,
+                len,
+                "batch past the end of the log dropped"
+            );
+            return Ok(());
+        }
+        if t.authors.get(wtxn, b.author.as_bytes())?.is_none() {
+            t.authors.put(wtxn, b.author.as_bytes(), &b.key)?;
+        }
+        let mut conflict = false;
+        let mut max_hlc: Option<Hlc> = None;
+        for (i, raw) in b.events.iter().enumerate() {
+            let seq = b.first_seq + i as u64;
+            let Ok(ev) = EventRef::decode(raw) else {
+                tracing::warn!(seq, "undecodable event in a verified batch; rest dropped");
+                break;
+            };
+            let h = ev.header;
+            if h.group != b.group || h.author != b.author || h.seq != seq {
+                tracing::warn!(
+                    seq,
+                    "event of another log in a verified batch; rest dropped"
+                );
+                break;
+            }
+            let id = ev.id();
+            let mmr = self.log_mmr(wtxn, key)?;
+            if seq < mmr.leaf_count() {
+                let pos = leaf_index_to_pos(seq).ok_or_else(|| Error::Mmr("seq".into()))?;
+                if mmr.store().get(pos)? != Some(leaf_hash(&id.0)) {
+                    tracing::warn!(
+                        author = %b.author.short(),
+                        seq,
+                        "received event differs from the stored one; stored kept"
+                    );
+                    conflict = true;
+                    break;
+                }
+                continue;
+            }
+            let leaf = mmr.push(&id.0).map_err(mmr_err)?;
+            if leaf != seq {
+                return Err(Error::Mmr(format!(
+                    "remote log expected seq {leaf}, got {seq}"
+                )));
+            }
+            t.events
+                .put_with_flags(wtxn, heed::PutFlags::APPEND, &be(*local), raw.as_slice())?;
+            let lk = &mut self.last_keys;
+            put_index(
+                &t.logs,
+                wtxn,
+                &mut lk.logs,
+                &log_key(&h.group.0, &h.author.0, h.seq),
+                &be(*local),
+            )?;
+            put_index(
+                &t.types,
+                wtxn,
+                &mut lk.types,
+                &type_key(&h.group, h.event_type, h.hlc, *local),
+                &[],
+            )?;
+            put_index(
+                &t.times,
+                wtxn,
+                &mut lk.times,
+                &time_key(&h.group, h.hlc, &h.author, h.seq),
+                &be(*local),
+            )?;
+            let node_leaf = self.node.push(&id.0).map_err(mmr_err)?;
+            if node_leaf != *local {
+                return Err(Error::Mmr(format!(
+                    "node mmr expected leaf {local}, got {node_leaf}"
+                )));
+            }
+            self.max_hlc = self.max_hlc.max(h.hlc.as_u64());
+            max_hlc = Some(max_hlc.map_or(h.hlc, |m| m.max(h.hlc)));
+            ids.push((id, *local));
+            *local += 1;
+            out.events += 1;
+        }
+        if let Some(hlc) = max_hlc {
+            match touched.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, m)) => *m = (*m).max(hlc),
+                None => touched.push((key, hlc)),
+            }
+        }
+        self.record_remote_checkpoint(t, wtxn, key, &b.checkpoint, conflict, out)
+    }
+
+    /// Stores the batch's checkpoint if the log now reproduces it; a different root
+    /// already stored for that length becomes fork evidence.
+    fn record_remote_checkpoint(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        key: LogKey,
+        cp: &SignedCheckpoint,
+        conflict: bool,
+        out: &mut RemoteOutcome,
+    ) -> Result<()> {
+        let c = &cp.checkpoint;
+        let len = match self.logs.get(&key) {
+            Some((_, m)) => m.leaf_count(),
+            None => return Ok(()),
+        };
+        if c.length == 0 || c.length > len || c.group != key.0 || c.author != key.1 {
+            return Ok(());
+        }
+        let k = log_key(&c.group.0, &c.author.0, c.length);
+        let existing = match t.checkpoints.get(wtxn, &k)? {
+            Some(v) => SignedCheckpoint::decode(v).ok(),
+            None => None,
+        };
+        match existing {
+            Some(e) if e.checkpoint.root == c.root => {}
+            Some(_) => {
+                if t.forks.get(wtxn, &k)?.is_none() {
+                    t.forks.put(wtxn, &k, &cp.encode())?;
+                    out.forks.push((c.group, c.author, c.length));
+                }
+            }
+            None => {
+                let (_, mmr) = self
+                    .logs
+                    .get(&key)
+                    .ok_or_else(|| Error::Mmr("log mmr missing".into()))?;
+                if mmr.root_at(c.length).map_err(mmr_err)? == c.root {
+                    t.checkpoints.put(wtxn, &k, &cp.encode())?;
+                } else if !conflict {
+                    tracing::warn!(
+                        author = %c.author.short(),
+                        length = c.length,
+                        "checkpoint does not match the stored events; ignored"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
