@@ -1,22 +1,43 @@
 //! Command-line arguments.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// XaeroFlux: an offline-first, peer-to-peer event store.
 #[derive(Debug, Parser)]
 #[command(name = "xaeroflux", version, about)]
 pub struct Cli {
     /// Data directory (default: the platform data dir, e.g. ~/.local/share/xaeroflux).
-    #[arg(long, global = true, env = "XAERO_DATA_DIR")]
+    #[arg(long, visible_alias = "db-path", global = true, env = "XAERO_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Path of the paged Merkle file (default: DATA_DIR/merkle_index.bin).
     #[arg(long, global = true, env = "XAERO_PAGE_PATH")]
     pub page_path: Option<PathBuf>,
+    /// Configuration file (default: ~/.config/xaeroflux/config.toml). Flags and
+    /// XAERO_* variables take precedence over it.
+    #[arg(long, global = true, env = "XAERO_CONFIG")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Network settings of the commands that go online.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// UDP address of the QUIC endpoint (default 0.0.0.0:0: all interfaces, any port).
+    /// A fixed port keeps tickets valid across restarts.
+    #[arg(long, env = "XAERO_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Use public relays and address lookup to reach peers behind NATs (default off:
+    /// direct addresses only).
+    #[arg(long, env = "XAERO_RELAYS")]
+    pub relays: bool,
+    /// Worker threads of the network runtime (default 2).
+    #[arg(long, env = "XAERO_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// Subcommands.
@@ -95,11 +116,74 @@ pub enum Command {
     Stats,
     /// Re-hash every event, recompute every MMR root, check every checkpoint signature.
     Verify,
-    /// Run a node on the store: write events, read them back, prove one, print the root.
+    /// Run a node on the store with peer-to-peer sync until interrupted.
+    ///
+    /// Prints the node's tickets, connects to the configured peers, keeps syncing its
+    /// groups with every peer it knows and logs peer events (RUST_LOG for more).
+    Daemon {
+        /// Network settings.
+        #[command(flatten)]
+        net: NetArgs,
+        /// Ticket or invite of a peer to connect to (repeatable; also `peers` in the
+        /// configuration file). An invite joins its group.
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+        /// Print invites (tickets carrying the group secret) instead of plain tickets.
+        #[arg(long)]
+        invite: bool,
+    },
+    /// Manage the groups this node syncs.
+    Group {
+        /// What to do with groups.
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// List the peers this node remembers and redials.
+    Peers,
+    /// Show sync at work: this store and two temporary peers on loopback, each writing
+    /// events, converge to the same logs and roots; then exit.
     Demo {
-        /// Number of events to write.
-        #[arg(long, default_value_t = 10_000)]
+        /// Events each node writes.
+        #[arg(long, default_value_t = 1000)]
         events: u64,
+        /// Temporary peers next to this store (1 to 4).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
+        peers: u8,
+    },
+}
+
+/// `group` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a new group (prints its id).
+    Create,
+    /// The groups of this store.
+    List,
+    /// Join the group of an invite and fetch its events from the inviting peer.
+    Join {
+        /// The invite (`xfx1...`, from `group ticket --invite` or the daemon).
+        invite: String,
+        /// Seconds to wait for the initial sync to go quiet before exiting.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// Network settings.
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Print a ticket to connect to this node for a group (the default group unless
+    /// --group). Addresses are those of this run's endpoint: set a fixed --bind so that
+    /// the daemon listens where the ticket says.
+    Ticket {
+        /// Group id (64 hex digits; default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+        /// Include the group secret: whoever holds the ticket can read and write the
+        /// group. Share invites only with members.
+        #[arg(long)]
+        invite: bool,
+        /// Network settings.
+        #[command(flatten)]
+        net: NetArgs,
     },
 }
 

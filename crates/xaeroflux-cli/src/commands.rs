@@ -5,24 +5,25 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use xaeroflux::{
     AuthorId, Event, EventId, Filter, Hlc, IndexLoad, NgramTextExtractor, Start, VECTOR_INDEX_FILE,
-    VectorExtractor, VectorProgress, VectorSearchConfig, XaeroFlux, XaeroKeypair, default_data_dir,
-    vector_index_info,
+    VectorExtractor, VectorProgress, VectorSearchConfig, XaeroKeypair, vector_index_info,
 };
 use xaeroflux_core::event::hex;
 use xaeroid::keyfile;
 
 use crate::cli::{Cli, Command, IdCommand};
+use crate::config::Ctx;
+use crate::node;
 
 const KEY_FILE: &str = "identity.key";
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let ctx = Ctx::new(&cli)?;
+    let dir = ctx.dir.clone();
     match cli.command {
         Command::Id { command } => id(&dir, command),
         Command::Write {
@@ -39,7 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     buf
                 }
             };
-            let store = open(&cli, &dir)?;
+            let store = ctx.open()?;
             let id = store.write_event(&data, event_type)?;
             store.flush()?;
             println!("{id}");
@@ -47,7 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Get { ref id } => {
             let id = EventId::from_hex(id).context("event id")?;
-            let store = open(&cli, &dir)?;
+            let store = ctx.open()?;
             match store.get(&id)? {
                 Some(ev) => {
                     print_event(&id, &ev);
@@ -60,7 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Tail { count, follow } => {
-            let store = open(&cli, &dir)?;
+            let store = ctx.open()?;
             let total = store.read()?.event_count()?;
             let start = Start::Position(total.saturating_sub(count));
             let mut sub = store.subscribe(Filter::all().start(start));
@@ -84,7 +85,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ref author,
             limit,
         } => {
-            let store = open(&cli, &dir)?;
+            let store = ctx.open()?;
             let author = author
                 .as_deref()
                 .map(AuthorId::from_hex)
@@ -117,7 +118,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats => {
-            let store = open(&cli, &dir)?;
+            let store = ctx.open()?;
             let st = store.stats()?;
             println!("data dir     {}", dir.display());
             println!("events       {}", st.events);
@@ -154,7 +155,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify => {
-            let store = open(&cli, &dir)?;
+            let store = ctx.open()?;
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec})")
@@ -179,7 +180,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Demo { events } => demo(&cli, &dir, events),
+        Command::Demo { events, peers } => node::demo(&ctx, events, peers),
+        Command::Daemon {
+            ref net,
+            ref peers,
+            invite,
+        } => node::daemon(&ctx, net, peers, invite),
+        Command::Group { command } => node::group(&ctx, command),
+        Command::Peers => node::peers(&ctx),
         Command::Search {
             ref text,
             ref vector_file,
@@ -196,21 +204,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 threshold,
                 dim,
             };
-            search(&cli, &dir, &query)
+            search(&ctx, &query)
         }
     }
-}
-
-fn open(cli: &Cli, dir: &Path) -> Result<XaeroFlux> {
-    let mut b = XaeroFlux::builder(dir);
-    if let Some(p) = &cli.page_path {
-        b = b.page_path(p);
-    }
-    if let Ok(pass) = std::env::var("XAERO_PASSPHRASE") {
-        b = b.key_passphrase(pass.into_bytes());
-    }
-    b.open()
-        .with_context(|| format!("opening the store in {}", dir.display()))
 }
 
 fn key_path(dir: &Path) -> PathBuf {
@@ -280,65 +276,6 @@ fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool) {
     );
 }
 
-fn demo(cli: &Cli, dir: &Path, events: u64) -> Result<ExitCode> {
-    let store = open(cli, dir)?;
-    println!("node       {}", store.identity().to_did());
-    println!("data dir   {}", dir.display());
-    let before = store.read()?.event_count()?;
-    let t0 = Instant::now();
-    let mut ids = Vec::with_capacity(events as usize);
-    for i in 0..events {
-        let payload = format!("demo event {i} from {}", store.author().short());
-        ids.push(store.write_event(payload.as_bytes(), 1000)?);
-    }
-    store.flush()?;
-    let elapsed = t0.elapsed();
-    println!(
-        "wrote      {events} events, durable in {:.1} ms ({:.0} events/s)",
-        elapsed.as_secs_f64() * 1e3,
-        events as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    let t1 = Instant::now();
-    let found = store.get_events_for_leaf_hashes(&ids)?;
-    let ok = found
-        .iter()
-        .zip(&ids)
-        .filter(|(e, id)| e.as_ref().is_some_and(|e| e.id() == **id))
-        .count();
-    println!(
-        "read back  {ok}/{} by id in {:.1} ms",
-        ids.len(),
-        t1.elapsed().as_secs_f64() * 1e3
-    );
-    if ok != ids.len() {
-        bail!("{} events missing after flush", ids.len() - ok);
-    }
-    if let Some(last) = ids.last() {
-        let proof = store.get_mmr_proof(before + events - 1)?;
-        store.verify_mmr_proof(last, &proof)?;
-        println!(
-            "proof      event {} is leaf {} of {}: verified",
-            last.short(),
-            proof.leaf_index,
-            proof.leaf_count
-        );
-    }
-    let root = store
-        .get_mmr_root()?
-        .map_or("(empty)".to_string(), |r| hex(&r));
-    let snap = store.read()?;
-    if let Some(cp) = snap.latest_checkpoint(&store.default_group(), &store.author())? {
-        cp.verify(store.identity())?;
-        println!(
-            "checkpoint log length {} signed with FN-DSA-512: verified",
-            cp.checkpoint.length
-        );
-    }
-    println!("events     {} in store", snap.event_count()?);
-    println!("mmr root   {root}");
-    Ok(ExitCode::SUCCESS)
-}
-
 fn print_event(id: &EventId, ev: &Event) {
     let h = &ev.header;
     let text = std::str::from_utf8(&ev.payload)
@@ -372,7 +309,7 @@ struct SearchQuery<'a> {
 /// Character trigrams: what `search --text` embeds with.
 const NGRAM: usize = 3;
 
-fn search(cli: &Cli, dir: &Path, q: &SearchQuery<'_>) -> Result<ExitCode> {
+fn search(ctx: &Ctx, q: &SearchQuery<'_>) -> Result<ExitCode> {
     let embed = NgramTextExtractor::new(q.dim, NGRAM).context("--dim")?;
     let query = match q.text {
         Some(t) => embed
@@ -394,7 +331,7 @@ fn search(cli: &Cli, dir: &Path, q: &SearchQuery<'_>) -> Result<ExitCode> {
                 .context("the query vector must be a JSON array of numbers")?
         }
     };
-    let store = open(cli, dir)?;
+    let store = ctx.open()?;
     let extractor: Arc<dyn VectorExtractor> = Arc::new(embed);
     let extractors: HashMap<u32, Arc<dyn VectorExtractor>> = q
         .event_types

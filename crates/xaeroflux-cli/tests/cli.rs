@@ -1,7 +1,7 @@
 //! The `xaeroflux` binary end to end, each command against a temporary data directory.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -12,6 +12,7 @@ fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         .args(args)
         .env_remove("XAERO_DATA_DIR")
         .env_remove("XAERO_PASSPHRASE")
+        .env("XAERO_CONFIG", dir.join("absent-config.toml"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,12 +100,29 @@ fn encrypted_identity_needs_its_passphrase() {
 }
 
 #[test]
-fn demo_runs_a_node_and_verify_catches_tampering() {
+fn demo_nodes_converge_and_verify_catches_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = stdout(&run(d, &["demo", "--events", "3000"], None));
-    assert!(out.contains("read back  3000/3000"), "{out}");
-    assert!(out.contains("verified"), "{out}");
+    let out = stdout(&run(d, &["demo", "--events", "1000", "--peers", "2"], None));
+    // One row per node: name, identity, events, logs, digest over every log root.
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.len() == 5 && ["A", "B", "C"].contains(&w[0]))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for r in &rows {
+        assert_eq!(r[2], "3000", "{out}");
+        assert_eq!(r[3], "3", "{out}");
+        assert_eq!(r[4], rows[0][4], "{out}");
+    }
+    assert!(out.contains("signature verified on node C"), "{out}");
+    assert_eq!(out.matches(": ok").count(), 2, "{out}");
+    // A's store keeps the group: a second run adds to it and still converges.
+    let again = stdout(&run(d, &["demo", "--events", "10", "--peers", "1"], None));
+    assert!(again.contains("(earlier run)"), "{again}");
+    assert!(stdout(&run(d, &["stats"], None)).contains("events       3020"));
+
     // Damage a committed Merkle page: verify must fail with a non-zero exit code.
     let pages = d.join("merkle_index.bin");
     let mut bytes = std::fs::read(&pages).unwrap();
@@ -119,6 +137,106 @@ fn demo_runs_a_node_and_verify_catches_tampering() {
         String::from_utf8_lossy(&v.stdout)
     );
     assert!(String::from_utf8_lossy(&v.stderr).contains("FAILED"));
+}
+
+#[test]
+fn daemon_invite_join_and_peers() {
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        stdout(&run(one.path(), &["write", &format!("note {i}")], None));
+    }
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_xaeroflux"))
+        .arg("--data-dir")
+        .arg(one.path())
+        .args(["daemon", "--bind", "127.0.0.1:0", "--invite"])
+        .env("XAERO_CONFIG", one.path().join("absent.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let invite = loop {
+        let line = lines.next().expect("daemon ended early").unwrap();
+        if let Some(i) = line.trim().strip_prefix("invite") {
+            break i.trim().to_string();
+        }
+    };
+    assert!(invite.starts_with("xfx1"), "{invite}");
+
+    let join = stdout(&run(
+        two.path(),
+        &[
+            "group",
+            "join",
+            &invite,
+            "--wait",
+            "60",
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        None,
+    ));
+    assert!(join.contains("connected"), "{join}");
+    assert!(join.contains("events     5 in the group"), "{join}");
+    // The inviting peer is remembered for the next daemon start.
+    let peers = stdout(&run(two.path(), &["peers"], None));
+    assert_eq!(peers.lines().count(), 1, "{peers}");
+    assert!(peers.contains("127.0.0.1:"), "{peers}");
+    let groups = stdout(&run(two.path(), &["group", "list"], None));
+    assert!(groups.contains("1 logs, 5 events"), "{groups}");
+
+    // Ctrl-C stops the daemon cleanly.
+    let pid = daemon.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(daemon.wait().unwrap().success());
+    assert!(rest.iter().any(|l| l.contains("stopping")), "{rest:?}");
+}
+
+#[test]
+fn config_file_and_group_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("config.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &conf,
+        format!("data_dir = {:?}\ndurability = \"immediate\"\n", data),
+    )
+    .unwrap();
+    let xf = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xaeroflux"))
+            .arg("--config")
+            .arg(&conf)
+            .args(args)
+            .env_remove("XAERO_DATA_DIR")
+            .output()
+            .unwrap()
+    };
+    let created = stdout(&xf(&["group", "create"]));
+    assert_eq!(created.trim().len(), 64, "{created}");
+    let list = stdout(&xf(&["group", "list"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(created.trim()), "{list}");
+    assert!(
+        data.join("identity.key").exists(),
+        "the file's data_dir is used"
+    );
+
+    std::fs::write(&conf, "durability = \"sometimes\"\n").unwrap();
+    let bad = xf(&["stats"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("unknown durability") && err.contains("config.toml"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -197,7 +197,7 @@ pub(crate) fn decode_peers(bytes: &[u8]) -> Result<BTreeMap<[u8; 32], KnownPeer>
 }
 
 /// Loads the known peers of `dir`; a missing or corrupt file yields none.
-pub(crate) fn load_peers(dir: &Path) -> BTreeMap<[u8; 32], KnownPeer> {
+pub fn load_peers(dir: &Path) -> BTreeMap<[u8; 32], KnownPeer> {
     let path = dir.join(PEERS_FILE);
     match fs::read(&path) {
         Ok(b) => decode_peers(&b).unwrap_or_else(|e| {

@@ -37,7 +37,10 @@ mod verify;
 pub use checkpoints::CheckpointOutcome;
 pub use engine::{Builder, XaeroFlux};
 pub use error::{Error, Result};
-pub use network::{DEFAULT_NET_THREADS, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket};
+pub use network::{
+    DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
+    known_peers,
+};
 pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
 pub use read::{Snapshot, StoredEvent, event_leaf_hash};
 pub use store::FORMAT_VERSION;

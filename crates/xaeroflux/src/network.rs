@@ -9,11 +9,15 @@
 
 use std::sync::Mutex;
 
+pub use xaeroflux_net::state::KnownPeer;
 pub use xaeroflux_net::{NetConfig, NetHandle, PeerAddr, PeerInfo, Ticket};
 
 use crate::engine::XaeroFlux;
 use crate::error::{Error, Result};
 use crate::{Group, GroupId, GroupSecret};
+
+/// Subdirectory of the data directory holding the network state (endpoint key, peers).
+pub const NET_DIR: &str = "net";
 
 /// Network worker threads when neither the builder nor `XAERO_THREADS` says.
 pub const DEFAULT_NET_THREADS: usize = 2;
@@ -32,7 +36,7 @@ impl NetworkOptions {
     /// and known peers in `data_dir/net`, threads from `XAERO_THREADS` (else 2).
     pub fn for_data_dir(data_dir: &std::path::Path) -> Self {
         let config = NetConfig {
-            state_dir: Some(data_dir.join("net")),
+            state_dir: Some(data_dir.join(NET_DIR)),
             ..NetConfig::default()
         };
         let threads = std::env::var("XAERO_THREADS")
@@ -42,6 +46,14 @@ impl NetworkOptions {
             .unwrap_or(DEFAULT_NET_THREADS);
         Self { config, threads }
     }
+}
+
+/// The peers a store in `data_dir` remembers (redials on start), read without opening
+/// the store: endpoint id, addresses and groups. A missing or corrupt file yields none.
+pub fn known_peers(data_dir: &std::path::Path) -> Vec<([u8; 32], KnownPeer)> {
+    xaeroflux_net::state::load_peers(&data_dir.join(NET_DIR))
+        .into_iter()
+        .collect()
 }
 
 /// The running network node of a store, if any.
@@ -137,6 +149,14 @@ impl XaeroFlux {
     /// Every peer this node dials or has a session with.
     pub fn peers(&self) -> Result<Vec<PeerInfo>> {
         self.net.with(|h| Ok(h.peers()))
+    }
+
+    /// Forgets a peer: stops redialling it and removes it from the remembered peers.
+    pub fn forget_peer(&self, endpoint: &[u8; 32]) -> Result<()> {
+        self.net.with(|h| {
+            h.remove_peer(endpoint);
+            Ok(())
+        })
     }
 
     /// Whether the network node is running.

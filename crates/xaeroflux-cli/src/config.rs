@@ -1,0 +1,212 @@
+//! The configuration file, `~/.config/xaeroflux/config.toml` (or `$XAERO_CONFIG`).
+//!
+//! Precedence, highest first: command-line flags, `XAERO_*` environment variables (both
+//! handled by clap), this file, built-in defaults. Every key is optional:
+//!
+//! ```toml
+//! data_dir = "/var/lib/xaeroflux"      # LMDB environment + key + Merkle file
+//! page_path = "/var/lib/xaeroflux/merkle_index.bin"
+//! durability = "batched"               # none | batched | immediate
+//! threads = 2                          # network runtime worker threads
+//! bind = "0.0.0.0:0"                   # UDP address of the QUIC endpoint
+//! relays = false                       # use public relays / hole punching
+//! peers = ["xfx1..."]                  # tickets to connect to on start
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use xaeroflux::{Builder, NetworkOptions, XaeroFlux};
+
+use crate::cli::{Cli, NetArgs};
+
+/// The file's contents; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Merkle page file.
+    pub page_path: Option<PathBuf>,
+    /// `none`, `batched` or `immediate`.
+    pub durability: Option<String>,
+    /// Network runtime worker threads.
+    pub threads: Option<usize>,
+    /// QUIC endpoint address.
+    pub bind: Option<SocketAddr>,
+    /// Whether to use relays.
+    pub relays: Option<bool>,
+    /// Tickets of peers to connect to on start.
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+impl FileConfig {
+    /// The default location: `$XAERO_CONFIG`, else `<config dir>/xaeroflux/config.toml`.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("XAERO_CONFIG") {
+            return Some(PathBuf::from(p));
+        }
+        dirs::config_dir().map(|d| d.join("xaeroflux").join("config.toml"))
+    }
+
+    /// Reads `path`; a missing file is the empty configuration, a malformed one an error
+    /// naming the file.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let cfg: Self =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(d) = &cfg.durability {
+            parse_durability(d).with_context(|| format!("in {}", path.display()))?;
+        }
+        if cfg.threads == Some(0) {
+            bail!("in {}: threads must be at least 1", path.display());
+        }
+        Ok(cfg)
+    }
+}
+
+/// Where and how this invocation opens the store: flags and environment over the file
+/// over defaults.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Data directory.
+    pub dir: PathBuf,
+    /// Merkle page file, if not the default.
+    pub page_path: Option<PathBuf>,
+    /// Durability, if not the default.
+    pub durability: Option<xaeroflux::Durability>,
+    /// The configuration file's contents.
+    pub file: FileConfig,
+}
+
+impl Ctx {
+    /// Resolves the command line against the configuration file.
+    pub fn new(cli: &Cli) -> Result<Self> {
+        let path = cli.config.clone().or_else(FileConfig::default_path);
+        let file = FileConfig::load(path.as_deref())?;
+        let dir = cli
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(xaeroflux::default_data_dir);
+        let page_path = cli.page_path.clone().or_else(|| file.page_path.clone());
+        let durability = file
+            .durability
+            .as_deref()
+            .map(parse_durability)
+            .transpose()?;
+        Ok(Self {
+            dir,
+            page_path,
+            durability,
+            file,
+        })
+    }
+
+    /// A store builder for this context, offline (see [`Ctx::online`]).
+    pub fn builder(&self) -> Builder {
+        let mut b = XaeroFlux::builder(&self.dir).offline();
+        if let Some(p) = &self.page_path {
+            b = b.page_path(p);
+        }
+        if let Some(d) = self.durability {
+            b = b.durability(d);
+        }
+        if let Ok(pass) = std::env::var("XAERO_PASSPHRASE") {
+            b = b.key_passphrase(pass.into_bytes());
+        }
+        b
+    }
+
+    /// Opens the store without networking (one-shot commands).
+    pub fn open(&self) -> Result<XaeroFlux> {
+        self.builder()
+            .open()
+            .with_context(|| format!("opening the store in {}", self.dir.display()))
+    }
+
+    /// Network options: flags and environment over the file over defaults.
+    pub fn network(&self, args: &NetArgs) -> Result<NetworkOptions> {
+        let mut opts = NetworkOptions::for_data_dir(&self.dir);
+        if let Some(bind) = args.bind.or(self.file.bind) {
+            opts.config.bind_addr = bind;
+        }
+        opts.config.relays = args.relays || self.file.relays.unwrap_or(false);
+        if let Some(t) = args.threads.or(self.file.threads) {
+            if t == 0 {
+                bail!("threads must be at least 1");
+            }
+            opts.threads = t;
+        }
+        Ok(opts)
+    }
+
+    /// Opens the store as a syncing node.
+    pub fn open_online(&self, args: &NetArgs) -> Result<XaeroFlux> {
+        self.builder()
+            .network(self.network(args)?)
+            .open()
+            .with_context(|| format!("opening the store in {}", self.dir.display()))
+    }
+}
+
+/// Parses a durability name.
+pub fn parse_durability(s: &str) -> Result<xaeroflux::Durability> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "none" => xaeroflux::Durability::None,
+        "batched" => xaeroflux::Durability::Batched,
+        "immediate" => xaeroflux::Durability::Immediate,
+        other => bail!("unknown durability {other:?} (expected none, batched or immediate)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file_parses_and_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        assert!(FileConfig::load(Some(&p)).unwrap().data_dir.is_none());
+        std::fs::write(
+            &p,
+            "data_dir = \"/x\"\ndurability = \"Immediate\"\nthreads = 3\nbind = \"127.0.0.1:4000\"\nrelays = true\npeers = [\"a\", \"b\"]\n",
+        )
+        .unwrap();
+        let c = FileConfig::load(Some(&p)).unwrap();
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/x")));
+        assert_eq!(c.threads, Some(3));
+        assert_eq!(c.bind, Some("127.0.0.1:4000".parse().unwrap()));
+        assert_eq!(c.relays, Some(true));
+        assert_eq!(c.peers, ["a", "b"]);
+    }
+
+    #[test]
+    fn bad_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        for (text, needle) in [
+            ("durability = \"sometimes\"", "unknown durability"),
+            ("threads = 0", "at least 1"),
+            ("colour = 1", "unknown field"),
+            ("bind = \"nowhere\"", "parsing"),
+            ("[[[", "parsing"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = format!("{:#}", FileConfig::load(Some(&p)).unwrap_err());
+            assert!(e.contains(needle), "{text}: {e}");
+            assert!(e.contains("config.toml"), "{text}: {e}");
+        }
+    }
+}
