@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use iroh::endpoint::presets;
+use iroh::endpoint::{Connection, presets};
 use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode, SecretKey};
 use tokio::sync::{mpsc, watch};
@@ -69,6 +69,63 @@ pub struct PeerInfo {
     pub events_received: u64,
     /// Bytes of those events.
     pub bytes_received: u64,
+    /// Traffic of every session with it since start, ended sessions included.
+    pub traffic: Traffic,
+}
+
+/// What the sync sessions with a peer put on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Sync frames sent.
+    pub frames_sent: u64,
+    /// Sync frames received.
+    pub frames_received: u64,
+    /// Bytes of the frames sent (frame headers included).
+    pub bytes_sent: u64,
+    /// Bytes of the frames received.
+    pub bytes_received: u64,
+    /// Bytes of the UDP datagrams the QUIC connections sent: frames plus QUIC
+    /// packet headers, encryption tags, acknowledgements and the TLS handshake (but
+    /// not IP and UDP headers).
+    pub udp_bytes_sent: u64,
+    /// Bytes of the UDP datagrams the QUIC connections received.
+    pub udp_bytes_received: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, o: &Traffic) {
+        self.frames_sent += o.frames_sent;
+        self.frames_received += o.frames_received;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.udp_bytes_sent += o.udp_bytes_sent;
+        self.udp_bytes_received += o.udp_bytes_received;
+    }
+}
+
+/// Frame counters of one running session, updated by its driver without the tables
+/// lock.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCounters {
+    pub(crate) frames_sent: AtomicU64,
+    pub(crate) frames_received: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+}
+
+impl SessionCounters {
+    /// The counters with the connection's UDP totals.
+    fn traffic(&self, conn: &Connection) -> Traffic {
+        let st = conn.stats();
+        Traffic {
+            frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            frames_received: self.frames_received.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            udp_bytes_sent: st.udp_tx.bytes,
+            udp_bytes_received: st.udp_rx.bytes,
+        }
+    }
 }
 
 /// Per-peer bookkeeping.
@@ -78,6 +135,8 @@ struct PeerEntry {
     identity: Option<IdHash>,
     events_received: u64,
     bytes_received: u64,
+    /// Traffic of the sessions that ended.
+    traffic: Traffic,
 }
 
 /// A running session, for the committed fan-out and duplicate detection.
@@ -88,6 +147,8 @@ struct SessionSlot {
     initiator: bool,
     established: bool,
     tx: mpsc::Sender<CommittedBatch>,
+    conn: Connection,
+    counters: Arc<SessionCounters>,
 }
 
 #[derive(Debug, Default)]
@@ -345,9 +406,11 @@ impl SyncNet {
                     .flat_map(|k| k.groups.iter().map(|g| GroupId(*g)))
                     .collect();
                 let mut connected = false;
+                let mut traffic = p.traffic;
                 for s in t.sessions.values().filter(|s| s.peer == *id) {
                     groups.insert(s.group);
                     connected |= s.established;
+                    traffic.add(&s.counters.traffic(&s.conn));
                 }
                 PeerInfo {
                     endpoint: *id,
@@ -362,6 +425,7 @@ impl SyncNet {
                     connected,
                     events_received: p.events_received,
                     bytes_received: p.bytes_received,
+                    traffic,
                 }
             })
             .collect()
@@ -485,12 +549,14 @@ async fn dial_loop(inner: Arc<Inner>, peer: [u8; 32], group: GroupId) {
 /// Allocates a session id and registers its slot.
 fn register(
     inner: &Inner,
-    peer: [u8; 32],
+    conn: &Connection,
     group: GroupId,
     initiator: bool,
     tx: mpsc::Sender<CommittedBatch>,
+    counters: Arc<SessionCounters>,
 ) -> u64 {
     let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
+    let peer = *conn.remote_id().as_bytes();
     let mut t = inner.tables();
     t.peers.entry(peer).or_default();
     t.sessions.insert(
@@ -501,7 +567,20 @@ fn register(
             initiator,
             established: false,
             tx,
+            conn: conn.clone(),
+            counters,
         },
     );
     id
+}
+
+/// Adds the traffic of an ended session to its peer's totals.
+fn retire(inner: &Inner, peer: [u8; 32], traffic: &Traffic) {
+    inner
+        .tables()
+        .peers
+        .entry(peer)
+        .or_default()
+        .traffic
+        .add(traffic);
 }

@@ -164,3 +164,42 @@ fn mutual_dial_converges() {
     assert_eq!(a.summary(), b.summary());
     assert!(na.peers()[0].known && nb.peers()[0].known);
 }
+
+#[test]
+fn traffic_counters_agree_on_both_ends() {
+    init_tracing();
+    const N: usize = 2_000;
+    const PAYLOAD: usize = 64;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TestHost::new(1), TestHost::new(2));
+    a.write_many(N, 500, PAYLOAD);
+    let na = start(&a, da.path());
+    let nb = start(&b, db.path());
+    nb.add_peer(na.addr(), &[]).unwrap();
+    wait_until(30, "catch-up", || b.total() == N as u64);
+    // Frames and their bytes as counted by the sender and by the receiver meet once
+    // nothing is in flight (anti-entropy rounds pause in between).
+    wait_until(10, "counters agree", || {
+        let (ta, tb) = (na.peers()[0].traffic, nb.peers()[0].traffic);
+        ta.frames_sent == tb.frames_received
+            && ta.bytes_sent == tb.bytes_received
+            && tb.frames_sent == ta.frames_received
+            && tb.bytes_sent == ta.bytes_received
+    });
+    let tb = nb.peers()[0].traffic;
+    // Hello, checkpoints, requests.
+    assert!(tb.frames_sent >= 3, "{tb:?}");
+    assert!(tb.bytes_received as usize >= N * PAYLOAD, "{tb:?}");
+    assert!(tb.udp_bytes_received >= tb.bytes_received, "{tb:?}");
+    assert!(tb.udp_bytes_sent >= tb.bytes_sent, "{tb:?}");
+    // Totals survive the end of the session.
+    na.shutdown();
+    wait_until(10, "session ended", || !nb.peers()[0].connected);
+    let after = nb.peers()[0].traffic;
+    assert!(after.bytes_received >= tb.bytes_received, "{after:?}");
+    assert!(
+        after.udp_bytes_received >= tb.udp_bytes_received,
+        "{after:?}"
+    );
+    nb.shutdown();
+}

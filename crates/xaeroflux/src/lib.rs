@@ -39,7 +39,7 @@ pub use engine::{Builder, XaeroFlux};
 pub use error::{Error, Result};
 pub use network::{
     DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
-    known_peers,
+    Traffic, known_peers,
 };
 pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
 pub use read::{Snapshot, StoredEvent, event_leaf_hash};

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 pub use xaeroflux_net::state::KnownPeer;
-pub use xaeroflux_net::{NetConfig, NetHandle, PeerAddr, PeerInfo, Ticket};
+pub use xaeroflux_net::{NetConfig, NetHandle, PeerAddr, PeerInfo, Ticket, Traffic};
 
 use crate::engine::XaeroFlux;
 use crate::error::{Error, Result};

@@ -22,7 +22,7 @@ use xaeroflux_sync::{
     SystemEvent, TransportParams, VerifiedBatch,
 };
 
-use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, register};
+use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, SessionCounters, register, retire};
 
 /// Bytes read from the stream at once.
 const READ_CHUNK: usize = 64 * 1024;
@@ -203,6 +203,41 @@ pub(super) async fn initiate(inner: Arc<Inner>, conn: Connection, group: GroupId
         }
     };
     drive(inner, conn, send, recv, Role::Initiator, g, Vec::new()).await
+}
+
+/// Counts the frames of a byte stream from their length prefixes (see
+/// [`xaeroflux_sync::frame`]), without buffering or decoding them.
+#[derive(Debug, Default)]
+struct FrameCounter {
+    len: [u8; 4],
+    have: usize,
+    /// Body bytes of the current frame still to skip.
+    skip: usize,
+}
+
+impl FrameCounter {
+    /// Consumes `bytes`; returns the frames whose length prefix completed in them.
+    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut frames = 0;
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (4 - self.have).min(bytes.len());
+            self.len[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have == 4 {
+                self.skip = u32::from_le_bytes(self.len) as usize;
+                self.have = 0;
+                frames += 1;
+            }
+        }
+        frames
+    }
 }
 
 /// Frames waiting for the writer task, bounded in bytes.
@@ -394,7 +429,25 @@ async fn drive_inner(
     cfg.anti_entropy_interval_ms =
         u64::try_from(inner.cfg.anti_entropy_interval.as_millis()).unwrap_or(u64::MAX);
     let (ctx_tx, mut committed) = mpsc::channel(COMMITTED_QUEUE);
-    let id = register(&inner, remote, gid, role == Role::Initiator, ctx_tx);
+    let counters = Arc::new(SessionCounters::default());
+    let mut frames_in = FrameCounter::default();
+    let count_in = |frames_in: &mut FrameCounter, bytes: &[u8]| {
+        counters
+            .frames_received
+            .fetch_add(frames_in.feed(bytes), Ordering::Relaxed);
+        counters
+            .bytes_received
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    };
+    count_in(&mut frames_in, &first_bytes);
+    let id = register(
+        &inner,
+        &conn,
+        gid,
+        role == Role::Initiator,
+        ctx_tx,
+        counters.clone(),
+    );
     let ctx = Ctx {
         inner: inner.clone(),
         remote,
@@ -427,6 +480,10 @@ async fn drive_inner(
             };
             session = Some(s);
             for b in st.sends {
+                counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes_sent
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
                 if !outbox.push(b) {
                     break 'run (ErrorCode::Timeout, "peer does not read".into());
                 }
@@ -461,7 +518,10 @@ async fn drive_inner(
             biased;
             _ = stop.wait_for(|s| *s) => break 'run (ErrorCode::Normal, "shutting down".into()),
             r = recv.read_chunk(READ_CHUNK) => match r {
-                Ok(Some(chunk)) => pending.push(Input::Frame(chunk.to_vec())),
+                Ok(Some(chunk)) => {
+                    count_in(&mut frames_in, &chunk);
+                    pending.push(Input::Frame(chunk.to_vec()));
+                }
                 Ok(None) => break 'run (ErrorCode::Normal, "stream finished".into()),
                 Err(e) => break 'run (ErrorCode::Normal, format!("connection lost: {e}")),
             },
@@ -478,6 +538,7 @@ async fn drive_inner(
     let _ = tokio::time::timeout(CLOSE_LINGER, writer).await;
     let (code, reason) = end;
     conn.close(close_code(code), close_reason(&reason));
+    retire(&inner, remote, &counters.traffic(&conn));
     let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
     tracing::debug!(?code, %reason, "session ended");
     inner.host.peer_event(PeerEvent::Disconnected {
@@ -498,4 +559,35 @@ fn is_duplicate(inner: &Inner, id: u64, remote: [u8; 32], group: GroupId, role: 
     inner.tables().sessions.iter().any(|(k, s)| {
         *k != id && s.peer == remote && s.group == group && !s.initiator && s.established
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FrameCounter;
+    use xaeroflux_sync::frame::{self, Message};
+
+    #[test]
+    fn frame_counter_counts_frames_in_any_chunking() {
+        let msgs = [
+            Message::Error {
+                code: 1,
+                reason: String::new(),
+            },
+            Message::Error {
+                code: 2,
+                reason: "x".repeat(300),
+            },
+            Message::Error {
+                code: 3,
+                reason: "y".into(),
+            },
+        ];
+        let bytes: Vec<u8> = msgs.iter().flat_map(frame::encode).collect();
+        for chunk in [1, 2, 3, 5, 7, 64, bytes.len()] {
+            let mut c = FrameCounter::default();
+            let n: u64 = bytes.chunks(chunk).map(|b| c.feed(b)).sum();
+            assert_eq!(n, 3, "chunks of {chunk}");
+            assert_eq!((c.have, c.skip), (0, 0));
+        }
+    }
 }

@@ -490,6 +490,22 @@ impl Session {
             return;
         };
         let end = first_seq + events.len() as u64;
+        // Never echo a log back to a peer that holds it: its author (an author's log
+        // grows only through its own writes) or a peer whose verified checkpoint
+        // already covers the batch (typically: we just received it from that peer).
+        // Without this, every event received is pushed straight back, doubling the
+        // traffic and the verification work of a catch-up.
+        let is_author = self
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.id().as_bytes() == author.as_bytes());
+        let covered = self
+            .peer_cps
+            .get(&author)
+            .is_some_and(|c| c.checkpoint.length >= end);
+        if is_author || covered {
+            return;
+        }
         let group = self.cfg.group.id();
         let mut proof = Vec::new();
         for (first, h) in proof_ranges(end, cp.checkpoint.length) {
