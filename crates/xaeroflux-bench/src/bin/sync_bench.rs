@@ -299,10 +299,14 @@ fn main() {
     a.close().unwrap();
     b.close().unwrap();
 
-    let anchor = if args.anchor {
-        hypercore(args.events, 128)
+    // The anchor replicates the same count and sizes, after ours (not concurrently).
+    let anchors: Vec<(usize, f64, f64)> = if args.anchor {
+        args.sizes
+            .iter()
+            .filter_map(|&size| hypercore(args.events, size).map(|(r, w)| (size, r, w)))
+            .collect()
     } else {
-        None
+        Vec::new()
     };
 
     println!();
@@ -350,20 +354,22 @@ fn main() {
             );
         }
     }
-    if let Some((rate, wire)) = anchor {
-        let ours = rows.iter().find(|m| m.size == 128).or(rows.first());
+    if !anchors.is_empty() {
         println!();
         println!(
-            "| anchor | events | blocks/s | wire bytes received | ours events/s | ours / hypercore |"
+            "| anchor | events | blocks/s | wire bytes received | wire / payload | ours events/s | ours / hypercore |"
         );
-        println!("|---|---|---|---|---|---|");
-        if let Some(m) = ours {
-            let r = m.n as f64 / m.secs;
-            println!(
-                "| hypercore 11 (TCP) | {} x 128 B | {rate:.0} | {wire:.0} | {r:.0} | {:.2}x |",
-                args.events,
-                r / rate
-            );
+        println!("|---|---|---|---|---|---|---|");
+        for (size, rate, wire) in anchors {
+            if let Some(m) = rows.iter().find(|m| m.size == size) {
+                let r = m.n as f64 / m.secs;
+                println!(
+                    "| hypercore 11 (TCP) | {} x {size} B | {rate:.0} | {wire:.0} | {:.3} | {r:.0} | {:.2}x |",
+                    args.events,
+                    wire / (args.events as f64 * size as f64),
+                    r / rate
+                );
+            }
         }
     }
 }

@@ -24,8 +24,11 @@ use xaeroflux_sync::{
 
 use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, SessionCounters, register, retire};
 
-/// Bytes read from the stream at once.
+/// Bytes read from the stream at once during the handshake.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from the stream at once in a session: one read drains every chunk QUIC
+/// has ready (up to this much), so a session steps once per burst, not once per packet.
+const READ_BUF: usize = 512 * 1024;
 /// Committed batches queued per session before pushes are dropped.
 const COMMITTED_QUEUE: usize = 256;
 /// Unsent bytes queued per session before the peer counts as not reading.
@@ -465,6 +468,7 @@ async fn drive_inner(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let mut session = Some(Session::new(cfg));
+    let mut rbuf = vec![0u8; READ_BUF];
     let mut established = false;
     let mut pending: Vec<Input> = vec![Input::Connected { role, params }];
     if !first_bytes.is_empty() {
@@ -517,10 +521,11 @@ async fn drive_inner(
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break 'run (ErrorCode::Normal, "shutting down".into()),
-            r = recv.read_chunk(READ_CHUNK) => match r {
-                Ok(Some(chunk)) => {
-                    count_in(&mut frames_in, &chunk);
-                    pending.push(Input::Frame(chunk.to_vec()));
+            r = recv.read(&mut rbuf) => match r {
+                Ok(Some(n)) => {
+                    let bytes = rbuf.get(..n).unwrap_or_default();
+                    count_in(&mut frames_in, bytes);
+                    pending.push(Input::Frame(bytes.to_vec()));
                 }
                 Ok(None) => break 'run (ErrorCode::Normal, "stream finished".into()),
                 Err(e) => break 'run (ErrorCode::Normal, format!("connection lost: {e}")),
