@@ -71,8 +71,11 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Query the default group's events.
+    /// Query a group's events (the default group unless --group).
     Query {
+        /// Group id (64 hex digits).
+        #[arg(long)]
+        group: Option<String>,
         /// Only this event type.
         #[arg(long = "type")]
         event_type: Option<u32>,

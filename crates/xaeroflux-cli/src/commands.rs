@@ -80,6 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Query {
+            ref group,
             event_type,
             since,
             ref author,
@@ -91,7 +92,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 .map(AuthorId::from_hex)
                 .transpose()
                 .context("author")?;
-            let group = store.default_group();
+            let group = match group {
+                Some(h) => xaeroflux::GroupId::from_hex(h).context("group id")?,
+                None => store.default_group(),
+            };
             let since = Hlc::new(since.unwrap_or(0), 0);
             let snap = store.read()?;
             let iter: Box<dyn Iterator<Item = xaeroflux::Result<xaeroflux::StoredEvent<'_>>>> =

@@ -185,6 +185,17 @@ fn daemon_invite_join_and_peers() {
     assert!(peers.contains("127.0.0.1:"), "{peers}");
     let groups = stdout(&run(two.path(), &["group", "list"], None));
     assert!(groups.contains("1 logs, 5 events"), "{groups}");
+    let joined = groups
+        .lines()
+        .find(|l| l.contains("5 events"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let notes = stdout(&run(two.path(), &["query", "--group", joined], None));
+    for i in 0..5 {
+        assert!(notes.contains(&format!("\"note {i}\"")), "{notes}");
+    }
 
     // Ctrl-C stops the daemon cleanly.
     let pid = daemon.id().to_string();
