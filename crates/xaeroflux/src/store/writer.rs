@@ -211,6 +211,41 @@ struct LastKeys {
     times: Option<Vec<u8>>,
 }
 
+/// Stores an encoded event under its local sequence (the next one: `APPEND`) with its
+/// entries in the `logs`, `types` and `times` indexes. Local and remote events alike.
+fn put_event(
+    t: &Tables,
+    wtxn: &mut RwTxn<'_>,
+    lk: &mut LastKeys,
+    h: &EventHeader,
+    local: u64,
+    encoded: &[u8],
+) -> Result<()> {
+    t.events
+        .put_with_flags(wtxn, PutFlags::APPEND, &be(local), encoded)?;
+    put_index(
+        &t.logs,
+        wtxn,
+        &mut lk.logs,
+        &log_key(&h.group.0, &h.author.0, h.seq),
+        &be(local),
+    )?;
+    put_index(
+        &t.types,
+        wtxn,
+        &mut lk.types,
+        &type_key(&h.group, h.event_type, h.hlc, local),
+        &[],
+    )?;
+    put_index(
+        &t.times,
+        wtxn,
+        &mut lk.times,
+        &time_key(&h.group, h.hlc, &h.author, h.seq),
+        &be(local),
+    )
+}
+
 /// Puts `key -> val` into `db`, with `APPEND` when `key` sorts after `last`.
 fn put_index(
     db: &super::Db,
@@ -563,30 +598,7 @@ impl Writer {
                 }
                 None => EventId(*blake3::hash(&self.enc).as_bytes()),
             };
-            t.events
-                .put_with_flags(wtxn, PutFlags::APPEND, &be(local), &self.enc)?;
-            let lk = &mut self.last_keys;
-            put_index(
-                &t.logs,
-                wtxn,
-                &mut lk.logs,
-                &log_key(&h.group.0, &h.author.0, h.seq),
-                &be(local),
-            )?;
-            put_index(
-                &t.types,
-                wtxn,
-                &mut lk.types,
-                &type_key(&h.group, h.event_type, h.hlc, local),
-                &[],
-            )?;
-            put_index(
-                &t.times,
-                wtxn,
-                &mut lk.times,
-                &time_key(&h.group, h.hlc, &h.author, h.seq),
-                &be(local),
-            )?;
+            put_event(t, wtxn, &mut self.last_keys, h, local, &self.enc)?;
             let leaf = self.node.push(&id.0).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);

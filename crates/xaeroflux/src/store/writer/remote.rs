@@ -30,10 +30,10 @@ use xaeroflux_core::ring::Notifier;
 use xaeroflux_core::{AuthorId, EventRef, GroupId, Hlc, SignedCheckpoint};
 use xaeroflux_core::{EventId, mmr::MmrStore};
 
-use super::{LogKey, Stage, Writer, mmr_err, put_index, time_key, type_key};
+use super::{LogKey, Stage, Writer, mmr_err, put_event};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
-use crate::store::{Tables, be, log_key, log_prefix};
+use crate::store::{Tables, log_key, log_prefix};
 
 /// Verified batches that may wait for the writer before `push` blocks.
 pub(crate) const INBOX_CAPACITY: usize = 64;
@@ -266,30 +266,7 @@ impl Writer {
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
-            t.events
-                .put_with_flags(wtxn, heed::PutFlags::APPEND, &be(*local), raw.as_slice())?;
-            let lk = &mut self.last_keys;
-            put_index(
-                &t.logs,
-                wtxn,
-                &mut lk.logs,
-                &log_key(&h.group.0, &h.author.0, h.seq),
-                &be(*local),
-            )?;
-            put_index(
-                &t.types,
-                wtxn,
-                &mut lk.types,
-                &type_key(&h.group, h.event_type, h.hlc, *local),
-                &[],
-            )?;
-            put_index(
-                &t.times,
-                wtxn,
-                &mut lk.times,
-                &time_key(&h.group, h.hlc, &h.author, h.seq),
-                &be(*local),
-            )?;
+            put_event(t, wtxn, &mut self.last_keys, &h, *local, raw.as_slice())?;
             let node_leaf = self.node.push(&id.0).map_err(mmr_err)?;
             if node_leaf != *local {
                 return Err(Error::Mmr(format!(
