@@ -526,6 +526,9 @@ impl Session {
         out.push(Output::Event(SystemEvent::PeerAuthenticated {
             peer: peer.id(),
         }));
+        // The Hello carried the peer's key: its own checkpoints need no other copy.
+        self.keys
+            .insert(AuthorId(*peer.id().as_bytes()), peer.clone());
         self.peer = Some(peer);
         self.phase = Phase::Established;
         self.last_anti_entropy = now;

@@ -36,8 +36,10 @@ impl Session {
                 let Some(k) = logs.author_key(&author) else {
                     continue;
                 };
-                // The peer knows its own key.
-                if self.peer.as_ref().map(|p| p.id()) != Some(k.id()) {
+                // The peer knows its own key, and ours from our Hello.
+                let known = self.peer.as_ref().map(|p| p.id()) == Some(k.id())
+                    || self.cfg.keypair.public().id() == k.id();
+                if !known {
                     keys.push(k);
                 }
                 self.keys_sent.insert(author);

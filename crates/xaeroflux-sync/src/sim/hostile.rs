@@ -32,6 +32,8 @@ struct Duo {
     a: Session,
     v: Session,
     now: u64,
+    /// Every frame fed to the victim.
+    fed: Vec<Vec<u8>>,
 }
 
 impl Duo {
@@ -45,6 +47,7 @@ impl Duo {
             a: Session::new(cfg(keypair(ATTACKER))),
             v: Session::new(cfg(keypair(VICTIM))),
             now: 10,
+            fed: Vec::new(),
         }
     }
 
@@ -62,6 +65,7 @@ impl Duo {
 
     /// Feeds bytes to the victim and applies its storage outputs.
     fn feed(&mut self, bytes: Vec<u8>) -> Vec<Output> {
+        self.fed.push(bytes.clone());
         let outs = self
             .v
             .handle(Input::Frame(bytes), self.now, &self.victim.store);
@@ -183,6 +187,24 @@ fn honest_pair_syncs() {
         outs.iter()
             .any(|o| matches!(o, Output::Event(SystemEvent::PeerAuthenticated { .. })))
     );
+    let g = group().id();
+    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+}
+
+/// The only log is the initiator's own: its key travels once, in its Hello, and no
+/// `Checkpoints` frame repeats it (898 bytes per session saved).
+#[test]
+fn own_key_travels_only_in_the_hello() {
+    let mut duo = Duo::new();
+    duo.handshake(true);
+    let mut checkpoints = 0;
+    for b in &duo.fed {
+        if let Ok(Message::Checkpoints { checkpoints: cps, keys }) = frame::decode(b) {
+            checkpoints += cps.len();
+            assert!(keys.is_empty(), "key sent again: {keys:?}");
+        }
+    }
+    assert!(checkpoints > 0, "no checkpoint was advertised");
     let g = group().id();
     assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
 }

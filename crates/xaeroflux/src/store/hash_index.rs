@@ -254,7 +254,9 @@ impl HashIndex {
         let mut r = self.recent.write().unwrap_or_else(|p| p.into_inner());
         match res {
             Ok(()) => {
-                r.flushing = IdMap::default();
+                // Keep the allocation: the next flush swaps it in as the live map,
+                // which then fills without rehashing.
+                r.flushing.clear();
                 Ok(())
             }
             Err(e) => {
