@@ -38,6 +38,11 @@ pub struct NetArgs {
     /// Worker threads of the network runtime (default 2).
     #[arg(long, env = "XAERO_THREADS")]
     pub threads: Option<usize>,
+    /// Do not look for (or advertise to) peers of our groups on the local network
+    /// with mDNS. LAN discovery is on by default, and off anyway when bound to a
+    /// loopback address.
+    #[arg(long, env = "XAERO_NO_LAN")]
+    pub no_lan: bool,
 }
 
 /// Subcommands.

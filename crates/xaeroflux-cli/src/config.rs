@@ -10,6 +10,7 @@
 //! threads = 2                          # network runtime worker threads
 //! bind = "0.0.0.0:0"                   # UDP address of the QUIC endpoint
 //! relays = false                       # use public relays / hole punching
+//! lan = true                           # find group peers on the LAN (mDNS)
 //! peers = ["xfx1..."]                  # tickets to connect to on start
 //! ```
 
@@ -38,6 +39,8 @@ pub struct FileConfig {
     pub bind: Option<SocketAddr>,
     /// Whether to use relays.
     pub relays: Option<bool>,
+    /// Whether to find peers on the LAN with mDNS.
+    pub lan: Option<bool>,
     /// Tickets of peers to connect to on start.
     #[serde(default)]
     pub peers: Vec<String>,
@@ -142,6 +145,11 @@ impl Ctx {
             opts.config.bind_addr = bind;
         }
         opts.config.relays = args.relays || self.file.relays.unwrap_or(false);
+        // Nothing on the LAN can reach a loopback endpoint: no advertisements then.
+        opts.config.lan_discovery = cfg!(feature = "mdns")
+            && !args.no_lan
+            && self.file.lan.unwrap_or(true)
+            && !opts.config.bind_addr.ip().is_loopback();
         if let Some(t) = args.threads.or(self.file.threads) {
             if t == 0 {
                 bail!("threads must be at least 1");
@@ -208,5 +216,36 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
             assert!(e.contains("config.toml"), "{text}: {e}");
         }
+    }
+
+    /// LAN discovery: on by default (with the `mdns` feature), off with `--no-lan`,
+    /// `lan = false` or a loopback bind address.
+    #[test]
+    fn lan_discovery_resolution() {
+        let ctx = |lan: Option<bool>| Ctx {
+            dir: PathBuf::from("/nonexistent"),
+            page_path: None,
+            durability: None,
+            file: FileConfig {
+                lan,
+                ..FileConfig::default()
+            },
+        };
+        let args = |bind: Option<&str>, no_lan: bool| NetArgs {
+            bind: bind.map(|b| b.parse().unwrap()),
+            relays: false,
+            threads: None,
+            no_lan,
+        };
+        let lan = |c: &Ctx, a: &NetArgs| c.network(a).unwrap().config.lan_discovery;
+        assert_eq!(lan(&ctx(None), &args(None, false)), cfg!(feature = "mdns"));
+        assert_eq!(
+            lan(&ctx(Some(true)), &args(Some("0.0.0.0:4000"), false)),
+            cfg!(feature = "mdns")
+        );
+        assert!(!lan(&ctx(None), &args(None, true)));
+        assert!(!lan(&ctx(Some(false)), &args(None, false)));
+        assert!(!lan(&ctx(None), &args(Some("127.0.0.1:0"), false)));
+        assert!(!lan(&ctx(None), &args(Some("[::1]:0"), false)));
     }
 }

@@ -35,6 +35,7 @@ pub fn daemon(ctx: &Ctx, net: &NetArgs, peers: &[String], invite: bool) -> Resul
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the interrupt handler")?;
     }
+    let lan = ctx.network(net)?.config.lan_discovery;
     let store = ctx.open_online(net)?;
     let mut events = store.system_events();
     let addr = store.node_addr()?;
@@ -43,6 +44,9 @@ pub fn daemon(ctx: &Ctx, net: &NetArgs, peers: &[String], invite: bool) -> Resul
     println!("endpoint   {}", hex(&addr.endpoint));
     for a in &addr.addrs {
         println!("  listening on {a}");
+    }
+    if lan {
+        println!("lan        finding peers of these groups on the local network (mDNS; --no-lan)");
     }
     for t in peers.iter().chain(&ctx.file.peers) {
         dial(&store, t)?;

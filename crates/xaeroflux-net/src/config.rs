@@ -29,6 +29,11 @@ pub struct NetConfig {
     pub redial_min: Duration,
     /// Longest delay between redials. Default 30 s.
     pub redial_max: Duration,
+    /// Find peers of our groups on the local network with mDNS (service
+    /// `_xaeroflux._udp.local`, see [`crate::lan`]) and advertise ours. Needs the
+    /// `mdns` feature; [`crate::SyncNet::spawn`] fails if it is set without it.
+    /// Default `false` (the `xaeroflux` daemon turns it on).
+    pub lan_discovery: bool,
 }
 
 impl Default for NetConfig {
@@ -42,6 +47,7 @@ impl Default for NetConfig {
             anti_entropy_interval: Duration::from_secs(1),
             redial_min: Duration::from_millis(200),
             redial_max: Duration::from_secs(30),
+            lan_discovery: false,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum NetError {
     /// The async runtime could not be started.
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
+    /// LAN discovery could not start (or was asked for without the `mdns` feature).
+    #[error("LAN discovery: {0}")]
+    Lan(String),
     /// The network layer is shut down.
     #[error("the network layer is shut down")]
     Closed,

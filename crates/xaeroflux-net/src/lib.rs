@@ -25,9 +25,10 @@
 //! assert_eq!(text.parse::<Ticket>().unwrap(), t);
 //! ```
 //!
-//! Without the default `net` feature only the [`ticket`] codec is built.
+//! Without the default `net` feature only the [`ticket`] and [`lan`] codecs are built.
 //! Wire and file formats: `docs/FORMAT.md` ("Sync protocol", "Transport").
 
+pub mod lan;
 pub mod ticket;
 
 #[cfg(feature = "net")]

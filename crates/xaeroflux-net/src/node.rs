@@ -12,6 +12,8 @@
 //!   established sessions of their group ([`feed`]).
 
 mod feed;
+#[cfg(feature = "mdns")]
+pub mod lan;
 mod session;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -230,6 +232,10 @@ impl SyncNet {
     /// Binds the endpoint, starts serving [`ALPN`] and the committed feed, and dials
     /// the peers remembered in the state directory. Must run inside a tokio runtime.
     pub async fn spawn(host: Arc<dyn SyncHost>, cfg: NetConfig) -> Result<Self, NetError> {
+        #[cfg(not(feature = "mdns"))]
+        if cfg.lan_discovery {
+            return Err(NetError::Lan("built without the `mdns` feature".into()));
+        }
         let secret = match &cfg.state_dir {
             Some(dir) => SecretKey::from_bytes(&state::load_or_create_key(dir, || {
                 SecretKey::generate().to_bytes()
@@ -278,6 +284,13 @@ impl SyncNet {
             router,
             feed: Arc::new(Mutex::new(Some(feed))),
         };
+        #[cfg(feature = "mdns")]
+        if net.inner.cfg.lan_discovery
+            && let Err(e) = lan::start(&net)
+        {
+            net.shutdown().await;
+            return Err(e);
+        }
         for (id, p) in known {
             let groups: Vec<GroupId> = p.groups.iter().map(|g| GroupId(*g)).collect();
             if let Err(e) = net.add_peer(

@@ -45,12 +45,17 @@ pub struct TestHost {
 
 impl TestHost {
     pub fn new(i: u8) -> Arc<Self> {
+        Self::with_groups(i, vec![group()])
+    }
+
+    /// A host syncing `groups` (writes still go to [`group()`]).
+    pub fn with_groups(i: u8, groups: Vec<Group>) -> Arc<Self> {
         let kp = keypair(i);
         let mut logs = MemLogs::new();
         logs.add_key(kp.public().clone());
         Arc::new(TestHost {
             kp,
-            groups: vec![group()],
+            groups,
             logs: Mutex::new(logs),
             next_seq: Mutex::new(0),
             subs: Mutex::new(Vec::new()),

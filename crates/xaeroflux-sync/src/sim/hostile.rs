@@ -199,7 +199,11 @@ fn own_key_travels_only_in_the_hello() {
     duo.handshake(true);
     let mut checkpoints = 0;
     for b in &duo.fed {
-        if let Ok(Message::Checkpoints { checkpoints: cps, keys }) = frame::decode(b) {
+        if let Ok(Message::Checkpoints {
+            checkpoints: cps,
+            keys,
+        }) = frame::decode(b)
+        {
             checkpoints += cps.len();
             assert!(keys.is_empty(), "key sent again: {keys:?}");
         }
