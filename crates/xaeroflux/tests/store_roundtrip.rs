@@ -27,9 +27,15 @@ fn write_flush_get_reopen_verify() {
         let proof = store.get_mmr_proof(1234).unwrap();
         store.verify_mmr_proof(&ids[1234], &proof).unwrap();
         assert!(store.verify_mmr_proof(&ids[1235], &proof).is_err());
+        // Fewer ids than one hash index chunk: all still in memory.
+        assert_eq!(store.stats().unwrap().hash_index_pending, 5000);
         (root, store.author(), store.default_group())
     };
     let store = XaeroFlux::builder(dir.path()).open().unwrap();
+    // A clean close wrote them to the table: nothing to re-hash on open, and lookups
+    // by id still answer.
+    assert_eq!(store.stats().unwrap().hash_index_pending, 0);
+    assert_eq!(store.get(&ids[4321]).unwrap().unwrap().id(), ids[4321]);
     assert_eq!(store.author(), author);
     assert_eq!(store.default_group(), group);
     assert_eq!(store.get_mmr_root().unwrap().unwrap(), root);

@@ -264,6 +264,7 @@ fn hypercore(n: u64, size: usize) -> Option<(f64, f64)> {
 
 fn main() {
     let args = parse_args();
+    std::fs::create_dir_all(&args.dir).unwrap();
     let root = tempfile::Builder::new()
         .prefix("sync-bench-")
         .tempdir_in(&args.dir)

@@ -394,6 +394,12 @@ impl Writer {
             self.shared.inbox.take(&mut self.remote);
             if self.ready() == 0 && self.remote.is_empty() {
                 if closed && taken == 0 {
+                    // A clean close leaves nothing to re-hash on the next open (up to
+                    // a whole chunk otherwise). Failing here loses nothing: the index
+                    // is rebuilt from its mark on open.
+                    if let Err(e) = self.flush_hash_index() {
+                        tracing::warn!(error = %e, "hash index not flushed at close");
+                    }
                     return Ok(());
                 }
                 if taken == 0 {
