@@ -1,6 +1,7 @@
 //! LAN discovery over mDNS, on a real (private) network: the test re-runs itself inside
-//! a fresh network namespace (`unshare --net`, root) whose only interface is a
-//! multicast-capable loopback, so nothing leaves the machine. There, three nodes bind
+//! a fresh user + network namespace (`unshare --user --map-root-user --net`: root, or
+//! unprivileged user namespaces) whose only interface is a multicast-capable loopback,
+//! so nothing leaves the machine. There, three nodes bind
 //! all interfaces with `lan_discovery` on and no ticket or address given: the two
 //! members of one group find each other and sync; the node of another group is never
 //! dialled.
@@ -32,7 +33,7 @@ fn lan_members_find_each_other_and_strangers_do_not() {
         exe = exe.display()
     );
     let out = Command::new("unshare")
-        .args(["--net", "sh", "-c", &script])
+        .args(["--user", "--map-root-user", "--net", "sh", "-c", &script])
         .env(IN_NETNS, "1")
         .output()
         .expect("run unshare (util-linux) to make a network namespace");
@@ -40,7 +41,8 @@ fn lan_members_find_each_other_and_strangers_do_not() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "scenario in a network namespace failed (needs root for `unshare --net`):\n\
+        "scenario in a network namespace failed (needs `unshare` and `ip`, and root or \
+         unprivileged user namespaces):\n\
          {stdout}\n{stderr}"
     );
     // The child really ran the scenario (not zero tests).
