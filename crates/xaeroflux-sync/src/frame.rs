@@ -86,6 +86,8 @@ pub enum MessageType {
     ForkEvidence = 6,
     /// An error before closing.
     Error = 7,
+    /// [`EventsByRef`] answering a request.
+    EventsByRef = 8,
 }
 
 impl MessageType {
@@ -98,6 +100,7 @@ impl MessageType {
             5 => Self::Push,
             6 => Self::ForkEvidence,
             7 => Self::Error,
+            8 => Self::EventsByRef,
             _ => return None,
         })
     }
@@ -178,6 +181,25 @@ pub struct Events {
     pub events: Vec<Vec<u8>>,
 }
 
+/// [`Events`] whose checkpoint is one the sender advertised earlier in this session,
+/// named by its length instead of sent again (a signed checkpoint is 782 bytes). Body:
+/// author [32], first seq u64, checkpoint length u64, then proof and events as in
+/// [`Events`]. The receiver resolves it against the latest checkpoint of that author
+/// the sender advertised; a length that does not match is a protocol error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsByRef {
+    /// The log's author.
+    pub author: AuthorId,
+    /// Seq of the first event.
+    pub first_seq: u64,
+    /// Length of the advertised checkpoint the batch leads up to.
+    pub checkpoint_length: u64,
+    /// Subtree roots from the end of the batch to the checkpoint length.
+    pub proof: Vec<Hash32>,
+    /// Canonical event encodings, seqs `first_seq..first_seq + n`.
+    pub events: Vec<Vec<u8>>,
+}
+
 /// Every message of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -198,6 +220,8 @@ pub enum Message {
     Events(Events),
     /// Live push of freshly committed events (same body as `Events`).
     Push(Events),
+    /// Answers a request, naming an advertised checkpoint instead of repeating it.
+    EventsByRef(EventsByRef),
     /// Two conflicting signed checkpoints of one log. Body: two times u16 length +
     /// signed checkpoint.
     ForkEvidence(Box<(SignedCheckpoint, SignedCheckpoint)>),
@@ -303,6 +327,13 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             encode_events(e, &mut out);
             MessageType::Push
         }
+        Message::EventsByRef(e) => {
+            out.extend_from_slice(e.author.as_bytes());
+            out.extend_from_slice(&e.first_seq.to_le_bytes());
+            out.extend_from_slice(&e.checkpoint_length.to_le_bytes());
+            encode_batch_tail(&e.proof, &e.events, &mut out);
+            MessageType::EventsByRef
+        }
         Message::ForkEvidence(pair) => {
             put_bytes16(&mut out, &pair.0.encode());
             put_bytes16(&mut out, &pair.1.encode());
@@ -335,16 +366,17 @@ fn encode_events(e: &Events, out: &mut Vec<u8>) {
     out.extend_from_slice(e.author.as_bytes());
     out.extend_from_slice(&e.first_seq.to_le_bytes());
     put_bytes16(out, &e.checkpoint.encode());
-    out.extend_from_slice(
-        &u16::try_from(e.proof.len())
-            .unwrap_or(u16::MAX)
-            .to_le_bytes(),
-    );
-    for h in &e.proof {
+    encode_batch_tail(&e.proof, &e.events, out);
+}
+
+/// Proof (u16 count + hashes) and events (u32 count, each u32 length + bytes).
+fn encode_batch_tail(proof: &[Hash32], events: &[Vec<u8>], out: &mut Vec<u8>) {
+    out.extend_from_slice(&u16::try_from(proof.len()).unwrap_or(u16::MAX).to_le_bytes());
+    for h in proof {
         out.extend_from_slice(h);
     }
-    put_len32(out, e.events.len());
-    for ev in &e.events {
+    put_len32(out, events.len());
+    for ev in events {
         put_len32(out, ev.len());
         out.extend_from_slice(ev);
     }
@@ -530,6 +562,29 @@ fn checkpoint(b: &[u8]) -> Result<SignedCheckpoint, FrameError> {
     })
 }
 
+/// Proof and events of a batch (see [`encode_batch_tail`]).
+type BatchTail = (Vec<Hash32>, Vec<Vec<u8>>);
+
+fn batch_tail(r: &mut Reader<'_>) -> Result<BatchTail, FrameError> {
+    let p = usize::from(r.u16()?);
+    if p > MAX_PROOF_HASHES {
+        return Err(FrameError::Invalid {
+            field: "proof length",
+        });
+    }
+    let mut proof = Vec::with_capacity(p);
+    for _ in 0..p {
+        proof.push(r.arr()?);
+    }
+    let n = r.count(4)?;
+    let mut events = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.u32()? as usize;
+        events.push(r.take(len)?.to_vec());
+    }
+    Ok((proof, events))
+}
+
 fn decode_body(ty: MessageType, body: &[u8]) -> Result<Message, FrameError> {
     let mut r = Reader { b: body, pos: 0 };
     let msg = match ty {
@@ -585,22 +640,7 @@ fn decode_body(ty: MessageType, body: &[u8]) -> Result<Message, FrameError> {
             let author = AuthorId(r.arr()?);
             let first_seq = r.u64()?;
             let checkpoint = checkpoint(r.bytes16()?)?;
-            let p = usize::from(r.u16()?);
-            if p > MAX_PROOF_HASHES {
-                return Err(FrameError::Invalid {
-                    field: "proof length",
-                });
-            }
-            let mut proof = Vec::with_capacity(p);
-            for _ in 0..p {
-                proof.push(r.arr()?);
-            }
-            let n = r.count(4)?;
-            let mut events = Vec::with_capacity(n);
-            for _ in 0..n {
-                let len = r.u32()? as usize;
-                events.push(r.take(len)?.to_vec());
-            }
+            let (proof, events) = batch_tail(&mut r)?;
             let e = Events {
                 author,
                 first_seq,
@@ -613,6 +653,19 @@ fn decode_body(ty: MessageType, body: &[u8]) -> Result<Message, FrameError> {
             } else {
                 Message::Push(e)
             }
+        }
+        MessageType::EventsByRef => {
+            let author = AuthorId(r.arr()?);
+            let first_seq = r.u64()?;
+            let checkpoint_length = r.u64()?;
+            let (proof, events) = batch_tail(&mut r)?;
+            Message::EventsByRef(EventsByRef {
+                author,
+                first_seq,
+                checkpoint_length,
+                proof,
+                events,
+            })
         }
         MessageType::ForkEvidence => {
             let a = checkpoint(r.bytes16()?)?;
@@ -718,6 +771,15 @@ mod tests {
                 })
             }),
             events.clone().prop_map(Message::Events),
+            (events.clone(), any::<u64>()).prop_map(|(e, len)| {
+                Message::EventsByRef(EventsByRef {
+                    author: e.author,
+                    first_seq: e.first_seq,
+                    checkpoint_length: len,
+                    proof: e.proof,
+                    events: e.events,
+                })
+            }),
             events.prop_map(Message::Push),
             (cp.clone(), cp).prop_map(|(a, b)| Message::ForkEvidence(Box::new((a, b)))),
             (any::<u16>(), ".{0,40}").prop_map(|(code, reason)| Message::Error { code, reason }),

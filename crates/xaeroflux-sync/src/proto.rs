@@ -490,6 +490,7 @@ impl Session {
             }
             Message::Request(r) => self.on_request(r, logs, out),
             Message::Events(e) => self.on_events(e, now, logs, out),
+            Message::EventsByRef(e) => self.on_events_by_ref(e, now, logs, out),
             Message::Push(e) => self.on_push(e, now, logs, out),
             Message::ForkEvidence(pair) => self.on_fork_evidence(pair.0, pair.1, logs, out),
             Message::Error { .. } => Ok(()),

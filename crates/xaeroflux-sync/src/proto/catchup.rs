@@ -10,7 +10,7 @@ use super::{
     ErrorCode, Fetch, MAX_REQUEST_SPAN, Output, Phase, Reject, Session, SystemEvent,
     VERIFIED_CACHE, reject,
 };
-use crate::frame::{self, Events, MAX_FRAME, Message, Request};
+use crate::frame::{self, Events, EventsByRef, MAX_FRAME, Message, Request};
 use crate::log::{Frontier, LogView, proof_ranges, subtree_pos};
 
 impl Session {
@@ -287,16 +287,26 @@ impl Session {
                     None => return Ok(()),
                 }
             }
-            Self::send(
-                out,
-                &Message::Events(Events {
+            // The checkpoint we last advertised is named, not repeated: the peer
+            // verified it then (it is what made the peer ask).
+            let msg = if self.sent_cps.get(&r.author) == Some(&l) {
+                Message::EventsByRef(EventsByRef {
+                    author: r.author,
+                    first_seq: from,
+                    checkpoint_length: l,
+                    proof,
+                    events,
+                })
+            } else {
+                Message::Events(Events {
                     author: r.author,
                     first_seq: from,
                     checkpoint: cp.clone(),
                     proof,
                     events,
-                }),
-            );
+                })
+            };
+            Self::send(out, &msg);
             from = end;
         }
         Ok(())
@@ -427,6 +437,49 @@ impl Session {
         Self::emit_verified(e, key, bytes, group, out);
         self.schedule(now, logs, out);
         Ok(())
+    }
+
+    /// Events naming the peer's advertised checkpoint: resolved, then as [`Events`].
+    pub(super) fn on_events_by_ref(
+        &mut self,
+        e: EventsByRef,
+        now: u64,
+        logs: &(impl LogView + ?Sized),
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if self.forked.contains(&e.author) {
+            return Ok(());
+        }
+        let checkpoint = self
+            .peer_cps
+            .get(&e.author)
+            .filter(|c| c.checkpoint.length == e.checkpoint_length)
+            .cloned()
+            .ok_or_else(|| {
+                reject(
+                    ErrorCode::BadCheckpoint,
+                    "events name a checkpoint that was not advertised",
+                )
+            })?;
+        let EventsByRef {
+            author,
+            first_seq,
+            proof,
+            events,
+            ..
+        } = e;
+        self.on_events(
+            Events {
+                author,
+                first_seq,
+                checkpoint,
+                proof,
+                events,
+            },
+            now,
+            logs,
+            out,
+        )
     }
 
     pub(super) fn on_push(

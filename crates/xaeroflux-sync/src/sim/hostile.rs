@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use xaeroflux_core::{AuthorId, GroupSecret};
 
 use super::*;
-use crate::frame::{Events, Hello, MAX_FRAME};
+use crate::frame::{Events, EventsByRef, Hello, MAX_FRAME};
 use crate::proto::handshake::{HELLO_CONTEXT, make_hello};
 
 const ATTACKER: usize = 0;
@@ -107,7 +107,12 @@ impl Duo {
         sends(&outs, &mut to_v);
         while !to_v.is_empty() || !to_a.is_empty() {
             if let Some(b) = to_v.pop_front() {
-                if !answer && matches!(frame::decode(&b), Ok(Message::Events(_))) {
+                if !answer
+                    && matches!(
+                        frame::decode(&b),
+                        Ok(Message::Events(_) | Message::EventsByRef(_))
+                    )
+                {
                     continue;
                 }
                 let outs = self.feed(b);
@@ -192,25 +197,48 @@ fn honest_pair_syncs() {
 }
 
 /// The only log is the initiator's own: its key travels once, in its Hello, and no
-/// `Checkpoints` frame repeats it (898 bytes per session saved).
+/// `Checkpoints` frame repeats it (898 bytes per session saved); the answer to the
+/// victim's request names the advertised checkpoint instead of repeating it (782 bytes
+/// per response saved).
 #[test]
-fn own_key_travels_only_in_the_hello() {
+fn known_material_is_not_repeated() {
     let mut duo = Duo::new();
     duo.handshake(true);
-    let mut checkpoints = 0;
+    let (mut checkpoints, mut by_ref, mut full) = (0, 0, 0);
     for b in &duo.fed {
-        if let Ok(Message::Checkpoints {
-            checkpoints: cps,
-            keys,
-        }) = frame::decode(b)
-        {
-            checkpoints += cps.len();
-            assert!(keys.is_empty(), "key sent again: {keys:?}");
+        match frame::decode(b) {
+            Ok(Message::Checkpoints {
+                checkpoints: cps,
+                keys,
+            }) => {
+                checkpoints += cps.len();
+                assert!(keys.is_empty(), "key sent again: {keys:?}");
+            }
+            Ok(Message::EventsByRef(_)) => by_ref += 1,
+            Ok(Message::Events(_)) => full += 1,
+            _ => {}
         }
     }
     assert!(checkpoints > 0, "no checkpoint was advertised");
+    assert!(by_ref > 0 && full == 0, "by reference {by_ref}, in full {full}");
     let g = group().id();
     assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+}
+
+/// Events naming a checkpoint length the peer never advertised.
+#[test]
+fn events_naming_a_checkpoint_never_advertised() {
+    let mut duo = Duo::new();
+    duo.handshake(false);
+    let (events, cp) = duo.attacker_log();
+    let outs = duo.feed(frame::encode(&Message::EventsByRef(EventsByRef {
+        author: duo.author(),
+        first_seq: 0,
+        checkpoint_length: cp.checkpoint.length + 1,
+        proof: Vec::new(),
+        events,
+    })));
+    assert_rejected(&duo, &outs, ErrorCode::BadCheckpoint);
 }
 
 #[test]
