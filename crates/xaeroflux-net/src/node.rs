@@ -293,6 +293,8 @@ impl SyncNet {
         }
         for (id, p) in known {
             let groups: Vec<GroupId> = p.groups.iter().map(|g| GroupId(*g)).collect();
+            // Seed the entry first so the dial task sees the remembered flags.
+            net.inner.tables().peers.entry(id).or_default().known = Some(p.clone());
             if let Err(e) = net.add_peer(
                 PeerAddr {
                     endpoint: id,

@@ -5,14 +5,15 @@
 //!
 //! `endpoint.key` (mode 0600): the 32-byte iroh secret key, raw.
 //!
-//! `peers.bin`, format version 1 (integers little-endian):
+//! `peers.bin`, format version 2 (integers little-endian; version 1 files, without the
+//! flags byte, are still read):
 //!
 //! | size | field |
 //! |-----:|-------|
 //! |  8 | magic `"XFXPEERS"` |
 //! |  1 | version (1) |
 //! |  2 | peer count (u16) |
-//! |  per peer | endpoint id (32), address count (u8, at most 16), addresses as in a ticket, group count (u8), group ids (32 each) |
+//! |  per peer | endpoint id (32), address count (u8, at most 16), addresses as in a ticket, group count (u8), group ids (32 each), flags (u8: bit 0 = the peer keeps our key, Hellos may be short; other bits zero) |
 //! | 32 | BLAKE3 of everything before |
 //!
 //! A peers file that does not parse is ignored with a warning (the peers are learnt
@@ -30,7 +31,9 @@ use crate::ticket::{MAX_TICKET_ADDRS, Reader, TicketError, put_addr};
 const KEY_FILE: &str = "endpoint.key";
 const PEERS_FILE: &str = "peers.bin";
 const PEERS_MAGIC: &[u8; 8] = b"XFXPEERS";
-const PEERS_VERSION: u8 = 1;
+const PEERS_VERSION: u8 = 2;
+/// `flags` bit: the peer keeps our key ([`KnownPeer::short_hello`]).
+const FLAG_SHORT_HELLO: u8 = 1;
 /// Most known peers persisted.
 pub const MAX_KNOWN_PEERS: usize = 4096;
 /// Most groups remembered per known peer.
@@ -69,6 +72,9 @@ pub struct KnownPeer {
     pub addrs: Vec<SocketAddr>,
     /// Groups to sync with it.
     pub groups: BTreeSet<[u8; 32]>,
+    /// A session with it completed, so it keeps our key: our Hellos to it name the
+    /// key by id only (cleared when it says it lacks the key).
+    pub short_hello: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
@@ -143,6 +149,7 @@ pub(crate) fn encode_peers(peers: &BTreeMap<[u8; 32], KnownPeer>) -> Vec<u8> {
         for g in groups {
             out.extend_from_slice(g);
         }
+        out.push(if p.short_hello { FLAG_SHORT_HELLO } else { 0 });
     }
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
@@ -165,7 +172,7 @@ pub(crate) fn decode_peers(bytes: &[u8]) -> Result<BTreeMap<[u8; 32], KnownPeer>
         return Err(StateError::CorruptPeers("bad magic".into()));
     }
     let v = r.u8().map_err(corrupt)?;
-    if v != PEERS_VERSION {
+    if v != PEERS_VERSION && v != 1 {
         return Err(StateError::CorruptPeers(format!("unknown version {v}")));
     }
     let c = r.take(2).map_err(corrupt)?;
@@ -187,6 +194,15 @@ pub(crate) fn decode_peers(bytes: &[u8]) -> Result<BTreeMap<[u8; 32], KnownPeer>
         let ng = r.u8().map_err(corrupt)?;
         for _ in 0..ng {
             p.groups.insert(r.arr32().map_err(corrupt)?);
+        }
+        if v >= 2 {
+            let flags = r.u8().map_err(corrupt)?;
+            if flags & !FLAG_SHORT_HELLO != 0 {
+                return Err(StateError::CorruptPeers(format!(
+                    "unknown flags {flags:#x}"
+                )));
+            }
+            p.short_hello = flags & FLAG_SHORT_HELLO != 0;
         }
         peers.insert(id, p);
     }
@@ -232,6 +248,7 @@ mod tests {
             KnownPeer {
                 addrs: vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()],
                 groups: [[7; 32], [8; 32]].into_iter().collect(),
+                short_hello: true,
             },
         );
         m.insert([2; 32], KnownPeer::default());
@@ -253,6 +270,25 @@ mod tests {
         }
         fs::write(dir.path().join(PEERS_FILE), b"garbage").unwrap();
         assert!(load_peers(dir.path()).is_empty());
+    }
+
+    /// A version 1 file (no flags byte) still loads, with short Hellos off.
+    #[test]
+    fn version_1_files_load() {
+        let mut b = Vec::new();
+        b.extend_from_slice(PEERS_MAGIC);
+        b.push(1);
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&[3; 32]);
+        b.push(0); // addresses
+        b.push(1); // groups
+        b.extend_from_slice(&[9; 32]);
+        let sum = blake3::hash(&b);
+        b.extend_from_slice(sum.as_bytes());
+        let peers = decode_peers(&b).unwrap();
+        let p = &peers[&[3; 32]];
+        assert!(!p.short_hello && p.addrs.is_empty());
+        assert_eq!(p.groups.iter().collect::<Vec<_>>(), [&[9; 32]]);
     }
 
     #[test]

@@ -161,7 +161,7 @@ fn hello_for_unknown_group() {
     let f = fixture();
     let conn = f.dial();
     let p = f.params(&conn);
-    let hello = make_hello(Role::Initiator, &p, &other_group(), &keypair(5));
+    let hello = make_hello(Role::Initiator, &p, &other_group(), &keypair(5), false);
     f.send(&conn, &frame::encode(&Message::Hello(Box::new(hello))));
     // Indistinguishable from a wrong MAC.
     assert_eq!(f.close_code(&conn), code(ErrorCode::BadMac));
@@ -174,7 +174,7 @@ fn hello_with_wrong_mac() {
     let f = fixture();
     let conn = f.dial();
     let p = f.params(&conn);
-    let mut hello = make_hello(Role::Initiator, &p, &group(), &keypair(5));
+    let mut hello = make_hello(Role::Initiator, &p, &group(), &keypair(5), false);
     hello.mac[0] ^= 1;
     f.send(&conn, &frame::encode(&Message::Hello(Box::new(hello))));
     assert_eq!(f.close_code(&conn), code(ErrorCode::BadMac));
@@ -188,7 +188,13 @@ fn hello_replayed_from_another_connection() {
     let first = f.dial();
     let second = f.dial();
     // A valid member's Hello, bound to the first connection's keying material.
-    let hello = make_hello(Role::Initiator, &f.params(&first), &group(), &keypair(5));
+    let hello = make_hello(
+        Role::Initiator,
+        &f.params(&first),
+        &group(),
+        &keypair(5),
+        false,
+    );
     f.send(&second, &frame::encode(&Message::Hello(Box::new(hello))));
     assert_eq!(f.close_code(&second), code(ErrorCode::TranscriptMismatch));
     wait_until(5, "rejected event", || {

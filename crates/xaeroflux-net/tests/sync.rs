@@ -203,3 +203,78 @@ fn traffic_counters_agree_on_both_ends() {
     );
     nb.shutdown();
 }
+
+/// After one session each side keeps the other's key, so the redial after a restart
+/// names keys by id: both Hellos are 866 bytes lighter, and the sync works as before.
+/// A peer that lost the key refuses once (`UnknownKey`) and the redial after that
+/// sends the whole key.
+#[test]
+fn short_hello_after_a_first_session_and_fallback() {
+    use xaeroflux_net::state::load_peers;
+    use xaeroflux_sync::{ErrorCode, SystemEvent};
+    init_tracing();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (TestHost::new(1), TestHost::new(2));
+    a.write(5, 32);
+    let na = start(&a, da.path());
+    let nb = start(&b, db.path());
+    let ea = na.endpoint_id();
+    nb.add_peer(na.addr(), &[]).unwrap();
+    wait_until(10, "first sync", || b.total() == 5);
+    wait_until(10, "short hellos remembered", || {
+        load_peers(db.path())
+            .get(&ea)
+            .is_some_and(|p| p.short_hello)
+    });
+    let first = nb.peers()[0].traffic;
+    nb.shutdown();
+
+    // Restart B: its first dial uses a short Hello, and A answers in kind.
+    a.write(1, 32);
+    let nb = start(&b, db.path());
+    wait_until(10, "catch-up after restart", || b.total() == 6);
+    wait_until(10, "session up", || nb.peers().iter().any(|p| p.connected));
+    let second = nb.peers()[0].traffic;
+    let rejected = |h: &TestHost| {
+        h.events_matching(|e| {
+            matches!(
+                e,
+                PeerEvent::Session {
+                    event: SystemEvent::PeerRejected {
+                        code: ErrorCode::UnknownKey,
+                        ..
+                    },
+                    ..
+                }
+            )
+        })
+    };
+    assert_eq!(rejected(&a) + rejected(&b), 0);
+    // Received: A's Hello is 886 bytes instead of 1752 (the rest: A's checkpoints and
+    // one event, about the same as the first time's five).
+    assert!(
+        second.bytes_received + 700 < first.bytes_received,
+        "first {first:?}\nsecond {second:?}"
+    );
+    nb.shutdown();
+
+    // A's endpoint comes back with a store that never saw B's key (a wiped store,
+    // here also a new identity with a log of its own): B's short Hello is refused
+    // once, then B sends its whole key and the sync goes on.
+    let a2 = TestHost::new(3);
+    a2.write(7, 32);
+    na.shutdown();
+    let na = start(&a2, da.path());
+    let nb = start(&b, db.path());
+    // A's endpoint came back on another port.
+    nb.add_peer(na.addr(), &[]).unwrap();
+    wait_until(20, "sync after the fallback", || b.total() == 6 + 7);
+    assert!(rejected(&a2) >= 1, "no UnknownKey refusal seen");
+    wait_until(10, "short hellos again", || {
+        load_peers(db.path())
+            .get(&ea)
+            .is_some_and(|p| p.short_hello)
+    });
+    nb.shutdown();
+    na.shutdown();
+}

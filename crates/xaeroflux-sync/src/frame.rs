@@ -17,7 +17,7 @@
 use thiserror::Error;
 use xaeroflux_core::mmr::Hash32;
 use xaeroflux_core::{AuthorId, GroupId, SignedCheckpoint};
-use xaeroid::{Signature, XaeroID};
+use xaeroid::{IdHash, Signature, XaeroID};
 
 /// Version byte of the frame layout.
 pub const FRAME_VERSION: u8 = 1;
@@ -135,12 +135,34 @@ pub struct Hello {
     pub keying_material: [u8; 32],
     /// The group the sender wants to sync.
     pub group: GroupId,
-    /// The sender's identity.
-    pub public_key: XaeroID,
+    /// The sender's identity: its public key, or only its id when the receiver is
+    /// expected to hold the key already.
+    pub key: HelloKey,
     /// Signature over the transcript (see `proto::handshake`).
     pub signature: Signature,
     /// BLAKE3 keyed with the group's membership MAC key over the transcript.
     pub mac: [u8; 32],
+}
+
+/// How a [`Hello`] names the sender's key. On the wire: `bytes16` of the encoded
+/// public key (898 bytes), or of the 32-byte id alone (the short form, for a peer that
+/// stored the key in an earlier session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloKey {
+    /// The whole public key.
+    Full(XaeroID),
+    /// The key's id; the receiver looks the key up.
+    Id(IdHash),
+}
+
+impl HelloKey {
+    /// The sender's identity hash.
+    pub fn id(&self) -> IdHash {
+        match self {
+            HelloKey::Full(k) => k.id(),
+            HelloKey::Id(h) => *h,
+        }
+    }
 }
 
 /// Asks for events `from_seq..to_seq` of one author log. Body: author (32),
@@ -297,7 +319,10 @@ pub fn encode(msg: &Message) -> Vec<u8> {
             out.extend_from_slice(&h.acceptor_endpoint);
             out.extend_from_slice(&h.keying_material);
             out.extend_from_slice(h.group.as_bytes());
-            put_bytes16(&mut out, h.public_key.as_bytes());
+            match &h.key {
+                HelloKey::Full(k) => put_bytes16(&mut out, k.as_bytes()),
+                HelloKey::Id(id) => put_bytes16(&mut out, id.as_bytes()),
+            }
             put_bytes16(&mut out, h.signature.as_bytes());
             out.extend_from_slice(&h.mac);
             MessageType::Hello
@@ -595,10 +620,15 @@ fn decode_body(ty: MessageType, body: &[u8]) -> Result<Message, FrameError> {
             let acceptor_endpoint = r.arr()?;
             let keying_material = r.arr()?;
             let group = GroupId(r.arr()?);
-            let public_key =
-                XaeroID::from_bytes(r.bytes16()?).map_err(|_| FrameError::Invalid {
-                    field: "public key",
-                })?;
+            let kb = r.bytes16()?;
+            let key = match <[u8; 32]>::try_from(kb) {
+                Ok(id) => HelloKey::Id(IdHash(id)),
+                Err(_) => {
+                    HelloKey::Full(XaeroID::from_bytes(kb).map_err(|_| FrameError::Invalid {
+                        field: "public key",
+                    })?)
+                }
+            };
             let signature = Signature::from_bytes(r.bytes16()?)
                 .map_err(|_| FrameError::Invalid { field: "signature" })?;
             let mac = r.arr()?;
@@ -609,7 +639,7 @@ fn decode_body(ty: MessageType, body: &[u8]) -> Result<Message, FrameError> {
                 acceptor_endpoint,
                 keying_material,
                 group,
-                public_key,
+                key,
                 signature,
                 mac,
             }))
@@ -753,7 +783,11 @@ mod tests {
                     acceptor_endpoint: a,
                     keying_material: k,
                     group: GroupId(i),
-                    public_key: kp().public().clone(),
+                    key: if r {
+                        HelloKey::Full(kp().public().clone())
+                    } else {
+                        HelloKey::Id(kp().id())
+                    },
                     signature: cps()[0].signature.clone(),
                     mac,
                 }))),

@@ -63,6 +63,10 @@ pub enum PeerEvent {
     Connected {
         /// The peer's identity.
         peer: IdHash,
+        /// The peer's public key, verified by the handshake. A host that keeps it (as
+        /// an author key) lets later Hellos name it by id only
+        /// ([`crate::SessionConfig::short_hello`]).
+        key: XaeroID,
         /// The peer's endpoint (iroh node id).
         endpoint: [u8; 32],
         /// The group of the session.

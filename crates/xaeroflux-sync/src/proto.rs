@@ -45,7 +45,7 @@ use std::sync::Arc;
 use xaeroflux_core::{AuthorId, Group, GroupId, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
-use crate::frame::{self, FrameDecoder, FrameError, Message, Role};
+use crate::frame::{self, FrameDecoder, FrameError, HelloKey, Message, Role};
 use crate::log::{Frontier, LogView};
 pub use handshake::TransportParams;
 use handshake::{HelloFault, make_hello, verify_hello};
@@ -85,6 +85,9 @@ pub enum ErrorCode {
     Unauthorized = 13,
     /// The handshake or a request took too long.
     Timeout = 14,
+    /// A Hello named the sender's key by its id and the receiver does not hold that
+    /// key: the sender should send the whole key on its next connection.
+    UnknownKey = 15,
 }
 
 impl ErrorCode {
@@ -119,6 +122,12 @@ pub struct SessionConfig {
     /// the changed ones, with their keys (repairs anything lost, whatever the cause).
     /// Default 30.
     pub full_anti_entropy_every: u32,
+    /// As initiator, name our key by its id only in the Hello (the peer stored it in
+    /// an earlier session); the acceptor answers in the same form. Saves 866 bytes
+    /// each way. A peer that lacks the key refuses with [`ErrorCode::UnknownKey`] and
+    /// [`Session::key_missed`] tells the caller to send it whole next time. Default
+    /// false.
+    pub short_hello: bool,
 }
 
 impl SessionConfig {
@@ -135,6 +144,7 @@ impl SessionConfig {
             max_request_events: 1024,
             target_frame_bytes: 256 * 1024,
             full_anti_entropy_every: 30,
+            short_hello: false,
         }
     }
 }
@@ -287,6 +297,8 @@ pub struct Session {
     forked: HashSet<AuthorId>,
     last_anti_entropy: u64,
     anti_entropy_rounds: u32,
+    /// A short Hello failed for want of a key, on either side.
+    key_missed: bool,
 }
 
 impl Session {
@@ -311,6 +323,7 @@ impl Session {
             forked: HashSet::new(),
             last_anti_entropy: 0,
             anti_entropy_rounds: 0,
+            key_missed: false,
         }
     }
 
@@ -327,6 +340,13 @@ impl Session {
     /// Whether the session closed.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+
+    /// Whether the handshake failed because a Hello named a key by its id that the
+    /// receiver does not hold (ours at the peer, or the peer's here): the next
+    /// connection to this peer should not use [`SessionConfig::short_hello`].
+    pub fn key_missed(&self) -> bool {
+        self.key_missed
     }
 
     /// Whether requests are outstanding.
@@ -420,7 +440,8 @@ impl Session {
         self.connected_at = now;
         self.phase = Phase::Handshaking;
         if role == Role::Initiator {
-            let hello = make_hello(role, &params, &self.cfg.group, &self.cfg.keypair);
+            let short = role == Role::Initiator && self.cfg.short_hello;
+            let hello = make_hello(role, &params, &self.cfg.group, &self.cfg.keypair, short);
             Self::send(out, &Message::Hello(Box::new(hello)));
         }
         Ok(())
@@ -461,6 +482,9 @@ impl Session {
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         if let Message::Error { code, reason } = &msg {
+            if *code == ErrorCode::UnknownKey.as_u16() {
+                self.key_missed = true;
+            }
             self.phase = Phase::Closed;
             out.push(Output::Close {
                 code: ErrorCode::Normal,
@@ -507,7 +531,10 @@ impl Session {
         let Some(params) = self.params else {
             return Err(reject(ErrorCode::Unexpected, "hello before connect"));
         };
-        verify_hello(hello, self.role, &params, &self.cfg.group).map_err(|f| match f {
+        let peer = verify_hello(hello, self.role, &params, &self.cfg.group, |id| {
+            logs.author_key(&AuthorId(*id.as_bytes()))
+        })
+        .map_err(|f| match f {
             HelloFault::Tag | HelloFault::Role => reject(ErrorCode::Protocol, "bad tag or role"),
             HelloFault::Transcript => reject(
                 ErrorCode::TranscriptMismatch,
@@ -515,19 +542,38 @@ impl Session {
             ),
             HelloFault::Group => reject(ErrorCode::WrongGroup, "unknown group"),
             HelloFault::Mac => reject(ErrorCode::BadMac, "group membership mac does not verify"),
+            HelloFault::UnknownKey => reject(
+                ErrorCode::UnknownKey,
+                "hello names a key this node does not hold",
+            ),
             HelloFault::Signature => {
                 reject(ErrorCode::BadSignature, "hello signature does not verify")
             }
-        })?;
+        });
+        let peer = match peer {
+            Ok(p) => p,
+            Err(r) => {
+                self.key_missed |= r.0 == ErrorCode::UnknownKey;
+                return Err(r);
+            }
+        };
         if self.role == Role::Acceptor {
-            let ours = make_hello(self.role, &params, &self.cfg.group, &self.cfg.keypair);
+            // Answer in the initiator's form: a short Hello says it holds our key.
+            let short = matches!(hello.key, HelloKey::Id(_));
+            let ours = make_hello(
+                self.role,
+                &params,
+                &self.cfg.group,
+                &self.cfg.keypair,
+                short,
+            );
             Self::send(out, &Message::Hello(Box::new(ours)));
         }
-        let peer = hello.public_key.clone();
         out.push(Output::Event(SystemEvent::PeerAuthenticated {
             peer: peer.id(),
         }));
-        // The Hello carried the peer's key: its own checkpoints need no other copy.
+        // The Hello carried (or named) the peer's key: its own checkpoints need no
+        // other copy.
         self.keys
             .insert(AuthorId(*peer.id().as_bytes()), peer.clone());
         self.peer = Some(peer);

@@ -118,6 +118,26 @@ fn groups_with_secrets(shared: &Shared) -> Result<Vec<Group>> {
     Ok(out)
 }
 
+/// Stores `key` as an author key if it is not stored yet (a read first: the usual
+/// case writes nothing).
+fn remember_key(shared: &Shared, key: &XaeroID) -> Result<()> {
+    let id = key.id();
+    let t = &shared.tables;
+    let _gate = shared.resize_gate.read().unwrap_or_else(|p| p.into_inner());
+    {
+        let rtxn = shared.env.read_txn()?;
+        if t.authors.get(&rtxn, id.as_bytes())?.is_some() {
+            return Ok(());
+        }
+    }
+    let mut wtxn = shared.env.write_txn()?;
+    if t.authors.get(&wtxn, id.as_bytes())?.is_none() {
+        t.authors.put(&mut wtxn, id.as_bytes(), key.as_bytes())?;
+        wtxn.commit()?;
+    }
+    Ok(())
+}
+
 fn record_fork(
     shared: &Shared,
     ours: &SignedCheckpoint,
@@ -300,13 +320,20 @@ impl SyncHost for SyncNode {
         match event {
             PeerEvent::Connected {
                 peer,
+                key,
                 endpoint,
                 group,
-            } => sys.publish(SystemEvent::PeerConnected {
-                peer,
-                endpoint,
-                group,
-            }),
+            } => {
+                // Kept so that later Hellos between us may name keys by id only.
+                if let Err(e) = remember_key(&self.shared, &key) {
+                    tracing::warn!(error = %e, "cannot keep the peer's key");
+                }
+                sys.publish(SystemEvent::PeerConnected {
+                    peer,
+                    endpoint,
+                    group,
+                })
+            }
             PeerEvent::Disconnected {
                 peer,
                 endpoint,

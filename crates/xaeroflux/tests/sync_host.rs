@@ -661,11 +661,21 @@ fn peer_events_become_system_events_and_bad_batches_are_refused() {
     let g = store.create_group().unwrap().id();
     let mut sys = store.system_events();
     let peer = XaeroKeypair::generate_from_seed(&[12; 32]);
+    let author = author_of(&peer);
+    let stored = |node: &Node| {
+        let mut k = None;
+        node.host.read_logs(&mut |v| k = v.author_key(&author));
+        k
+    };
+    assert_eq!(stored(&node), None);
     node.host.peer_event(PeerEvent::Connected {
         peer: peer.id(),
+        key: peer.public().clone(),
         endpoint: [3; 32],
         group: g,
     });
+    // The authenticated peer's key is kept (later Hellos may name it by id).
+    assert_eq!(stored(&node).as_ref(), Some(peer.public()));
     node.host.peer_event(PeerEvent::Session {
         endpoint: [3; 32],
         group: g,

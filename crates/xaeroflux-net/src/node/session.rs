@@ -427,6 +427,14 @@ async fn drive_inner(
         keying_material: km,
     };
     let mut cfg = SessionConfig::new(group, inner.host.keypair());
+    // The peer stored our key in an earlier session: name it by id in our Hello.
+    cfg.short_hello = role == Role::Initiator
+        && inner
+            .tables()
+            .peers
+            .get(&remote)
+            .and_then(|p| p.known.as_ref())
+            .is_some_and(|k| k.short_hello);
     cfg.handshake_timeout_ms =
         u64::try_from(inner.cfg.handshake_timeout.as_millis()).unwrap_or(u64::MAX);
     cfg.anti_entropy_interval_ms =
@@ -494,16 +502,25 @@ async fn drive_inner(
             }
             if st.established && !established {
                 established = true;
-                let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
-                {
+                let peer = session.as_ref().and_then(|s| s.peer()).cloned();
+                let learnt = {
                     let mut t = inner.tables();
                     if let Some(slot) = t.sessions.get_mut(&id) {
                         slot.established = true;
                     }
+                    // Both hosts now keep each other's key (see PeerEvent::Connected).
+                    t.peers
+                        .get_mut(&remote)
+                        .and_then(|p| p.known.as_mut())
+                        .is_some_and(|k| !std::mem::replace(&mut k.short_hello, true))
+                };
+                if learnt {
+                    inner.persist_peers();
                 }
-                if let Some(peer) = peer {
+                if let Some(key) = peer {
                     inner.host.peer_event(PeerEvent::Connected {
-                        peer,
+                        peer: key.id(),
+                        key,
                         endpoint: remote,
                         group: gid,
                     });
@@ -544,6 +561,18 @@ async fn drive_inner(
     let (code, reason) = end;
     conn.close(close_code(code), close_reason(&reason));
     retire(&inner, remote, &counters.traffic(&conn));
+    if session.as_ref().is_some_and(Session::key_missed) {
+        // One side lacks the other's key: whole keys in the next Hello.
+        let changed = inner
+            .tables()
+            .peers
+            .get_mut(&remote)
+            .and_then(|p| p.known.as_mut())
+            .is_some_and(|k| std::mem::replace(&mut k.short_hello, false));
+        if changed {
+            inner.persist_peers();
+        }
+    }
     let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
     tracing::debug!(?code, %reason, "session ended");
     inner.host.peer_event(PeerEvent::Disconnected {

@@ -223,6 +223,9 @@ impl SyncHost for TestHost {
     }
 
     fn peer_event(&self, event: PeerEvent) {
+        if let PeerEvent::Connected { key, .. } = &event {
+            self.logs.lock().unwrap().add_key(key.clone());
+        }
         self.events.lock().unwrap().push(event);
     }
 }

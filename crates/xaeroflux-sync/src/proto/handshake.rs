@@ -13,9 +13,9 @@
 //! stops a Hello from being reflected back to its sender as the other side's.
 
 use xaeroflux_core::{Group, GroupId};
-use xaeroid::{XaeroID, XaeroKeypair};
+use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
-use crate::frame::{Hello, PROTOCOL_TAG, Role};
+use crate::frame::{Hello, HelloKey, PROTOCOL_TAG, Role};
 
 /// FN-DSA domain context of Hello signatures.
 pub const HELLO_CONTEXT: &[u8] = b"xaeroflux/sync/1/hello";
@@ -50,7 +50,7 @@ pub fn transcript(
     initiator: &[u8; 32],
     acceptor: &[u8; 32],
     group: &GroupId,
-    signer: &XaeroID,
+    signer: &IdHash,
 ) -> [u8; TRANSCRIPT_LEN] {
     let mut t = [0u8; TRANSCRIPT_LEN];
     t[..16].copy_from_slice(&PROTOCOL_TAG);
@@ -59,16 +59,18 @@ pub fn transcript(
     t[49..81].copy_from_slice(initiator);
     t[81..113].copy_from_slice(acceptor);
     t[113..145].copy_from_slice(group.as_bytes());
-    t[145..177].copy_from_slice(signer.id().as_bytes());
+    t[145..177].copy_from_slice(signer.as_bytes());
     t
 }
 
-/// Our Hello for a connection.
+/// Our Hello for a connection; with `short`, it names our key by its id only (for a
+/// peer that holds the key from an earlier session).
 pub fn make_hello(
     role: Role,
     params: &TransportParams,
     group: &Group,
     keypair: &XaeroKeypair,
+    short: bool,
 ) -> Hello {
     let (initiator, acceptor) = params.endpoints(role);
     let t = transcript(
@@ -77,7 +79,7 @@ pub fn make_hello(
         &initiator,
         &acceptor,
         &group.id(),
-        keypair.public(),
+        &keypair.public().id(),
     );
     let signature = keypair
         .sign_with_context(HELLO_CONTEXT, &t)
@@ -89,7 +91,11 @@ pub fn make_hello(
         acceptor_endpoint: acceptor,
         keying_material: params.keying_material,
         group: group.id(),
-        public_key: keypair.public().clone(),
+        key: if short {
+            HelloKey::Id(keypair.public().id())
+        } else {
+            HelloKey::Full(keypair.public().clone())
+        },
         signature,
         mac: *blake3::keyed_hash(&group.membership_mac_key(), &t).as_bytes(),
     }
@@ -108,18 +114,22 @@ pub enum HelloFault {
     Group,
     /// The membership MAC does not verify.
     Mac,
+    /// The Hello names a key by its id and `resolve` does not know it.
+    UnknownKey,
     /// The signature does not verify.
     Signature,
 }
 
 /// Checks a peer's Hello against our view of the connection. Cheap checks first; the
-/// Falcon verification last.
+/// Falcon verification last. `resolve` looks up a key the Hello names by its id only.
+/// Returns the peer's verified key.
 pub fn verify_hello(
     hello: &Hello,
     our_role: Role,
     params: &TransportParams,
     group: &Group,
-) -> Result<(), HelloFault> {
+    resolve: impl FnOnce(&IdHash) -> Option<XaeroID>,
+) -> Result<XaeroID, HelloFault> {
     if hello.tag != PROTOCOL_TAG {
         return Err(HelloFault::Tag);
     }
@@ -137,20 +147,26 @@ pub fn verify_hello(
         return Err(HelloFault::Group);
     }
     // Rebuilt from our own view of the connection, never from the peer's claims.
+    let id = hello.key.id();
     let t = transcript(
         hello.role,
         &params.keying_material,
         &initiator,
         &acceptor,
         &group.id(),
-        &hello.public_key,
+        &id,
     );
     // blake3::Hash compares in constant time.
     if blake3::keyed_hash(&group.membership_mac_key(), &t) != blake3::Hash::from_bytes(hello.mac) {
         return Err(HelloFault::Mac);
     }
-    hello
-        .public_key
-        .verify_with_context(HELLO_CONTEXT, &t, &hello.signature)
-        .map_err(|_| HelloFault::Signature)
+    let key = match &hello.key {
+        HelloKey::Full(k) => k.clone(),
+        HelloKey::Id(h) => resolve(h)
+            .filter(|k| k.id() == *h)
+            .ok_or(HelloFault::UnknownKey)?,
+    };
+    key.verify_with_context(HELLO_CONTEXT, &t, &hello.signature)
+        .map_err(|_| HelloFault::Signature)?;
+    Ok(key)
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use xaeroflux_core::{AuthorId, GroupSecret};
 
 use super::*;
-use crate::frame::{Events, EventsByRef, Hello, MAX_FRAME};
+use crate::frame::{Events, EventsByRef, Hello, HelloKey, MAX_FRAME};
 use crate::proto::handshake::{HELLO_CONTEXT, make_hello};
 
 const ATTACKER: usize = 0;
@@ -34,6 +34,8 @@ struct Duo {
     now: u64,
     /// Every frame fed to the victim.
     fed: Vec<Vec<u8>>,
+    /// Keying material byte of the current connection.
+    ekm: u8,
 }
 
 impl Duo {
@@ -48,11 +50,12 @@ impl Duo {
             v: Session::new(cfg(keypair(VICTIM))),
             now: 10,
             fed: Vec::new(),
+            ekm: 1,
         }
     }
 
     fn connect_victim(&mut self) -> Vec<Output> {
-        let (_, ap) = params(1);
+        let (_, ap) = params(self.ekm);
         self.v.handle(
             Input::Connected {
                 role: Role::Acceptor,
@@ -92,7 +95,7 @@ impl Duo {
     /// Runs the honest handshake; `answer` decides whether the attacker's honest
     /// session may answer requests. Returns every victim output.
     fn handshake(&mut self, answer: bool) -> Vec<Output> {
-        let (ip, _) = params(1);
+        let (ip, _) = params(self.ekm);
         let mut to_v: VecDeque<Vec<u8>> = VecDeque::new();
         let mut to_a: VecDeque<Vec<u8>> = VecDeque::new();
         let mut all = self.connect_victim();
@@ -127,6 +130,17 @@ impl Duo {
             }
         }
         all
+    }
+
+    /// A new connection with fresh sessions (stores kept); `short`: the attacker
+    /// (initiator) names its key by id in its Hello.
+    fn reconnect(&mut self, short: bool) {
+        self.ekm += 1;
+        let mut c = cfg(keypair(ATTACKER));
+        c.short_hello = short;
+        self.a = Session::new(c);
+        self.v = Session::new(cfg(keypair(VICTIM)));
+        self.fed.clear();
     }
 
     fn author(&self) -> AuthorId {
@@ -220,7 +234,66 @@ fn known_material_is_not_repeated() {
         }
     }
     assert!(checkpoints > 0, "no checkpoint was advertised");
-    assert!(by_ref > 0 && full == 0, "by reference {by_ref}, in full {full}");
+    assert!(
+        by_ref > 0 && full == 0,
+        "by reference {by_ref}, in full {full}"
+    );
+    let g = group().id();
+    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+}
+
+fn hello_of(frames: impl IntoIterator<Item = Vec<u8>>) -> Option<Hello> {
+    frames.into_iter().find_map(|b| match frame::decode(&b) {
+        Ok(Message::Hello(h)) => Some(*h),
+        _ => None,
+    })
+}
+
+/// Peers that met before (each stored the other's key) shake hands with short Hellos,
+/// 866 bytes lighter each way, and sync as before.
+#[test]
+fn short_hello_between_peers_that_met() {
+    let mut duo = Duo::new();
+    duo.handshake(true);
+    // What the engine does when a session is up: keep the authenticated peer's key.
+    duo.attacker.store.add_key(keypair(VICTIM).public().clone());
+    duo.attacker.write(group().id(), 2, 1, 50);
+    duo.reconnect(true);
+    let outs = duo.handshake(true);
+    let sent: Vec<Vec<u8>> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let theirs = hello_of(duo.fed.clone()).unwrap();
+    let ours = hello_of(sent.clone()).unwrap();
+    assert!(matches!(theirs.key, HelloKey::Id(_)), "{:?}", theirs.key);
+    assert!(matches!(ours.key, HelloKey::Id(_)), "{:?}", ours.key);
+    let hello_len = sent
+        .iter()
+        .find(|b| matches!(frame::decode(b), Ok(Message::Hello(_))))
+        .unwrap()
+        .len();
+    assert_eq!(hello_len, 1752 - 866, "short hello frame");
+    assert!(duo.v.is_established() && !duo.v.key_missed());
+    let g = group().id();
+    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+}
+
+/// A short Hello to a node that never stored the key: refused with `UnknownKey`,
+/// nothing learnt, and both sides know to send the whole key next time.
+#[test]
+fn short_hello_naming_an_unknown_key() {
+    let mut duo = Duo::new();
+    duo.reconnect(true);
+    let outs = duo.handshake(true);
+    assert_rejected(&duo, &outs, ErrorCode::UnknownKey);
+    assert!(duo.v.key_missed() && duo.a.key_missed());
+    // The next connection, with the whole key, goes through.
+    duo.reconnect(false);
+    duo.handshake(true);
     let g = group().id();
     assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
 }
@@ -246,7 +319,7 @@ fn bad_falcon_signature() {
     let mut duo = Duo::new();
     duo.connect_victim();
     let (ip, _) = params(1);
-    let mut hello = make_hello(Role::Initiator, &ip, &group(), &keypair(ATTACKER));
+    let mut hello = make_hello(Role::Initiator, &ip, &group(), &keypair(ATTACKER), false);
     hello.signature = keypair(ATTACKER)
         .sign_with_context(HELLO_CONTEXT, b"something else")
         .unwrap();
@@ -260,7 +333,7 @@ fn handshake_replayed_on_another_connection() {
     duo.connect_victim();
     // A Hello captured on a connection with other keying material.
     let (other, _) = params(2);
-    let hello = make_hello(Role::Initiator, &other, &group(), &keypair(ATTACKER));
+    let hello = make_hello(Role::Initiator, &other, &group(), &keypair(ATTACKER), false);
     let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello.clone()))));
     assert_rejected(&duo, &outs, ErrorCode::TranscriptMismatch);
     // Rewriting the keying material field does not help: MAC and signature fail.
@@ -279,7 +352,7 @@ fn wrong_group_mac_learns_nothing() {
     // A non-member claiming our group id with a MAC under a key it guessed.
     let mut duo = Duo::new();
     duo.connect_victim();
-    let mut hello: Hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER));
+    let mut hello: Hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER), false);
     hello.group = group().id();
     let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
     assert_rejected(&duo, &outs, ErrorCode::BadMac);
@@ -295,7 +368,7 @@ fn wrong_group_mac_learns_nothing() {
     // Another group altogether.
     let mut duo = Duo::new();
     duo.connect_victim();
-    let hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER));
+    let hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER), false);
     let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
     assert_rejected(&duo, &outs, ErrorCode::WrongGroup);
 }
