@@ -205,7 +205,7 @@ pub struct Events {
 
 /// [`Events`] whose checkpoint is one the sender advertised earlier in this session,
 /// named by its length instead of sent again (a signed checkpoint is 782 bytes). Body:
-/// author [32], first seq u64, checkpoint length u64, then proof and events as in
+/// author (32 bytes), first seq u64, checkpoint length u64, then proof and events as in
 /// [`Events`]. The receiver resolves it against the latest checkpoint of that author
 /// the sender advertised; a length that does not match is a protocol error.
 #[derive(Debug, Clone, PartialEq, Eq)]
