@@ -15,7 +15,7 @@ use crate::log::LogView;
 use crate::proto::{ErrorCode, SystemEvent};
 
 /// A batch of one author log that a session verified against a signed checkpoint
-/// (the fields of [`crate::Output::StoreVerified`]).
+/// (what [`crate::Output::StoreVerified`] carries).
 #[derive(Debug, Clone)]
 pub struct VerifiedBatch {
     /// The group.

@@ -19,6 +19,8 @@ use xaeroflux_core::mmr::{
 use xaeroflux_core::{AuthorId, Event, EventId, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
 
+use crate::host::VerifiedBatch;
+
 /// Read access to the local author logs (the engine implements it over LMDB).
 pub trait LogView {
     /// Authors that have a non-empty log in `group`.
@@ -218,6 +220,12 @@ impl MemLogs {
     /// Remembers an author's public key.
     pub fn add_key(&mut self, key: XaeroID) {
         self.keys.insert(AuthorId(*key.id().as_bytes()), key);
+    }
+
+    /// [`MemLogs::apply`] for a session's verified batch, keeping its author's key.
+    pub fn apply_verified(&mut self, b: &VerifiedBatch) -> Result<u64, ApplyError> {
+        self.add_key(b.author_key.clone());
+        self.apply(b.group, b.author, b.first_seq, &b.events, &b.checkpoint)
     }
 
     /// Appends events `first_seq..` (already verified by a session) and the checkpoint

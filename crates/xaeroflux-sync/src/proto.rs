@@ -42,10 +42,11 @@ pub mod handshake;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use xaeroflux_core::{AuthorId, Group, GroupId, SignedCheckpoint};
+use xaeroflux_core::{AuthorId, Group, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
 use crate::frame::{self, FrameDecoder, FrameError, HelloKey, Message, Role};
+use crate::host::VerifiedBatch;
 use crate::log::{Frontier, LogView};
 pub use handshake::TransportParams;
 use handshake::{HelloFault, make_hello, verify_hello};
@@ -227,20 +228,7 @@ pub enum Output {
     /// Hand a verified batch to the storage writer. It must apply it idempotently
     /// (skip events at seqs it already holds, comparing ids; drop a batch that starts
     /// past the log's end) because several sessions may fetch the same range.
-    StoreVerified {
-        /// The group.
-        group: GroupId,
-        /// The log's author.
-        author: AuthorId,
-        /// The author's public key (to store if new).
-        author_key: XaeroID,
-        /// Seq of the first event.
-        first_seq: u64,
-        /// Canonical encodings, verified.
-        events: Vec<Vec<u8>>,
-        /// The signed checkpoint the batch was proven against (length >= batch end).
-        checkpoint: Box<SignedCheckpoint>,
-    },
+    StoreVerified(VerifiedBatch),
     /// A system event.
     Event(SystemEvent),
 }

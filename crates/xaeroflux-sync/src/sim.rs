@@ -253,7 +253,7 @@ impl Net {
                     q.push_back((at, bytes));
                 }
                 Output::Close { .. } => self.drop_conn(ci),
-                o @ Output::StoreVerified { .. } => {
+                o @ Output::StoreVerified(_) => {
                     let delay = self.rng.below(60);
                     let q = &mut self.writer[me];
                     let at = q.back().map_or(0, |x| x.0).max(now + delay);
@@ -275,20 +275,10 @@ impl Net {
                 let Some((_, o)) = self.writer[p].pop_front() else {
                     break;
                 };
-                let Output::StoreVerified {
-                    group,
-                    author,
-                    author_key,
-                    first_seq,
-                    events,
-                    checkpoint,
-                } = *o
-                else {
+                let Output::StoreVerified(b) = *o else {
                     continue;
                 };
-                let store = &mut self.peers[p].store;
-                store.add_key(author_key);
-                match store.apply(group, author, first_seq, &events, &checkpoint) {
+                match self.peers[p].store.apply_verified(&b) {
                     Ok(n) => self.stats.stored_events += n,
                     Err(e) => panic!("verified batch refused by the store: {e}"),
                 }

@@ -7,8 +7,12 @@
 //! MMR is in each node's local arrival order and differs between nodes by design.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use common::log_roots;
 
 use xaeroflux::{
     AuthorId, GroupId, NetConfig, NetworkOptions, SystemEvent, XaeroFlux, XaeroKeypair,
@@ -48,18 +52,7 @@ fn write(store: &XaeroFlux, g: GroupId, n: usize, tag: u8) {
 
 /// (author, length, root) of every log of `g`, sorted; and the event count.
 fn state(store: &XaeroFlux, g: &GroupId) -> (Vec<(AuthorId, u64, [u8; 32])>, u64) {
-    let snap = store.read().unwrap();
-    let mut logs: Vec<_> = snap
-        .logs_of(g)
-        .unwrap()
-        .into_iter()
-        .map(|(a, _)| {
-            let (len, root) = snap.log_root(g, &a).unwrap().unwrap();
-            (a, len, root)
-        })
-        .collect();
-    logs.sort();
-    (logs, snap.event_count().unwrap())
+    (log_roots(store, g), count(store))
 }
 
 fn count(store: &XaeroFlux) -> u64 {

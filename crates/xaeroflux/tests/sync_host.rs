@@ -2,10 +2,14 @@
 //! in-process by pumping `xaeroflux_sync::Session` pairs (no network).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::log_roots;
 
 use xaeroflux::{
     AuthorId, Event, Filter, Group, GroupId, Hlc, SignedCheckpoint, SyncNode, SystemEvent,
@@ -63,18 +67,7 @@ impl Node {
 
     /// (author, length, root) of every log of `g`, sorted.
     fn logs(&self, g: &GroupId) -> Vec<(AuthorId, u64, [u8; 32])> {
-        let snap = self.store().read().unwrap();
-        let mut v: Vec<_> = snap
-            .logs_of(g)
-            .unwrap()
-            .into_iter()
-            .map(|(a, _)| {
-                let (len, root) = snap.log_root(g, &a).unwrap().unwrap();
-                (a, len, root)
-            })
-            .collect();
-        v.sort();
-        v
+        log_roots(self.store(), g)
     }
 }
 
@@ -136,24 +129,7 @@ impl Net {
             match o {
                 Output::Send(b) => link.queues[1 - side].push_back(b),
                 Output::Close { .. } => link.closed = true,
-                Output::StoreVerified {
-                    group,
-                    author,
-                    author_key,
-                    first_seq,
-                    events,
-                    checkpoint,
-                } => node
-                    .host
-                    .store_verified(VerifiedBatch {
-                        group,
-                        author,
-                        author_key,
-                        first_seq,
-                        events,
-                        checkpoint,
-                    })
-                    .unwrap(),
+                Output::StoreVerified(batch) => node.host.store_verified(batch).unwrap(),
                 Output::Event(event) => node.host.peer_event(PeerEvent::Session {
                     endpoint: endpoint(link.ends[1 - side]),
                     group: self.group.id(),

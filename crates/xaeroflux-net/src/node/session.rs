@@ -19,7 +19,7 @@ use xaeroflux_core::{Group, GroupId};
 use xaeroflux_sync::frame::{self, Message};
 use xaeroflux_sync::{
     ErrorCode, FrameDecoder, FrameError, Input, Output, PeerEvent, Role, Session, SessionConfig,
-    SystemEvent, TransportParams, VerifiedBatch,
+    SystemEvent, TransportParams,
 };
 
 use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, SessionCounters, register, retire};
@@ -317,22 +317,7 @@ fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, now: u64) -> St
         match o {
             Output::Send(b) => step.sends.push(b),
             Output::Close { code, reason } => step.close = Some((code, reason)),
-            Output::StoreVerified {
-                group,
-                author,
-                author_key,
-                first_seq,
-                events,
-                checkpoint,
-            } => {
-                let batch = VerifiedBatch {
-                    group,
-                    author,
-                    author_key,
-                    first_seq,
-                    events,
-                    checkpoint,
-                };
+            Output::StoreVerified(batch) => {
                 if let Err(e) = host.store_verified(batch) {
                     // The session believes the batch stored: it cannot go on.
                     step.close

@@ -6,6 +6,8 @@ use xaeroflux_core::mmr::MAX_LEAF_COUNT;
 use xaeroflux_core::{AuthorId, EventRef, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
 
+use crate::host::VerifiedBatch;
+
 use super::{
     ErrorCode, Fetch, MAX_REQUEST_SPAN, Output, Phase, Reject, Session, SystemEvent,
     VERIFIED_CACHE, reject,
@@ -395,14 +397,14 @@ impl Session {
             events: e.events.len() as u64,
             bytes,
         }));
-        out.push(Output::StoreVerified {
+        out.push(Output::StoreVerified(VerifiedBatch {
             group,
             author: e.author,
             author_key: key,
             first_seq: e.first_seq,
             events: e.events,
             checkpoint: Box::new(e.checkpoint),
-        });
+        }));
     }
 
     pub(super) fn on_events(

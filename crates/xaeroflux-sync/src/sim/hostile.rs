@@ -73,20 +73,8 @@ impl Duo {
             .v
             .handle(Input::Frame(bytes), self.now, &self.victim.store);
         for o in &outs {
-            if let Output::StoreVerified {
-                group,
-                author,
-                author_key,
-                first_seq,
-                events,
-                checkpoint,
-            } = o
-            {
-                self.victim.store.add_key(author_key.clone());
-                self.victim
-                    .store
-                    .apply(*group, *author, *first_seq, events, checkpoint)
-                    .unwrap();
+            if let Output::StoreVerified(b) = o {
+                self.victim.store.apply_verified(b).unwrap();
             }
         }
         outs
@@ -186,11 +174,7 @@ fn assert_rejected(duo: &Duo, outs: &[Output], code: ErrorCode) {
         outs.iter()
             .any(|o| matches!(o, Output::Close { code: c, .. } if *c == code))
     );
-    assert!(
-        !outs
-            .iter()
-            .any(|o| matches!(o, Output::StoreVerified { .. }))
-    );
+    assert!(!outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
     assert!(duo.v.is_closed());
     assert!(
         duo.victim.store.summary(&group().id()).is_empty(),
@@ -547,11 +531,7 @@ fn fork_is_detected_shared_and_not_extended() {
         proof: Vec::new(),
         events: more,
     })));
-    assert!(
-        !outs
-            .iter()
-            .any(|o| matches!(o, Output::StoreVerified { .. }))
-    );
+    assert!(!outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
     let (more, cp_more) = duo.attacker.write(g, 2, 4, 79);
     let outs = duo.feed(frame::encode(&Message::Push(Events {
         author: duo.author(),
@@ -560,11 +540,7 @@ fn fork_is_detected_shared_and_not_extended() {
         proof: Vec::new(),
         events: more,
     })));
-    assert!(
-        !outs
-            .iter()
-            .any(|o| matches!(o, Output::StoreVerified { .. }))
-    );
+    assert!(!outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
     assert_eq!(duo.victim.store.summary(&g), before);
     let _ = branch;
 
@@ -597,10 +573,7 @@ fn live_push_after_catch_up() {
     assert_eq!(q.len(), 1);
     assert!(matches!(frame::decode(&q[0]), Ok(Message::Push(_))));
     let outs = duo.feed(q.pop_front().unwrap());
-    assert!(
-        outs.iter()
-            .any(|o| matches!(o, Output::StoreVerified { .. }))
-    );
+    assert!(outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
     assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
 }
 

@@ -40,18 +40,8 @@ impl Pair {
                     self.sent[side] += b.len() as u64;
                     self.queues[1 - side].push_back(b);
                 }
-                Output::StoreVerified {
-                    group,
-                    author,
-                    author_key,
-                    first_seq,
-                    events,
-                    checkpoint,
-                } => {
-                    let s = &mut self.peers[side].store;
-                    s.add_key(author_key);
-                    s.apply(group, author, first_seq, &events, &checkpoint)
-                        .unwrap();
+                Output::StoreVerified(b) => {
+                    self.peers[side].store.apply_verified(&b).unwrap();
                 }
                 Output::Close { reason, .. } => panic!("closed: {reason}"),
                 Output::Event(_) => {}
