@@ -488,20 +488,11 @@ async fn drive_inner(
             if st.established && !established {
                 established = true;
                 let peer = session.as_ref().and_then(|s| s.peer()).cloned();
-                let learnt = {
-                    let mut t = inner.tables();
-                    if let Some(slot) = t.sessions.get_mut(&id) {
-                        slot.established = true;
-                    }
-                    // Both hosts now keep each other's key (see PeerEvent::Connected).
-                    t.peers
-                        .get_mut(&remote)
-                        .and_then(|p| p.known.as_mut())
-                        .is_some_and(|k| !std::mem::replace(&mut k.short_hello, true))
-                };
-                if learnt {
-                    inner.persist_peers();
+                if let Some(slot) = inner.tables().sessions.get_mut(&id) {
+                    slot.established = true;
                 }
+                // Both hosts now keep each other's key (see PeerEvent::Connected).
+                set_short_hello(&inner, &remote, true);
                 if let Some(key) = peer {
                     inner.host.peer_event(PeerEvent::Connected {
                         peer: key.id(),
@@ -548,15 +539,7 @@ async fn drive_inner(
     retire(&inner, remote, &counters.traffic(&conn));
     if session.as_ref().is_some_and(Session::key_missed) {
         // One side lacks the other's key: whole keys in the next Hello.
-        let changed = inner
-            .tables()
-            .peers
-            .get_mut(&remote)
-            .and_then(|p| p.known.as_mut())
-            .is_some_and(|k| std::mem::replace(&mut k.short_hello, false));
-        if changed {
-            inner.persist_peers();
-        }
+        set_short_hello(&inner, &remote, false);
     }
     let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
     tracing::debug!(?code, %reason, "session ended");
@@ -567,6 +550,20 @@ async fn drive_inner(
         reason,
     });
     established
+}
+
+/// Records whether our Hellos to a known `peer` may name our key by id
+/// ([`crate::state::KnownPeer::short_hello`]); persists the known peers if it changed.
+fn set_short_hello(inner: &Inner, peer: &[u8; 32], on: bool) {
+    let changed = inner
+        .tables()
+        .peers
+        .get_mut(peer)
+        .and_then(|p| p.known.as_mut())
+        .is_some_and(|k| std::mem::replace(&mut k.short_hello, on) != on);
+    if changed {
+        inner.persist_peers();
+    }
 }
 
 /// Both ends dialled each other for one group: keep the connection initiated by the

@@ -131,6 +131,15 @@ impl Duo {
         self.fed.clear();
     }
 
+    /// Both stores hold the same logs of the group.
+    fn assert_converged(&self) {
+        let g = group().id();
+        assert_eq!(
+            self.victim.store.summary(&g),
+            self.attacker.store.summary(&g)
+        );
+    }
+
     fn author(&self) -> AuthorId {
         author_of(&self.attacker.kp)
     }
@@ -190,8 +199,7 @@ fn honest_pair_syncs() {
         outs.iter()
             .any(|o| matches!(o, Output::Event(SystemEvent::PeerAuthenticated { .. })))
     );
-    let g = group().id();
-    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+    duo.assert_converged();
 }
 
 /// The only log is the initiator's own: its key travels once, in its Hello, and no
@@ -222,15 +230,18 @@ fn known_material_is_not_repeated() {
         by_ref > 0 && full == 0,
         "by reference {by_ref}, in full {full}"
     );
-    let g = group().id();
-    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+    duo.assert_converged();
 }
 
-fn hello_of(frames: impl IntoIterator<Item = Vec<u8>>) -> Option<Hello> {
-    frames.into_iter().find_map(|b| match frame::decode(&b) {
-        Ok(Message::Hello(h)) => Some(*h),
-        _ => None,
-    })
+/// The first Hello among `frames`: its frame length and the message.
+fn hello_in<'a>(frames: impl IntoIterator<Item = &'a Vec<u8>>) -> (usize, Hello) {
+    frames
+        .into_iter()
+        .find_map(|b| match frame::decode(b) {
+            Ok(Message::Hello(h)) => Some((b.len(), *h)),
+            _ => None,
+        })
+        .expect("a hello")
 }
 
 /// Peers that met before (each stored the other's key) shake hands with short Hellos,
@@ -244,26 +255,15 @@ fn short_hello_between_peers_that_met() {
     duo.attacker.write(group().id(), 2, 1, 50);
     duo.reconnect(true);
     let outs = duo.handshake(true);
-    let sent: Vec<Vec<u8>> = outs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect();
-    let theirs = hello_of(duo.fed.clone()).unwrap();
-    let ours = hello_of(sent.clone()).unwrap();
+    let mut sent = VecDeque::new();
+    sends(&outs, &mut sent);
+    let (_, theirs) = hello_in(&duo.fed);
+    let (ours_len, ours) = hello_in(&sent);
     assert!(matches!(theirs.key, HelloKey::Id(_)), "{:?}", theirs.key);
     assert!(matches!(ours.key, HelloKey::Id(_)), "{:?}", ours.key);
-    let hello_len = sent
-        .iter()
-        .find(|b| matches!(frame::decode(b), Ok(Message::Hello(_))))
-        .unwrap()
-        .len();
-    assert_eq!(hello_len, 1752 - 866, "short hello frame");
+    assert_eq!(ours_len, 1752 - 866, "short hello frame");
     assert!(duo.v.is_established() && !duo.v.key_missed());
-    let g = group().id();
-    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+    duo.assert_converged();
 }
 
 /// A short Hello to a node that never stored the key: refused with `UnknownKey`,
@@ -278,8 +278,7 @@ fn short_hello_naming_an_unknown_key() {
     // The next connection, with the whole key, goes through.
     duo.reconnect(false);
     duo.handshake(true);
-    let g = group().id();
-    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+    duo.assert_converged();
 }
 
 /// Events naming a checkpoint length the peer never advertised.
@@ -574,7 +573,7 @@ fn live_push_after_catch_up() {
     assert!(matches!(frame::decode(&q[0]), Ok(Message::Push(_))));
     let outs = duo.feed(q.pop_front().unwrap());
     assert!(outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
-    assert_eq!(duo.victim.store.summary(&g), duo.attacker.store.summary(&g));
+    duo.assert_converged();
 }
 
 #[test]
