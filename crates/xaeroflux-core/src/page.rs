@@ -273,6 +273,18 @@ impl<'a> PageView<'a> {
     /// Validates `bytes` as one page: size, magic, version, checksum, then kind,
     /// flags, node count, reserved bytes and unused slots.
     pub fn new(bytes: &'a [u8]) -> Result<Self, PageError> {
+        Self::parse(bytes, true)
+    }
+
+    /// Like [`PageView::new`] but without the checksum: for bytes that `new` accepted
+    /// before and that cannot have changed since (an immutable page of the page file,
+    /// read again). Every other field is still checked, so bad bytes give an error,
+    /// never a panic; a changed node hash, though, goes unnoticed.
+    pub fn new_prechecked(bytes: &'a [u8]) -> Result<Self, PageError> {
+        Self::parse(bytes, false)
+    }
+
+    fn parse(bytes: &'a [u8], checksum_too: bool) -> Result<Self, PageError> {
         let bytes: &'a [u8; PAGE_SIZE] = bytes.try_into().map_err(|_| PageError::WrongSize {
             len: bytes.len(),
             expected: PAGE_SIZE,
@@ -289,7 +301,7 @@ impl<'a> PageView<'a> {
             });
         }
         // Checked before any other field is trusted.
-        if checksum(&bytes[..CHECKSUM_OFFSET])[..] != bytes[CHECKSUM_OFFSET..] {
+        if checksum_too && checksum(&bytes[..CHECKSUM_OFFSET])[..] != bytes[CHECKSUM_OFFSET..] {
             return Err(PageError::ChecksumMismatch);
         }
         if bytes[6] != PAGE_KIND_MMR_NODES {
@@ -449,6 +461,32 @@ mod tests {
         );
         let mut edge = Page::new(0, u64::MAX);
         assert!(edge.push(&[0; 32]).is_err());
+    }
+
+    #[test]
+    fn prechecked_skips_only_the_checksum() {
+        let good = sample(3).encode();
+        let mut flipped = good;
+        flipped[40] ^= 1;
+        assert_eq!(
+            PageView::new(&flipped).err(),
+            Some(PageError::ChecksumMismatch)
+        );
+        let view = PageView::new_prechecked(&flipped).unwrap();
+        assert_eq!(view.node(0).unwrap()[8], 1);
+        let mut bad_count = good;
+        bad_count[24..26].copy_from_slice(&600u16.to_le_bytes());
+        assert!(matches!(
+            PageView::new_prechecked(&bad_count),
+            Err(PageError::BadNodeCount { .. })
+        ));
+        let mut bad_magic = good;
+        bad_magic[0] = b'Y';
+        assert!(matches!(
+            PageView::new_prechecked(&bad_magic),
+            Err(PageError::BadMagic { .. })
+        ));
+        assert!(PageView::new_prechecked(&good[..100]).is_err());
     }
 
     #[test]

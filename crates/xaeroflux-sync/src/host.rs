@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use xaeroflux_core::{AuthorId, Group, GroupId, SignedCheckpoint};
+use xaeroflux_core::{AuthorId, EventId, Group, GroupId, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
 use crate::log::LogView;
@@ -26,6 +26,10 @@ pub struct VerifiedBatch {
     pub author_key: XaeroID,
     /// Seq of the first event.
     pub first_seq: u64,
+    /// The id (BLAKE3) of each event of `events`, in order. The session computes them
+    /// while verifying the batch; a host may use them instead of hashing again, so
+    /// whoever builds a batch must keep `ids[i]` the id of `events[i]`.
+    pub ids: Vec<EventId>,
     /// Canonical encodings, verified, contiguous seqs from `first_seq`.
     pub events: Vec<Vec<u8>>,
     /// The signed checkpoint the batch was proven against (length >= batch end).
@@ -34,13 +38,27 @@ pub struct VerifiedBatch {
 
 /// Events of one author log that were committed together, with the checkpoint that
 /// covers them: what [`crate::Input::LocalCommitted`] carries to every session of the
-/// log's group (local writes, and verified remote events to relay).
-#[derive(Debug, Clone)]
+/// log's group (local writes, and verified remote events to relay). The events
+/// themselves stay in the store: a session reads them only if its peer lacks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedBatch {
-    /// Canonical encodings, contiguous seqs.
-    pub events: Vec<Vec<u8>>,
+    /// Seq of the first event.
+    pub first_seq: u64,
+    /// Number of events (contiguous seqs).
+    pub count: u64,
     /// The log's checkpoint after the commit (its group and author name the log).
     pub checkpoint: Box<SignedCheckpoint>,
+}
+
+impl CommittedBatch {
+    /// The session input announcing this batch.
+    pub fn input(&self) -> crate::Input {
+        crate::Input::LocalCommitted {
+            first_seq: self.first_seq,
+            count: self.count,
+            checkpoint: self.checkpoint.clone(),
+        }
+    }
 }
 
 /// Why a host call failed.

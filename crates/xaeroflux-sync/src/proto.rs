@@ -170,11 +170,14 @@ pub enum Input {
     Frame(Vec<u8>),
     /// Time passed (drives timeouts and anti-entropy).
     Tick,
-    /// Events of one log were committed to the store together with the checkpoint
-    /// that covers them (local writes, or anything to relay).
+    /// Events `first_seq..first_seq + count` of one log were committed to the store,
+    /// and `checkpoint` covers them (local writes, or anything to relay). The session
+    /// reads the events from the store only if it pushes them.
     LocalCommitted {
-        /// Canonical encodings, contiguous seqs.
-        events: Vec<Vec<u8>>,
+        /// Seq of the first event.
+        first_seq: u64,
+        /// Number of events (contiguous seqs).
+        count: u64,
         /// The checkpoint of the log after the commit.
         checkpoint: Box<SignedCheckpoint>,
     },
@@ -385,8 +388,12 @@ impl Session {
             Input::Connected { role, params } => self.on_connected(role, params, now, &mut out),
             Input::Frame(bytes) => self.on_bytes(&bytes, now, logs, &mut out),
             Input::Tick => self.on_tick(now, logs, &mut out),
-            Input::LocalCommitted { events, checkpoint } => {
-                self.on_committed(events, *checkpoint, logs, &mut out);
+            Input::LocalCommitted {
+                first_seq,
+                count,
+                checkpoint,
+            } => {
+                self.on_committed(first_seq, count, *checkpoint, logs, &mut out);
                 Ok(())
             }
         };

@@ -67,6 +67,16 @@ pub(crate) fn group() -> Group {
     Group::from_secret(GroupSecret::from_bytes([42; 32]))
 }
 
+/// What the store's committed feed hands sessions after `n` events were appended
+/// to a log, `cp` covering them.
+pub(crate) fn committed(n: usize, cp: &SignedCheckpoint) -> Input {
+    Input::LocalCommitted {
+        first_seq: cp.checkpoint.length - n as u64,
+        count: n as u64,
+        checkpoint: Box::new(cp.clone()),
+    }
+}
+
 pub(crate) fn author_of(kp: &XaeroKeypair) -> AuthorId {
     AuthorId(*kp.id().as_bytes())
 }
@@ -346,10 +356,7 @@ impl Net {
             for side in 0..2 {
                 if self.conns[ci].alive && self.conns[ci].ends[side] == p {
                     let outs = self.conns[ci].sessions[side].handle(
-                        Input::LocalCommitted {
-                            events: events.clone(),
-                            checkpoint: Box::new(cp.clone()),
-                        },
+                        committed(events.len(), &cp),
                         now,
                         &self.peers[p].store,
                     );

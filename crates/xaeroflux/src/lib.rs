@@ -47,7 +47,7 @@ pub use store::FORMAT_VERSION;
 pub use subscribe::{
     CommittedEvent, Filter, NextEvent, Observable, READ_AHEAD, Start, Subscription,
 };
-pub use sync_host::{FEED_BATCH_BYTES, SyncNode};
+pub use sync_host::SyncNode;
 pub use system::{SYSTEM_QUEUE, SystemEvent, SystemSubscription};
 pub use vector::{
     IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,

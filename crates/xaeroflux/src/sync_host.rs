@@ -40,12 +40,9 @@ use crate::store::writer::RemoteBatch;
 use crate::store::{from_be, log_key, log_prefix};
 use crate::system::SystemEvent;
 
-/// Largest committed batch handed to sessions (bytes of events); longer runs are split
-/// so that a `Push` frame stays well under the frame cap.
-pub const FEED_BATCH_BYTES: usize = 256 * 1024;
 /// Events of one remote log the feed carries while no stored checkpoint covers them;
 /// older ones are dropped (sessions treat a later push as an announcement and fetch).
-const FEED_CARRY_EVENTS: usize = 4096;
+const FEED_CARRY_EVENTS: u64 = 4096;
 /// Events the feed reads from the store at once.
 const FEED_READ: u64 = 4096;
 
@@ -229,6 +226,9 @@ impl SyncNode {
         if c.length < end {
             return Err(bad("batch past its checkpoint"));
         }
+        if b.ids.len() != b.events.len() {
+            return Err(bad("ids do not match the events"));
+        }
         b.checkpoint
             .verify(&b.author_key)
             .map_err(Error::Checkpoint)?;
@@ -286,6 +286,7 @@ impl SyncHost for SyncNode {
             author: batch.author,
             key: batch.author_key.as_bytes().to_vec(),
             first_seq: batch.first_seq,
+            ids: batch.ids,
             events: batch.events,
             checkpoint: *batch.checkpoint,
         };
@@ -581,7 +582,7 @@ impl LogView for StoreView<'_> {
 /// A run of contiguous events of one log waiting to be handed out.
 struct Run {
     first_seq: u64,
-    events: Vec<Vec<u8>>,
+    count: u64,
 }
 
 /// The committed feed: a cursor over the local sequence.
@@ -621,14 +622,14 @@ impl Feed {
             let key = (h.group, h.author);
             let run = self.carry.entry(key).or_insert_with(|| Run {
                 first_seq: h.seq,
-                events: Vec::new(),
+                count: 0,
             });
-            if run.first_seq + run.events.len() as u64 != h.seq {
+            if run.first_seq + run.count != h.seq {
                 // Not contiguous (should not happen): start over at this event.
                 run.first_seq = h.seq;
-                run.events.clear();
+                run.count = 0;
             }
-            run.events.push(v.to_vec());
+            run.count += 1;
             if !order.contains(&key) {
                 order.push(key);
             }
@@ -639,37 +640,22 @@ impl Feed {
             let Some(run) = self.carry.get_mut(&key) else {
                 continue;
             };
-            let run_end = run.first_seq + run.events.len() as u64;
+            let run_end = run.first_seq + run.count;
             let cp = view
                 .latest(&key.0, &key.1)?
                 .filter(|cp| cp.checkpoint.length >= run_end);
             let Some(cp) = cp else {
-                if run.events.len() > FEED_CARRY_EVENTS {
-                    let drop = run.events.len() - FEED_CARRY_EVENTS;
-                    run.events.drain(..drop);
-                    run.first_seq += drop as u64;
+                if run.count > FEED_CARRY_EVENTS {
+                    let drop = run.count - FEED_CARRY_EVENTS;
+                    run.first_seq += drop;
+                    run.count -= drop;
                 }
                 continue;
             };
-            let Some(run) = self.carry.remove(&key) else {
-                continue;
-            };
-            let mut chunk = Vec::new();
-            let mut bytes = 0;
-            for e in run.events {
-                if !chunk.is_empty() && bytes + e.len() > FEED_BATCH_BYTES {
-                    self.out.push_back(CommittedBatch {
-                        events: std::mem::take(&mut chunk),
-                        checkpoint: Box::new(cp.clone()),
-                    });
-                    bytes = 0;
-                }
-                bytes += e.len();
-                chunk.push(e);
-            }
-            if !chunk.is_empty() {
+            if let Some(run) = self.carry.remove(&key) {
                 self.out.push_back(CommittedBatch {
-                    events: chunk,
+                    first_seq: run.first_seq,
+                    count: run.count,
                     checkpoint: Box::new(cp),
                 });
             }

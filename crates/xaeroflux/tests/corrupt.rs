@@ -161,6 +161,48 @@ fn flipped_page_bytes_are_detected() {
     println!("{pages} pages; damage found at open: {at_open}, by verify(): {by_verify}");
 }
 
+/// A page's checksum is checked on its first read only (committed pages never change);
+/// damage done to the file after that is still found by `verify()`, which checks every
+/// page again.
+#[test]
+fn damage_after_the_first_read_is_found_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 5000u64;
+    make_store(dir.path(), n as u32);
+    let store = XaeroFlux::builder(dir.path()).open().unwrap();
+    let snap = store.read().unwrap();
+    for i in (0..n).step_by(25) {
+        snap.mmr_proof(i).unwrap();
+    }
+    drop(snap);
+    assert!(store.verify(|_, _| {}).is_ok());
+    // One byte of a node slot of the first page (read by the proofs above).
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join(PAGE_FILE))
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 40).unwrap();
+    f.write_all_at(&[b[0] ^ 0x20], 40).unwrap();
+    drop(f);
+    match store.verify(|_, _| {}) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("verify() missed a page damaged after its first read: {other:?}"),
+    }
+    drop(store);
+    // A fresh open checks the page again on its first read.
+    let store = XaeroFlux::builder(dir.path()).open().unwrap();
+    let snap = store.read().unwrap();
+    let proofs: Vec<_> = (0..n).step_by(25).map(|i| snap.mmr_proof(i)).collect();
+    assert!(
+        proofs
+            .iter()
+            .any(|p| matches!(p, Err(Error::Corrupt { .. }))),
+        "a reopened store read the damaged page without an error"
+    );
+}
+
 #[test]
 fn garbage_lmdb_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -158,11 +158,7 @@ impl Net {
                 for link in links.iter_mut().filter(|l| !l.closed) {
                     for side in 0..2 {
                         if link.ends[side] == n {
-                            let input = Input::LocalCommitted {
-                                events: batch.events.clone(),
-                                checkpoint: batch.checkpoint.clone(),
-                            };
-                            self.step(link, side, input);
+                            self.step(link, side, batch.input());
                         }
                     }
                 }
@@ -407,6 +403,10 @@ fn batch(
         author: author_of(kp),
         author_key: kp.public().clone(),
         first_seq: first,
+        ids: events
+            .iter()
+            .map(|e| xaeroflux::EventRef::decode(e).unwrap().id())
+            .collect(),
         events: events.to_vec(),
         checkpoint: Box::new(cp.clone()),
     }
@@ -700,6 +700,9 @@ fn peer_events_become_system_events_and_bad_batches_are_refused() {
     let mut wrong_key = batch(&peer, g, &events, 0, &cps[4]);
     wrong_key.author_key = store.identity().clone();
     assert!(node.host.store_verified(wrong_key).is_err());
+    let mut missing_id = batch(&peer, g, &events, 0, &cps[4]);
+    missing_id.ids.pop();
+    assert!(node.host.store_verified(missing_id).is_err());
     assert!(
         node.host
             .store_verified(batch(&peer, g, &events, 0, &cps[3]))

@@ -523,10 +523,7 @@ async fn drive_inner(
                 Ok(None) => break 'run (ErrorCode::Normal, "stream finished".into()),
                 Err(e) => break 'run (ErrorCode::Normal, format!("connection lost: {e}")),
             },
-            Some(b) = committed.recv() => pending.push(Input::LocalCommitted {
-                events: b.events,
-                checkpoint: b.checkpoint,
-            }),
+            Some(b) = committed.recv() => pending.push(b.input()),
             _ = tick.tick() => pending.push(Input::Tick),
         }
     };

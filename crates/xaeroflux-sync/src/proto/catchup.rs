@@ -2,8 +2,8 @@
 
 use std::collections::VecDeque;
 
-use xaeroflux_core::mmr::MAX_LEAF_COUNT;
-use xaeroflux_core::{AuthorId, EventRef, GroupId, SignedCheckpoint};
+use xaeroflux_core::mmr::{Hash32, MAX_LEAF_COUNT};
+use xaeroflux_core::{AuthorId, EventId, EventRef, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
 
 use crate::host::VerifiedBatch;
@@ -14,6 +14,19 @@ use super::{
 };
 use crate::frame::{self, Events, EventsByRef, MAX_FRAME, Message, Request};
 use crate::log::{Frontier, LogView, proof_ranges, subtree_pos};
+
+/// What verifying a batch produced.
+pub(super) struct Verified {
+    /// The log's frontier after the batch.
+    frontier: Frontier,
+    /// The author's key.
+    key: XaeroID,
+    /// Encoded bytes of the batch's events.
+    bytes: u64,
+    /// The id of each event, computed while verifying (handed to the host so it does
+    /// not hash the events again).
+    ids: Vec<EventId>,
+}
 
 impl Session {
     /// Sends the checkpoints that changed since last advertised (all of them the first
@@ -270,57 +283,50 @@ impl Session {
         // Serve only what a checkpoint we hold covers.
         let l = cp.checkpoint.length;
         let to = r.to_seq.min(l);
-        let mut from = r.from_seq;
-        let cp_len = cp.encode().len();
-        let budget = self
-            .cfg
-            .target_frame_bytes
-            .min(MAX_FRAME - frame::events_overhead(cp_len, frame::MAX_PROOF_HASHES));
-        while from < to {
-            let events = logs.events(&group, &r.author, from, to, budget);
-            if events.is_empty() {
-                return Ok(());
-            }
-            let end = from + events.len() as u64;
-            let mut proof = Vec::new();
-            for (first, h) in proof_ranges(end, l) {
-                match subtree_pos(first, h).and_then(|p| logs.mmr_node(&group, &r.author, p)) {
-                    Some(n) => proof.push(n),
-                    None => return Ok(()),
-                }
-            }
-            // The checkpoint we last advertised is named, not repeated: the peer
-            // verified it then (it is what made the peer ask).
-            let msg = if self.sent_cps.get(&r.author) == Some(&l) {
-                Message::EventsByRef(EventsByRef {
-                    author: r.author,
-                    first_seq: from,
-                    checkpoint_length: l,
-                    proof,
-                    events,
-                })
-            } else {
-                Message::Events(Events {
-                    author: r.author,
-                    first_seq: from,
-                    checkpoint: cp.clone(),
-                    proof,
-                    events,
-                })
-            };
-            Self::send(out, &msg);
-            from = end;
-        }
+        let from = r.from_seq;
+        let budget = self.events_budget(&cp);
+        let by_ref = self.sent_cps.get(&r.author) == Some(&l);
+        send_chunks(
+            logs,
+            &group,
+            &r.author,
+            from,
+            to,
+            l,
+            budget,
+            |first_seq, proof, events| {
+                // The checkpoint we last advertised is named, not repeated: the peer
+                // verified it then (it is what made the peer ask).
+                let msg = if by_ref {
+                    Message::EventsByRef(EventsByRef {
+                        author: r.author,
+                        first_seq,
+                        checkpoint_length: l,
+                        proof,
+                        events,
+                    })
+                } else {
+                    Message::Events(Events {
+                        author: r.author,
+                        first_seq,
+                        checkpoint: cp.clone(),
+                        proof,
+                        events,
+                    })
+                };
+                Self::send(out, &msg);
+            },
+        );
         Ok(())
     }
 
-    /// Verifies a batch against `frontier`; returns the frontier after it.
+    /// Verifies a batch against `frontier`.
     pub(super) fn verify_batch(
         &mut self,
         e: &Events,
         frontier: &Frontier,
         logs: &(impl LogView + ?Sized),
-    ) -> Result<(Frontier, XaeroID, u64), Reject> {
+    ) -> Result<Verified, Reject> {
         let group = self.cfg.group.id();
         let cp = &e.checkpoint.checkpoint;
         if cp.author != e.author {
@@ -352,6 +358,7 @@ impl Session {
         self.check_cp(&e.checkpoint, &key)?;
         let mut f = frontier.clone();
         let mut bytes = 0u64;
+        let mut ids = Vec::with_capacity(e.events.len());
         for (i, raw) in e.events.iter().enumerate() {
             let ev = EventRef::decode(raw)
                 .map_err(|err| reject(ErrorCode::BadEvent, err.to_string()))?;
@@ -362,9 +369,11 @@ impl Session {
             if h.seq != e.first_seq + i as u64 {
                 return Err(reject(ErrorCode::SeqGap, "event seqs not contiguous"));
             }
-            if !f.push(&ev.id()) {
+            let id = ev.id();
+            if !f.push(&id) {
                 return Err(reject(ErrorCode::SeqGap, "log full"));
             }
+            ids.push(id);
             bytes += raw.len() as u64;
         }
         let mut g = f.clone();
@@ -383,25 +392,25 @@ impl Session {
                 "events do not reproduce the signed root",
             ));
         }
-        Ok((f, key, bytes))
+        Ok(Verified {
+            frontier: f,
+            key,
+            bytes,
+            ids,
+        })
     }
 
-    pub(super) fn emit_verified(
-        e: Events,
-        key: XaeroID,
-        bytes: u64,
-        group: GroupId,
-        out: &mut Vec<Output>,
-    ) {
+    pub(super) fn emit_verified(e: Events, v: Verified, group: GroupId, out: &mut Vec<Output>) {
         out.push(Output::Event(SystemEvent::SyncProgress {
             events: e.events.len() as u64,
-            bytes,
+            bytes: v.bytes,
         }));
         out.push(Output::StoreVerified(VerifiedBatch {
             group,
             author: e.author,
-            author_key: key,
+            author_key: v.key,
             first_seq: e.first_seq,
+            ids: v.ids,
             events: e.events,
             checkpoint: Box::new(e.checkpoint),
         }));
@@ -427,16 +436,16 @@ impl Session {
         if e.first_seq.saturating_add(e.events.len() as u64) > req_end {
             return Err(reject(ErrorCode::SeqGap, "more events than requested"));
         }
-        let (f, key, bytes) = self.verify_batch(&e, &frontier, logs)?;
+        let mut v = self.verify_batch(&e, &frontier, logs)?;
         let group = self.cfg.group.id();
         if let Some(fetch) = self.fetch.get_mut(&e.author) {
-            fetch.frontier = f;
+            fetch.frontier = std::mem::take(&mut v.frontier);
             if fetch.frontier.len() == req_end {
                 fetch.in_flight.pop_front();
                 self.in_flight -= 1;
             }
         }
-        Self::emit_verified(e, key, bytes, group, out);
+        Self::emit_verified(e, v, group, out);
         self.schedule(now, logs, out);
         Ok(())
     }
@@ -506,15 +515,15 @@ impl Session {
             _ => logs.frontier(&group, &e.author),
         };
         if !busy && e.first_seq == frontier.len() {
-            let (f, key, bytes) = self.verify_batch(&e, &frontier, logs)?;
+            let mut v = self.verify_batch(&e, &frontier, logs)?;
             let fetch = self.fetch.entry(e.author).or_insert_with(|| Fetch {
                 frontier: Frontier::new(),
                 requested_to: 0,
                 in_flight: VecDeque::new(),
             });
-            fetch.requested_to = f.len();
-            fetch.frontier = f;
-            Self::emit_verified(e, key, bytes, group, out);
+            fetch.requested_to = v.frontier.len();
+            fetch.frontier = std::mem::take(&mut v.frontier);
+            Self::emit_verified(e, v, group, out);
             return Ok(());
         }
         // Out of step with our log: treat it as an announcement and fetch the gap.
@@ -525,12 +534,13 @@ impl Session {
 
     pub(super) fn on_committed(
         &mut self,
-        events: Vec<Vec<u8>>,
+        first_seq: u64,
+        count: u64,
         cp: SignedCheckpoint,
         logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) {
-        if self.phase != Phase::Established || !self.peer_ready || events.is_empty() {
+        if self.phase != Phase::Established || !self.peer_ready || count == 0 {
             return;
         }
         let author = cp.checkpoint.author;
@@ -539,19 +549,13 @@ impl Session {
             self.advertise(logs, out, false);
             return;
         }
-        let Some(first_seq) = events
-            .first()
-            .and_then(|e| EventRef::decode(e).ok())
-            .map(|e| e.header.seq)
-        else {
-            return;
-        };
-        let end = first_seq + events.len() as u64;
+        let end = first_seq.saturating_add(count).min(cp.checkpoint.length);
         // Never echo a log back to a peer that holds it: its author (an author's log
         // grows only through its own writes) or a peer whose verified checkpoint
         // already covers the batch (typically: we just received it from that peer).
         // Without this, every event received is pushed straight back, doubling the
-        // traffic and the verification work of a catch-up.
+        // traffic and the verification work of a catch-up. Checked before anything is
+        // read, so a batch nobody needs costs no store read.
         let is_author = self
             .peer
             .as_ref()
@@ -564,24 +568,75 @@ impl Session {
             return;
         }
         let group = self.cfg.group.id();
-        let mut proof = Vec::new();
-        for (first, h) in proof_ranges(end, cp.checkpoint.length) {
-            match subtree_pos(first, h).and_then(|p| logs.mmr_node(&group, &author, p)) {
-                Some(n) => proof.push(n),
-                None => return,
-            }
-        }
         let len = cp.checkpoint.length;
-        Self::send(
-            out,
-            &Message::Push(Events {
-                author,
-                first_seq,
-                checkpoint: cp,
-                proof,
-                events,
-            }),
+        let budget = self.events_budget(&cp);
+        let sent = send_chunks(
+            logs,
+            &group,
+            &author,
+            first_seq,
+            end,
+            len,
+            budget,
+            |from, proof, events| {
+                Self::send(
+                    out,
+                    &Message::Push(Events {
+                        author,
+                        first_seq: from,
+                        checkpoint: cp.clone(),
+                        proof,
+                        events,
+                    }),
+                );
+            },
         );
+        if !sent {
+            return;
+        }
         self.sent_cps.insert(author, len);
     }
+}
+
+impl Session {
+    /// Bytes of events that fit in one events frame carrying `cp` and a full proof.
+    fn events_budget(&self, cp: &SignedCheckpoint) -> usize {
+        self.cfg
+            .target_frame_bytes
+            .min(MAX_FRAME - frame::events_overhead(cp.encode().len(), frame::MAX_PROOF_HASHES))
+    }
+}
+
+/// Reads events `from..to` of a log in chunks of at most `budget` bytes and calls
+/// `send(first_seq, proof, events)` for each, the proof reaching from the chunk's end
+/// to the checkpoint length `cp_len`. Returns `false` if it stopped early (events or
+/// proof nodes not in the store); anti-entropy repairs the peer then.
+#[allow(clippy::too_many_arguments)]
+fn send_chunks(
+    logs: &(impl LogView + ?Sized),
+    group: &GroupId,
+    author: &AuthorId,
+    mut from: u64,
+    to: u64,
+    cp_len: u64,
+    budget: usize,
+    mut send: impl FnMut(u64, Vec<Hash32>, Vec<Vec<u8>>),
+) -> bool {
+    while from < to {
+        let events = logs.events(group, author, from, to, budget);
+        if events.is_empty() {
+            return false;
+        }
+        let end = from + events.len() as u64;
+        let mut proof = Vec::new();
+        for (first, h) in proof_ranges(end, cp_len) {
+            match subtree_pos(first, h).and_then(|p| logs.mmr_node(group, author, p)) {
+                Some(n) => proof.push(n),
+                None => return false,
+            }
+        }
+        send(from, proof, events);
+        from = end;
+    }
+    true
 }

@@ -559,14 +559,9 @@ fn live_push_after_catch_up() {
     duo.handshake(true);
     let g = group().id();
     let (events, cp) = duo.attacker.write(g, 3, 5, 1);
-    let outs = duo.a.handle(
-        Input::LocalCommitted {
-            events,
-            checkpoint: Box::new(cp),
-        },
-        duo.now,
-        &duo.attacker.store,
-    );
+    let outs = duo
+        .a
+        .handle(committed(events.len(), &cp), duo.now, &duo.attacker.store);
     let mut q = VecDeque::new();
     sends(&outs, &mut q);
     assert_eq!(q.len(), 1);

@@ -161,13 +161,7 @@ fn one_new_event_costs_little() {
     let before = p.sent;
     let flights = p.flights;
     let (events, cp) = p.peers[0].write_sized(g, 1, 128);
-    p.handle(
-        0,
-        Input::LocalCommitted {
-            events,
-            checkpoint: Box::new(cp),
-        },
-    );
+    p.handle(0, committed(events.len(), &cp));
     p.run();
     let push_bytes = p.sent[0] - before[0] + p.sent[1] - before[1];
     assert_eq!(p.peers[1].store.summary(&g), p.peers[0].store.summary(&g));

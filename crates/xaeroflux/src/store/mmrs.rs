@@ -14,7 +14,7 @@ use heed::{RoTxn, RwTxn};
 use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore, is_valid_size, leaf_count_for_size};
 use xaeroflux_core::page::{NODES_PER_PAGE, PAGE_SIZE, Page};
 
-use super::pagefile::PageFile;
+use super::pagefile::{Checksum, PageFile};
 use super::{Tables, be, from_be};
 use crate::error::{Error, Result};
 
@@ -317,7 +317,7 @@ pub(crate) fn for_each_stored_node(
     let state = MmrState::load(t, txn, mmr_id, file.path())?;
     for page_no in 0..state.full_pages {
         let index = page_index(t, txn, file, mmr_id, page_no)?;
-        file.with_page(index, mmr_id, page_no * NPP, |nodes| {
+        file.with_page(index, mmr_id, page_no * NPP, Checksum::Always, |nodes| {
             for (i, n) in nodes.iter().enumerate() {
                 f(page_no * NPP + i as u64, n)?;
             }

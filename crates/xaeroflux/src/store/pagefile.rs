@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
 use xaeroflux_core::mmr::Hash32;
@@ -22,7 +23,52 @@ pub(crate) struct PageFile {
     path: PathBuf,
     file: File,
     /// Map of the file's first `map.len() / PAGE_SIZE` pages; remapped to grow.
-    map: RwLock<Option<Mmap>>,
+    map: RwLock<Option<Mapped>>,
+}
+
+/// The memory map and which of its pages passed their checksum.
+///
+/// Committed pages never change, so a page's checksum is checked on its first read
+/// only: MMR reads touch a few nodes of the same pages over and over (every proof,
+/// every snapshot's peaks), and hashing 16 KiB per node read dominated sync.
+/// `verify` still checks every page ([`Checksum::Always`]).
+struct Mapped {
+    map: Mmap,
+    /// One bit per page of `map`.
+    checked: Vec<AtomicU64>,
+}
+
+impl Mapped {
+    fn bit(index: usize) -> (usize, u64) {
+        (index / 64, 1 << (index % 64))
+    }
+
+    fn is_checked(&self, index: usize) -> bool {
+        let (w, b) = Self::bit(index);
+        self.checked
+            .get(w)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & b != 0)
+    }
+
+    fn set_checked(&self, index: usize, on: bool) {
+        let (w, b) = Self::bit(index);
+        if let Some(w) = self.checked.get(w) {
+            if on {
+                w.fetch_or(b, Ordering::Relaxed);
+            } else {
+                w.fetch_and(!b, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Whether a page read checks the page's checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Checksum {
+    /// On the first read of the page only (it is immutable once committed).
+    Once,
+    /// On every read (`verify`).
+    Always,
 }
 
 impl PageFile {
@@ -67,6 +113,14 @@ impl PageFile {
         if pages.is_empty() {
             return Ok(());
         }
+        if let Some(m) = self.map.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            // Only an uncommitted tail is ever rewritten (after a failed commit); a
+            // page read before that must be checked again.
+            let n = pages.len() / PAGE_SIZE;
+            for i in 0..n {
+                m.set_checked(first as usize + i, false);
+            }
+        }
         self.file
             .write_all_at(pages, first * PAGE_SIZE as u64)
             .map_err(Error::io(&self.path))?;
@@ -92,7 +146,14 @@ impl PageFile {
         // and pages above it are never read; the process does not truncate the file while
         // it is open. Another process modifying the file is excluded by the store lock.
         let map = unsafe { Mmap::map(&self.file) }.map_err(Error::io(&self.path))?;
-        *guard = Some(map);
+        let pages = map.len() / PAGE_SIZE;
+        let checked: Vec<AtomicU64> = (0..pages.div_ceil(64))
+            .map(|w| {
+                let old = guard.as_ref().and_then(|m| m.checked.get(w));
+                AtomicU64::new(old.map_or(0, |o| o.load(Ordering::Relaxed)))
+            })
+            .collect();
+        *guard = Some(Mapped { map, checked });
         Ok(())
     }
 
@@ -105,7 +166,7 @@ impl PageFile {
         first_pos: u64,
         slot: usize,
     ) -> Result<Hash32> {
-        self.with_page(index, mmr_id, first_pos, |nodes| {
+        self.with_page(index, mmr_id, first_pos, Checksum::Once, |nodes| {
             nodes
                 .get(slot)
                 .copied()
@@ -113,13 +174,15 @@ impl PageFile {
         })
     }
 
-    /// Calls `f` with the nodes of the page at `index` after checking its checksum and
-    /// that it belongs to `mmr_id` starting at `first_pos`.
+    /// Calls `f` with the nodes of the page at `index` after checking the page (its
+    /// checksum as `checksum` says) and that it belongs to `mmr_id` starting at
+    /// `first_pos`.
     pub(crate) fn with_page<R>(
         &self,
         index: u64,
         mmr_id: u64,
         first_pos: u64,
+        checksum: Checksum,
         f: impl FnOnce(&[Hash32]) -> Result<R>,
     ) -> Result<R> {
         let start = usize::try_from(index)
@@ -129,9 +192,21 @@ impl PageFile {
         for attempt in 0..2 {
             {
                 let guard = self.map.read().unwrap_or_else(|p| p.into_inner());
-                if let Some(bytes) = guard.as_ref().and_then(|m| m.get(start..start + PAGE_SIZE)) {
-                    let page = PageView::new(bytes)
-                        .map_err(|e| self.corrupt(format!("page {index}: {e}")))?;
+                let mapped = guard.as_ref();
+                if let Some((m, bytes)) =
+                    mapped.and_then(|m| Some((m, m.map.get(start..start + PAGE_SIZE)?)))
+                {
+                    let i = start / PAGE_SIZE;
+                    let skip = checksum == Checksum::Once && m.is_checked(i);
+                    let page = if skip {
+                        PageView::new_prechecked(bytes)
+                    } else {
+                        PageView::new(bytes)
+                    }
+                    .map_err(|e| self.corrupt(format!("page {index}: {e}")))?;
+                    if !skip {
+                        m.set_checked(i, true);
+                    }
                     if page.mmr_id() != mmr_id || page.first_pos() != first_pos {
                         return Err(self.corrupt(format!(
                             "page {index} belongs to mmr {} at {}, expected mmr {mmr_id} at {first_pos}",

@@ -46,6 +46,8 @@ pub(crate) struct RemoteBatch {
     /// Encoded public key of the author.
     pub key: Vec<u8>,
     pub first_seq: u64,
+    /// The id of each event (computed by the session that verified the batch).
+    pub ids: Vec<EventId>,
     pub events: Vec<Vec<u8>>,
     pub checkpoint: SignedCheckpoint,
 }
@@ -231,7 +233,7 @@ impl Writer {
         }
         let mut conflict = false;
         let mut max_hlc: Option<Hlc> = None;
-        for (i, raw) in b.events.iter().enumerate() {
+        for (i, (raw, &id)) in b.events.iter().zip(&b.ids).enumerate() {
             let seq = b.first_seq + i as u64;
             let Ok(ev) = EventRef::decode(raw) else {
                 tracing::warn!(seq, "undecodable event in a verified batch; rest dropped");
@@ -245,7 +247,8 @@ impl Writer {
                 );
                 break;
             }
-            let id = ev.id();
+            // The session hashed the event while verifying it; no second hash here.
+            debug_assert_eq!(id, ev.id());
             let mmr = self.log_mmr(wtxn, key)?;
             if seq < mmr.leaf_count() {
                 let pos = leaf_index_to_pos(seq).ok_or_else(|| Error::Mmr("seq".into()))?;
