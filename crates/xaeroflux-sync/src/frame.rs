@@ -439,6 +439,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, FrameError> {
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Bytes of `buf` before this offset are decoded already. Frames are consumed by
+    /// moving the offset; the buffer is compacted only when a push would otherwise
+    /// grow it, so each received byte is moved at most once more.
+    start: usize,
     poisoned: Option<FrameError>,
 }
 
@@ -451,24 +455,38 @@ impl FrameDecoder {
     /// Appends received bytes. Buffers at most one frame beyond what is already
     /// buffered: callers drain with [`FrameDecoder::next_message`] after every push.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.poisoned.is_none() {
-            self.buf.extend_from_slice(bytes);
+        if self.poisoned.is_some() {
+            return;
         }
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.buf.len() + bytes.len() > self.buf.capacity() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The bytes buffered and not yet decoded.
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
     }
 
     /// Bytes buffered and not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.pending().len()
     }
 
     /// Bytes still missing to complete the frame being received (at least 1 when a
     /// frame is incomplete, 0 when a whole frame is buffered).
     pub fn needed(&self) -> usize {
-        match self.buf.first_chunk::<4>() {
-            None => 4 - self.buf.len(),
+        let buf = self.pending();
+        match buf.first_chunk::<4>() {
+            None => 4 - buf.len(),
             Some(l) => {
                 let total = 4 + u32::from_le_bytes(*l) as usize;
-                total.saturating_sub(self.buf.len())
+                total.saturating_sub(buf.len())
             }
         }
     }
@@ -482,12 +500,14 @@ impl FrameDecoder {
         if let Err(e) = &res {
             self.poisoned = Some(e.clone());
             self.buf = Vec::new();
+            self.start = 0;
         }
         res
     }
 
     fn next_inner(&mut self) -> Result<Option<Message>, FrameError> {
-        let Some(l) = self.buf.first_chunk::<4>() else {
+        let buf = self.pending();
+        let Some(l) = buf.first_chunk::<4>() else {
             return Ok(None);
         };
         let len = u32::from_le_bytes(*l);
@@ -501,24 +521,23 @@ impl FrameDecoder {
             return Err(FrameError::Undersized { len });
         }
         // Version and type are checked as soon as they arrive, before the body.
-        if let Some(&v) = self.buf.get(4)
+        if let Some(&v) = buf.get(4)
             && v != FRAME_VERSION
         {
             return Err(FrameError::UnknownVersion { found: v });
         }
-        if let Some(&t) = self.buf.get(5)
+        if let Some(&t) = buf.get(5)
             && MessageType::from_byte(t).is_none()
         {
             return Err(FrameError::UnknownType { found: t });
         }
         let total = 4 + len as usize;
-        if self.buf.len() < total {
+        if buf.len() < total {
             return Ok(None);
         }
-        let ty = MessageType::from_byte(self.buf[5])
-            .ok_or(FrameError::UnknownType { found: self.buf[5] })?;
-        let msg = decode_body(ty, &self.buf[FRAME_HEADER_LEN..total])?;
-        self.buf.drain(..total);
+        let ty = MessageType::from_byte(buf[5]).ok_or(FrameError::UnknownType { found: buf[5] })?;
+        let msg = decode_body(ty, &buf[FRAME_HEADER_LEN..total])?;
+        self.start += total;
         Ok(Some(msg))
     }
 }

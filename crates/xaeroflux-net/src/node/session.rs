@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use tokio::sync::mpsc;
@@ -265,20 +266,26 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut buf = Vec::with_capacity(WRITE_COALESCE * 2);
+    // Frames are handed over as they are (no copy into a coalescing buffer); several
+    // queued ones go down in one call.
+    let mut chunks: Vec<Bytes> = Vec::new();
     while let Some(first) = rx.recv().await {
-        buf.clear();
-        buf.extend_from_slice(&first);
-        while buf.len() < WRITE_COALESCE {
+        let mut len = first.len();
+        chunks.clear();
+        chunks.push(Bytes::from(first));
+        while len < WRITE_COALESCE {
             match rx.try_recv() {
-                Ok(f) => buf.extend_from_slice(&f),
+                Ok(f) => {
+                    len += f.len();
+                    chunks.push(Bytes::from(f));
+                }
                 Err(_) => break,
             }
         }
-        if send.write_all(&buf).await.is_err() {
+        if send.write_all_chunks(&mut chunks).await.is_err() {
             return;
         }
-        queued.fetch_sub(buf.len(), Ordering::Relaxed);
+        queued.fetch_sub(len, Ordering::Relaxed);
     }
     if send.finish().is_ok() {
         let _ = send.stopped().await;
