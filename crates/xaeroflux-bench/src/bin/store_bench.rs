@@ -1,7 +1,8 @@
 //! Store write throughput against its anchors: XaeroFlux `write_event` + one final
 //! `flush` (hashing, both MMRs, checkpoint signing) vs raw LMDB keyed by BLAKE3 hash,
-//! raw LMDB keyed by sequence with `APPEND`, and a plain file with `fdatasync`; plus
-//! open time, RSS after open and random `get(id)` rate of the large store.
+//! raw LMDB keyed by sequence with `APPEND`, and a plain file with `fdatasync`; the
+//! floors (the hashing and MMR work alone, in memory); plus open time, RSS after open
+//! and random `get(id)` rate of the large store.
 //!
 //! `cargo run --release -p xaeroflux-bench --bin store_bench -- [--events N]
 //! [--hash-events N] [--dir PATH]`
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvOpenOptions, PutFlags};
 use xaeroflux::{Durability, EventId, XaeroFlux};
+use xaeroflux_core::event::encode_into;
+use xaeroflux_core::mmr::{MemStore, Mmr};
+use xaeroflux_core::{AuthorId, EventHeader, GroupId, Hlc};
 
 /// Events per commit / per sync of the anchors.
 const PER_COMMIT: u64 = 1000;
@@ -222,6 +226,41 @@ fn plain_file(dir: &Path, n: u64, size: usize) -> Duration {
     t.elapsed()
 }
 
+/// The per-event work no storage design can skip, in memory on one thread: (f1) the
+/// canonical encoding and its BLAKE3 id (the producer's side), and (f2) pushing the id
+/// into the node MMR and its author log's MMR (the writer's side). Upper bounds for any
+/// implementation that hashes, and keeps both MMRs, on this machine.
+fn floors(n: u64, size: usize) -> (Duration, Duration) {
+    let header = EventHeader {
+        event_type: 1000,
+        group: GroupId([7; 32]),
+        author: AuthorId([9; 32]),
+        seq: 0,
+        hlc: Hlc::from_u64(0),
+    };
+    let mut p = payload_template(size);
+    let mut enc = Vec::with_capacity(size + 128);
+    let mut ids = Vec::with_capacity(n as usize);
+    let t = Instant::now();
+    for i in 0..n {
+        fill(&mut p, i);
+        enc.clear();
+        encode_into(&EventHeader { seq: i, ..header }, &p, &mut enc);
+        ids.push(*blake3::hash(&enc).as_bytes());
+    }
+    let hashing = t.elapsed();
+    let mut node = Mmr::new(MemStore::with_capacity(2 * n as usize), 0).unwrap();
+    let mut log = Mmr::new(MemStore::with_capacity(2 * n as usize), 0).unwrap();
+    let t = Instant::now();
+    for id in &ids {
+        node.push(id).unwrap();
+        log.push(id).unwrap();
+    }
+    let mmrs = t.elapsed();
+    assert_eq!(node.root().unwrap(), log.root().unwrap());
+    (hashing, mmrs)
+}
+
 fn vm_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -334,6 +373,9 @@ fn main() {
         let t_file = rate(n, plain_file(&d, n, size));
         std::fs::remove_dir_all(&d).unwrap();
         eprintln!("  file {size} B: {t_file:.0}/s");
+        let (hashing, mmrs) = floors(n, size);
+        let (t_hashing, t_mmrs) = (rate(n, hashing), rate(n, mmrs));
+        eprintln!("  floors {size} B: encode+id {t_hashing:.0}/s, both MMRs {t_mmrs:.0}/s");
         for (name, r) in [
             ("xaeroflux write_event+flush", t_ours),
             ("(a) heed, BLAKE3 key", t_hash),
@@ -343,6 +385,8 @@ fn main() {
                 t_seqidx,
             ),
             ("(c) file + fdatasync", t_file),
+            ("(f1) floor: encode + BLAKE3 id, in memory", t_hashing),
+            ("(f2) floor: push into both MMRs, in memory", t_mmrs),
         ] {
             rows.push((name.to_string(), size, r, r / t_seq, r / t_file));
         }
