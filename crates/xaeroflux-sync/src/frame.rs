@@ -19,6 +19,8 @@ use xaeroflux_core::mmr::Hash32;
 use xaeroflux_core::{AuthorId, GroupId, SignedCheckpoint};
 use xaeroid::{IdHash, Signature, XaeroID};
 
+use crate::events::EventList;
+
 /// Version byte of the frame layout.
 pub const FRAME_VERSION: u8 = 1;
 /// Largest value of the length prefix (version + type + body): 1 MiB.
@@ -200,7 +202,7 @@ pub struct Events {
     /// Subtree roots from the end of the batch to the checkpoint length.
     pub proof: Vec<Hash32>,
     /// Canonical event encodings, seqs `first_seq..first_seq + n`.
-    pub events: Vec<Vec<u8>>,
+    pub events: EventList,
 }
 
 /// [`Events`] whose checkpoint is one the sender advertised earlier in this session,
@@ -219,7 +221,7 @@ pub struct EventsByRef {
     /// Subtree roots from the end of the batch to the checkpoint length.
     pub proof: Vec<Hash32>,
     /// Canonical event encodings, seqs `first_seq..first_seq + n`.
-    pub events: Vec<Vec<u8>>,
+    pub events: EventList,
 }
 
 /// Every message of the protocol.
@@ -395,13 +397,13 @@ fn encode_events(e: &Events, out: &mut Vec<u8>) {
 }
 
 /// Proof (u16 count + hashes) and events (u32 count, each u32 length + bytes).
-fn encode_batch_tail(proof: &[Hash32], events: &[Vec<u8>], out: &mut Vec<u8>) {
+fn encode_batch_tail(proof: &[Hash32], events: &EventList, out: &mut Vec<u8>) {
     out.extend_from_slice(&u16::try_from(proof.len()).unwrap_or(u16::MAX).to_le_bytes());
     for h in proof {
         out.extend_from_slice(h);
     }
     put_len32(out, events.len());
-    for ev in events {
+    for ev in events.iter() {
         put_len32(out, ev.len());
         out.extend_from_slice(ev);
     }
@@ -607,7 +609,7 @@ fn checkpoint(b: &[u8]) -> Result<SignedCheckpoint, FrameError> {
 }
 
 /// Proof and events of a batch (see [`encode_batch_tail`]).
-type BatchTail = (Vec<Hash32>, Vec<Vec<u8>>);
+type BatchTail = (Vec<Hash32>, EventList);
 
 fn batch_tail(r: &mut Reader<'_>) -> Result<BatchTail, FrameError> {
     let p = usize::from(r.u16()?);
@@ -621,10 +623,11 @@ fn batch_tail(r: &mut Reader<'_>) -> Result<BatchTail, FrameError> {
         proof.push(r.arr()?);
     }
     let n = r.count(4)?;
-    let mut events = Vec::with_capacity(n);
+    // One buffer for the batch; the rest of the body bounds its size.
+    let mut events = EventList::with_capacity(n, r.b.len().saturating_sub(r.pos));
     for _ in 0..n {
         let len = r.u32()? as usize;
-        events.push(r.take(len)?.to_vec());
+        events.push(r.take(len)?);
     }
     Ok((proof, events))
 }
@@ -785,7 +788,7 @@ mod tests {
                 first_seq,
                 checkpoint,
                 proof,
-                events,
+                events: events.iter().collect(),
             });
         prop_oneof![
             (

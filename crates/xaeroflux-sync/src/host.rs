@@ -11,6 +11,7 @@ use std::time::Duration;
 use xaeroflux_core::{AuthorId, EventId, Group, GroupId, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
+use crate::events::EventList;
 use crate::log::LogView;
 use crate::proto::{ErrorCode, SystemEvent};
 
@@ -31,7 +32,7 @@ pub struct VerifiedBatch {
     /// whoever builds a batch must keep `ids[i]` the id of `events[i]`.
     pub ids: Vec<EventId>,
     /// Canonical encodings, verified, contiguous seqs from `first_seq`.
-    pub events: Vec<Vec<u8>>,
+    pub events: EventList,
     /// The signed checkpoint the batch was proven against (length >= batch end).
     pub checkpoint: Box<SignedCheckpoint>,
 }

@@ -24,6 +24,7 @@
 //!
 //! Wire format: [`frame`] and `docs/FORMAT.md` ("Sync protocol").
 
+pub mod events;
 pub mod frame;
 pub mod host;
 pub mod log;
@@ -31,6 +32,7 @@ pub mod proto;
 #[cfg(test)]
 mod sim;
 
+pub use events::EventList;
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, Message, Role};
 pub use host::{CommittedBatch, CommittedFeed, HostError, PeerEvent, SyncHost, VerifiedBatch};
 pub use log::{Frontier, LogView, MemLogs};

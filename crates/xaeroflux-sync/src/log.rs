@@ -19,6 +19,7 @@ use xaeroflux_core::mmr::{
 use xaeroflux_core::{AuthorId, Event, EventId, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
 
+use crate::events::EventList;
 use crate::host::VerifiedBatch;
 
 /// Read access to the local author logs (the engine implements it over LMDB).
@@ -40,7 +41,7 @@ pub trait LogView {
         from: u64,
         to: u64,
         max_bytes: usize,
-    ) -> Vec<Vec<u8>>;
+    ) -> EventList;
     /// The latest signed checkpoint of the log.
     fn latest_checkpoint(&self, group: &GroupId, author: &AuthorId) -> Option<SignedCheckpoint>;
     /// A signed checkpoint of exactly `len` events, if stored.
@@ -236,7 +237,7 @@ impl MemLogs {
         group: GroupId,
         author: AuthorId,
         first_seq: u64,
-        events: &[Vec<u8>],
+        events: &EventList,
         checkpoint: &SignedCheckpoint,
     ) -> Result<u64, ApplyError> {
         let log = self.logs.entry((group, author)).or_insert_with(MemLog::new);
@@ -252,7 +253,7 @@ impl MemLogs {
         }
         let mut added = 0;
         let mut decoded = Vec::with_capacity(events.len());
-        for e in events {
+        for e in events.iter() {
             let ev = xaeroflux_core::EventRef::decode(e).map_err(|_| ApplyError::BadEvent)?;
             decoded.push(ev.id());
         }
@@ -266,7 +267,7 @@ impl MemLogs {
             }
             log.mmr.push(&id.0).map_err(|_| ApplyError::RootMismatch)?;
             log.ids.push(id);
-            log.events.push(bytes.clone());
+            log.events.push(bytes.to_vec());
             added += 1;
         }
         let cp = &checkpoint.checkpoint;
@@ -372,11 +373,11 @@ impl LogView for MemLogs {
         from: u64,
         to: u64,
         max_bytes: usize,
-    ) -> Vec<Vec<u8>> {
+    ) -> EventList {
         let Some(l) = self.logs.get(&(*group, *author)) else {
-            return Vec::new();
+            return EventList::new();
         };
-        let mut out = Vec::new();
+        let mut out = EventList::new();
         let mut bytes = 0;
         let to = to.min(l.events.len() as u64);
         for seq in from..to {
@@ -385,7 +386,7 @@ impl LogView for MemLogs {
                 break;
             }
             bytes += e.len() + 4;
-            out.push(e.clone());
+            out.push(e);
         }
         out
     }

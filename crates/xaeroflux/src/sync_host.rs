@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore, leaf_count_for_size};
 use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint};
 use xaeroflux_sync::{
-    CommittedBatch, CommittedFeed, Frontier, HostError, LogView, MemLogs, PeerEvent, SyncHost,
-    VerifiedBatch,
+    CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, MemLogs, PeerEvent,
+    SyncHost, VerifiedBatch,
 };
 use xaeroid::{XaeroID, XaeroKeypair};
 
@@ -439,8 +439,9 @@ impl<'a> StoreView<'a> {
         from: u64,
         to: u64,
         max_bytes: usize,
-    ) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::new();
+    ) -> Result<EventList> {
+        let span = usize::try_from(to - from).unwrap_or(usize::MAX);
+        let mut out = EventList::with_capacity(span.min(4096), max_bytes.min(1 << 20));
         if from >= to {
             return Ok(out);
         }
@@ -466,7 +467,7 @@ impl<'a> StoreView<'a> {
                 break;
             }
             bytes += e.len() + 4;
-            out.push(e.to_vec());
+            out.push(e);
         }
         Ok(out)
     }
@@ -529,7 +530,7 @@ impl LogView for StoreView<'_> {
         from: u64,
         to: u64,
         max_bytes: usize,
-    ) -> Vec<Vec<u8>> {
+    ) -> EventList {
         logged(self.events_range(group, author, from, to, max_bytes)).unwrap_or_default()
     }
 

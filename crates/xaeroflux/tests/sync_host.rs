@@ -407,7 +407,7 @@ fn batch(
             .iter()
             .map(|e| xaeroflux::EventRef::decode(e).unwrap().id())
             .collect(),
-        events: events.to_vec(),
+        events: events.iter().collect(),
         checkpoint: Box::new(cp.clone()),
     }
 }
@@ -445,7 +445,7 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     // advertised until the log reaches it.
     host.store_verified(batch(&x, g, &events[..50], 0, &cps[199]))
         .unwrap();
-    mem.apply(g, xa, 0, &events[..50], &cps[199]).unwrap();
+    mem.apply(g, xa, 0, &events[..50].iter().collect(), &cps[199]).unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 50);
     host.read_logs(&mut |v| assert_eq!(v.latest_checkpoint(&g, &xa), None));
@@ -457,8 +457,8 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     }
     host.store_verified(batch(&x, g, &events[150..300], 150, &cps[299]))
         .unwrap();
-    mem.apply(g, xa, 0, &events[..200], &cps[199]).unwrap();
-    mem.apply(g, xa, 150, &events[150..300], &cps[299]).unwrap();
+    mem.apply(g, xa, 0, &events[..200].iter().collect(), &cps[199]).unwrap();
+    mem.apply(g, xa, 150, &events[150..300].iter().collect(), &cps[299]).unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 300);
     assert_eq!(store.read().unwrap().event_count().unwrap(), 300);

@@ -12,6 +12,7 @@ use super::{
     ErrorCode, Fetch, MAX_REQUEST_SPAN, Output, Phase, Reject, Session, SystemEvent,
     VERIFIED_CACHE, reject,
 };
+use crate::events::EventList;
 use crate::frame::{self, Events, EventsByRef, MAX_FRAME, Message, Request};
 use crate::log::{Frontier, LogView, proof_ranges, subtree_pos};
 
@@ -620,7 +621,7 @@ fn send_chunks(
     to: u64,
     cp_len: u64,
     budget: usize,
-    mut send: impl FnMut(u64, Vec<Hash32>, Vec<Vec<u8>>),
+    mut send: impl FnMut(u64, Vec<Hash32>, EventList),
 ) -> bool {
     while from < to {
         let events = logs.events(group, author, from, to, budget);

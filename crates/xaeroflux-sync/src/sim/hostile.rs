@@ -150,7 +150,7 @@ impl Duo {
             first_seq,
             checkpoint: cp,
             proof: Vec::new(),
-            events,
+            events: events.iter().collect(),
         }))
     }
 
@@ -292,7 +292,7 @@ fn events_naming_a_checkpoint_never_advertised() {
         first_seq: 0,
         checkpoint_length: cp.checkpoint.length + 1,
         proof: Vec::new(),
-        events,
+        events: events.iter().collect(),
     })));
     assert_rejected(&duo, &outs, ErrorCode::BadCheckpoint);
 }
@@ -528,7 +528,7 @@ fn fork_is_detected_shared_and_not_extended() {
         first_seq: 4,
         checkpoint: cp_more,
         proof: Vec::new(),
-        events: more,
+        events: more.iter().collect(),
     })));
     assert!(!outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
     let (more, cp_more) = duo.attacker.write(g, 2, 4, 79);
@@ -537,7 +537,7 @@ fn fork_is_detected_shared_and_not_extended() {
         first_seq: 4,
         checkpoint: cp_more,
         proof: Vec::new(),
-        events: more,
+        events: more.iter().collect(),
     })));
     assert!(!outs.iter().any(|o| matches!(o, Output::StoreVerified(_))));
     assert_eq!(duo.victim.store.summary(&g), before);

@@ -464,8 +464,7 @@ impl Writer {
             + self
                 .remote
                 .iter()
-                .flat_map(|b| &b.events)
-                .map(|e| e.len() + 256)
+                .map(|b| b.events.byte_len() + 256 * b.events.len())
                 .sum::<usize>();
         let mut attempts = 0;
         let ids = loop {

@@ -29,6 +29,7 @@ use xaeroflux_core::mmr::{leaf_hash, leaf_index_to_pos};
 use xaeroflux_core::ring::Notifier;
 use xaeroflux_core::{AuthorId, EventRef, GroupId, Hlc, SignedCheckpoint};
 use xaeroflux_core::{EventId, mmr::MmrStore};
+use xaeroflux_sync::EventList;
 
 use super::{LogKey, Stage, Writer, mmr_err, put_event};
 use crate::engine::Shared;
@@ -48,7 +49,7 @@ pub(crate) struct RemoteBatch {
     pub first_seq: u64,
     /// The id of each event (computed by the session that verified the batch).
     pub ids: Vec<EventId>,
-    pub events: Vec<Vec<u8>>,
+    pub events: EventList,
     pub checkpoint: SignedCheckpoint,
 }
 
@@ -269,7 +270,7 @@ impl Writer {
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
-            put_event(t, wtxn, &mut self.last_keys, &h, *local, raw.as_slice())?;
+            put_event(t, wtxn, &mut self.last_keys, &h, *local, raw)?;
             let node_leaf = self.node.push(&id.0).map_err(mmr_err)?;
             if node_leaf != *local {
                 return Err(Error::Mmr(format!(
