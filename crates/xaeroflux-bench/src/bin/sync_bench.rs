@@ -301,10 +301,12 @@ fn main() {
     b.close().unwrap();
 
     // The anchor replicates the same count and sizes, after ours (not concurrently).
-    let anchors: Vec<(usize, f64, f64)> = if args.anchor {
+    // (index of the size in `--sizes`, hence of our row it pairs with, size, rate, wire)
+    let anchors: Vec<(usize, usize, f64, f64)> = if args.anchor {
         args.sizes
             .iter()
-            .filter_map(|&size| hypercore(args.events, size).map(|(r, w)| (size, r, w)))
+            .enumerate()
+            .filter_map(|(i, &size)| hypercore(args.events, size).map(|(r, w)| (i, size, r, w)))
             .collect()
     } else {
         Vec::new()
@@ -361,16 +363,30 @@ fn main() {
             "| anchor | events | blocks/s | wire bytes received | wire / payload | ours events/s | ours / hypercore |"
         );
         println!("|---|---|---|---|---|---|---|");
-        for (size, rate, wire) in anchors {
-            if let Some(m) = rows.iter().find(|m| m.size == size) {
-                let r = m.n as f64 / m.secs;
-                println!(
-                    "| hypercore 11 (TCP) | {} x {size} B | {rate:.0} | {wire:.0} | {:.3} | {r:.0} | {:.2}x |",
-                    args.events,
-                    wire / (args.events as f64 * size as f64),
-                    r / rate
-                );
-            }
+        // Each anchor run is paired with our run of the same position in `--sizes`.
+        for &(i, size, rate, wire) in &anchors {
+            let r = rows[i].n as f64 / rows[i].secs;
+            println!(
+                "| hypercore 11 (TCP) | {} x {size} B | {rate:.0} | {wire:.0} | {:.3} | {r:.0} | {:.2}x |",
+                args.events,
+                wire / (args.events as f64 * size as f64),
+                r / rate
+            );
+        }
+        let mut sizes: Vec<usize> = anchors.iter().map(|a| a.1).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for size in sizes {
+            let runs: Vec<_> = anchors.iter().filter(|a| a.1 == size).collect();
+            let ours: f64 = runs.iter().map(|a| rows[a.0].n as f64 / rows[a.0].secs).sum();
+            let theirs: f64 = runs.iter().map(|a| a.2).sum();
+            println!(
+                "{size} B over {} runs: ours {:.0} events/s, hypercore {:.0} blocks/s: {:.2}x",
+                runs.len(),
+                ours / runs.len() as f64,
+                theirs / runs.len() as f64,
+                ours / theirs
+            );
         }
     }
 }
