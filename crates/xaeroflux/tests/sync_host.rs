@@ -283,8 +283,25 @@ fn three_nodes_converge_with_relay_and_live_push() {
     assert_eq!(from_a, a_ids);
     // Queries see remote events like local ones.
     let snap = net.nodes[2].store().read().unwrap();
-    let by_type = snap.by_type(&g, TYPE, Hlc::default()).unwrap().count();
-    assert_eq!(by_type, 1700);
+    let by_type: Vec<_> = snap
+        .by_type(&g, TYPE, Hlc::default())
+        .unwrap()
+        .map(|e| e.unwrap().event.header.hlc)
+        .collect();
+    assert_eq!(by_type.len(), 1700);
+    assert!(by_type.is_sorted(), "by_type out of HLC order");
+    // Remote logs interleave their index keys with the local ones: the time index
+    // still lists every event once, in (hlc, author, seq) order.
+    let by_time: Vec<_> = snap
+        .by_time(&g, Hlc::default(), Hlc::from_u64(u64::MAX))
+        .unwrap()
+        .map(|e| {
+            let h = e.unwrap().event.header;
+            (h.hlc, h.author, h.seq)
+        })
+        .collect();
+    assert_eq!(by_time.len(), 1700);
+    assert!(by_time.windows(2).all(|w| w[0] < w[1]), "by_time out of order");
     drop(snap);
     // Sync progress reached B's system events.
     let mut progress = 0;

@@ -187,8 +187,8 @@ pub(crate) struct Writer {
     page_buf: Vec<u8>,
     /// (id, local seq) of the batch being written; reused across batches.
     ids: Vec<(EventId, u64)>,
-    /// Last key written to each secondary index, to use `APPEND` while keys increase.
-    last_keys: LastKeys,
+    /// Which secondary indexes take `APPEND` puts in the batch being written.
+    appending: Appending,
     /// Verified remote batches taken from the inbox for the next commit.
     remote: Vec<RemoteBatch>,
     /// Fork evidence found by the batch being written: (group, author, length).
@@ -197,18 +197,28 @@ pub(crate) struct Writer {
     remote_events: u64,
 }
 
-/// The last key of the `logs`, `types` and `times` tables as far as this writer knows
-/// (`None`: unknown, read from the transaction on first use). Local writes usually
-/// produce increasing keys (seq and HLC grow), so the put can be an LMDB `APPEND`,
-/// which walks the right edge of the B-tree instead of searching it and fills pages
-/// completely. A key that does not increase takes a normal put. LMDB itself checks an
-/// `APPEND` key against the real last key and refuses it (`KEYEXIST`) if it does not
-/// increase, so a stale guess can only cost a retry, never misorder the table.
-#[derive(Default)]
-struct LastKeys {
-    logs: Option<Vec<u8>>,
-    types: Option<Vec<u8>>,
-    times: Option<Vec<u8>>,
+/// Whether the next put into each of the `logs`, `types` and `times` indexes is tried
+/// as an LMDB `APPEND`. Local writes produce increasing keys (seq and HLC grow), and an
+/// `APPEND` walks the right edge of the B-tree instead of searching it and fills pages
+/// completely. LMDB checks an `APPEND` key against the table's last key itself and
+/// refuses one that does not increase (`KEYEXIST`, the transaction stays usable): that
+/// put is redone as a normal one, and the index takes normal puts for the rest of the
+/// batch (remote logs interleave their keys with ours).
+#[derive(Clone, Copy)]
+struct Appending {
+    logs: bool,
+    types: bool,
+    times: bool,
+}
+
+impl Default for Appending {
+    fn default() -> Self {
+        Appending {
+            logs: true,
+            types: true,
+            times: true,
+        }
+    }
 }
 
 /// Stores an encoded event under its local sequence (the next one: `APPEND`) with its
@@ -216,7 +226,7 @@ struct LastKeys {
 fn put_event(
     t: &Tables,
     wtxn: &mut RwTxn<'_>,
-    lk: &mut LastKeys,
+    ap: &mut Appending,
     h: &EventHeader,
     local: u64,
     encoded: &[u8],
@@ -226,49 +236,42 @@ fn put_event(
     put_index(
         &t.logs,
         wtxn,
-        &mut lk.logs,
+        &mut ap.logs,
         &log_key(&h.group.0, &h.author.0, h.seq),
         &be(local),
     )?;
     put_index(
         &t.types,
         wtxn,
-        &mut lk.types,
+        &mut ap.types,
         &type_key(&h.group, h.event_type, h.hlc, local),
         &[],
     )?;
     put_index(
         &t.times,
         wtxn,
-        &mut lk.times,
+        &mut ap.times,
         &time_key(&h.group, h.hlc, &h.author, h.seq),
         &be(local),
     )
 }
 
-/// Puts `key -> val` into `db`, with `APPEND` when `key` sorts after `last`.
+/// Puts `key -> val` into `db`, as an `APPEND` while `append` holds (see [`Appending`]).
 fn put_index(
     db: &super::Db,
     wtxn: &mut RwTxn<'_>,
-    last: &mut Option<Vec<u8>>,
+    append: &mut bool,
     key: &[u8],
     val: &[u8],
 ) -> Result<()> {
-    if last.is_none() {
-        *last = Some(db.last(wtxn)?.map(|(k, _)| k.to_vec()).unwrap_or_default());
-    }
-    let prev = last.get_or_insert_with(Vec::new);
-    if key > prev.as_slice() {
+    if *append {
         match db.put_with_flags(wtxn, PutFlags::APPEND, key, val) {
-            Ok(()) => {}
-            Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => db.put(wtxn, key, val)?,
+            Ok(()) => return Ok(()),
+            Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => *append = false,
             Err(e) => return Err(e.into()),
         }
-        prev.clear();
-        prev.extend_from_slice(key);
-    } else {
-        db.put(wtxn, key, val)?;
     }
+    db.put(wtxn, key, val)?;
     Ok(())
 }
 
@@ -342,7 +345,7 @@ impl Writer {
             scratch: Vec::new(),
             page_buf: Vec::new(),
             ids: Vec::new(),
-            last_keys: LastKeys::default(),
+            appending: Appending::default(),
             remote: Vec::new(),
             forks_found: Vec::new(),
             remote_events: 0,
@@ -555,6 +558,7 @@ impl Writer {
         let shared = self.shared.clone();
         let t: &Tables = &shared.tables;
         let mut wtxn = shared.env.write_txn()?;
+        self.appending = Appending::default();
         let mut local = self.next_local;
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
@@ -567,16 +571,7 @@ impl Writer {
                 Ok(touched)
             });
         self.ids = ids;
-        let touched = match res {
-            Ok(touched) => touched,
-            Err(e) => {
-                // The aborted transaction may have held index puts: forget the guesses.
-                self.last_keys = LastKeys::default();
-                return Err(e);
-            }
-        };
-        self.finish_batch(&shared, wtxn, touched, local)
-            .inspect_err(|_| self.last_keys = LastKeys::default())
+        self.finish_batch(&shared, wtxn, res?, local)
     }
 
     /// Puts the events and their index entries and pushes their ids to the MMRs.
@@ -603,7 +598,7 @@ impl Writer {
                 }
                 None => EventId(*blake3::hash(&self.enc).as_bytes()),
             };
-            put_event(t, wtxn, &mut self.last_keys, h, local, &self.enc)?;
+            put_event(t, wtxn, &mut self.appending, h, local, &self.enc)?;
             let leaf = self.node.push(&id.0).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);

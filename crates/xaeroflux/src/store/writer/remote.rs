@@ -270,7 +270,7 @@ impl Writer {
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
-            put_event(t, wtxn, &mut self.last_keys, &h, *local, raw)?;
+            put_event(t, wtxn, &mut self.appending, &h, *local, raw)?;
             let node_leaf = self.node.push(&id.0).map_err(mmr_err)?;
             if node_leaf != *local {
                 return Err(Error::Mmr(format!(
