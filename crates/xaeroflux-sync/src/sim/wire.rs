@@ -190,3 +190,39 @@ fn one_new_event_costs_little() {
     );
     assert!(ae_bytes <= 4096);
 }
+
+#[test]
+fn a_large_commit_is_pushed_in_frames_that_fit() {
+    let mut p = Pair::new(10, 1024);
+    p.connect();
+    let g = group().id();
+    // One commit far larger than a frame's event budget.
+    let n = 3 * SessionConfig::new(group(), keypair(2)).target_frame_bytes / 1024;
+    let (events, cp) = p.peers[0].write_sized(g, n, 1024);
+    let outs = p.sessions[0].handle(committed(events.len(), &cp), 0, &p.peers[0].store);
+    let pushes: Vec<frame::Events> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(b) => match frame::decode(b) {
+                Ok(Message::Push(e)) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert!(pushes.len() >= 3, "{} push frames", pushes.len());
+    // Contiguous, covering exactly the commit.
+    let mut next = 10;
+    for e in &pushes {
+        assert_eq!(e.first_seq, next);
+        next += e.events.len() as u64;
+    }
+    assert_eq!(next, 10 + n as u64);
+    for o in outs {
+        if let Output::Send(b) = o {
+            p.queues[1].push_back(b);
+        }
+    }
+    p.run();
+    assert_eq!(p.peers[1].store.summary(&g), p.peers[0].store.summary(&g));
+}
