@@ -301,7 +301,10 @@ fn three_nodes_converge_with_relay_and_live_push() {
         })
         .collect();
     assert_eq!(by_time.len(), 1700);
-    assert!(by_time.windows(2).all(|w| w[0] < w[1]), "by_time out of order");
+    assert!(
+        by_time.windows(2).all(|w| w[0] < w[1]),
+        "by_time out of order"
+    );
     drop(snap);
     // Sync progress reached B's system events.
     let mut progress = 0;
@@ -462,7 +465,8 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     // advertised until the log reaches it.
     host.store_verified(batch(&x, g, &events[..50], 0, &cps[199]))
         .unwrap();
-    mem.apply(g, xa, 0, &events[..50].iter().collect(), &cps[199]).unwrap();
+    mem.apply(g, xa, 0, &events[..50].iter().collect(), &cps[199])
+        .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 50);
     host.read_logs(&mut |v| assert_eq!(v.latest_checkpoint(&g, &xa), None));
@@ -474,8 +478,10 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     }
     host.store_verified(batch(&x, g, &events[150..300], 150, &cps[299]))
         .unwrap();
-    mem.apply(g, xa, 0, &events[..200].iter().collect(), &cps[199]).unwrap();
-    mem.apply(g, xa, 150, &events[150..300].iter().collect(), &cps[299]).unwrap();
+    mem.apply(g, xa, 0, &events[..200].iter().collect(), &cps[199])
+        .unwrap();
+    mem.apply(g, xa, 150, &events[150..300].iter().collect(), &cps[299])
+        .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 300);
     assert_eq!(store.read().unwrap().event_count().unwrap(), 300);

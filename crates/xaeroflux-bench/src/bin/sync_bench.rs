@@ -378,7 +378,10 @@ fn main() {
         sizes.dedup();
         for size in sizes {
             let runs: Vec<_> = anchors.iter().filter(|a| a.1 == size).collect();
-            let ours: f64 = runs.iter().map(|a| rows[a.0].n as f64 / rows[a.0].secs).sum();
+            let ours: f64 = runs
+                .iter()
+                .map(|a| rows[a.0].n as f64 / rows[a.0].secs)
+                .sum();
             let theirs: f64 = runs.iter().map(|a| a.2).sum();
             println!(
                 "{size} B over {} runs: ours {:.0} events/s, hypercore {:.0} blocks/s: {:.2}x",
