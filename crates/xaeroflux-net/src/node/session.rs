@@ -20,7 +20,7 @@ use xaeroflux_core::{Group, GroupId};
 use xaeroflux_sync::frame::{self, Message};
 use xaeroflux_sync::{
     ErrorCode, FrameDecoder, FrameError, Input, Output, PeerEvent, Role, Session, SessionConfig,
-    SystemEvent, TransportParams,
+    SyncHost, SystemEvent, TransportParams,
 };
 
 use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, SessionCounters, register, retire};
@@ -153,11 +153,15 @@ async fn accept(inner: Arc<Inner>, conn: Connection) {
             refuse(&inner, &conn, Some(&mut send), remote, code, &why).await;
         }
         Peeked::Gone(why) => {
-            inner.host.peer_event(PeerEvent::Refused {
-                endpoint: remote,
-                code: ErrorCode::Malformed,
-                reason: why,
-            });
+            report(
+                &inner.host,
+                PeerEvent::Refused {
+                    endpoint: remote,
+                    code: ErrorCode::Malformed,
+                    reason: why,
+                },
+            )
+            .await;
         }
     }
 }
@@ -185,11 +189,15 @@ async fn refuse(
         .await;
     }
     conn.close(close_code(code), close_reason(why));
-    inner.host.peer_event(PeerEvent::Refused {
-        endpoint: remote,
-        code,
-        reason: why.to_string(),
-    });
+    report(
+        &inner.host,
+        PeerEvent::Refused {
+            endpoint: remote,
+            code,
+            reason: why.to_string(),
+        },
+    )
+    .await;
 }
 
 /// Runs the initiator side on a fresh connection; returns whether the handshake
@@ -501,12 +509,16 @@ async fn drive_inner(
                 // Both hosts now keep each other's key (see PeerEvent::Connected).
                 set_short_hello(&inner, &remote, true);
                 if let Some(key) = peer {
-                    inner.host.peer_event(PeerEvent::Connected {
-                        peer: key.id(),
-                        key,
-                        endpoint: remote,
-                        group: gid,
-                    });
+                    report(
+                        &inner.host,
+                        PeerEvent::Connected {
+                            peer: key.id(),
+                            key,
+                            endpoint: remote,
+                            group: gid,
+                        },
+                    )
+                    .await;
                 }
             }
             if let Some(c) = st.close {
@@ -547,13 +559,26 @@ async fn drive_inner(
     }
     let peer = session.as_ref().and_then(|s| s.peer()).map(|p| p.id());
     tracing::debug!(?code, %reason, "session ended");
-    inner.host.peer_event(PeerEvent::Disconnected {
-        peer,
-        endpoint: remote,
-        group: gid,
-        reason,
-    });
+    report(
+        &inner.host,
+        PeerEvent::Disconnected {
+            peer,
+            endpoint: remote,
+            group: gid,
+            reason,
+        },
+    )
+    .await;
     established
+}
+
+/// Hands a peer event to the host on a blocking thread: the host may touch its store
+/// (a new peer's key is written to it), which must not stall the runtime.
+async fn report(host: &Arc<dyn SyncHost>, event: PeerEvent) {
+    let host = host.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || host.peer_event(event)).await {
+        tracing::warn!(error = %e, "peer event handler failed");
+    }
 }
 
 /// Records whether our Hellos to a known `peer` may name our key by id
