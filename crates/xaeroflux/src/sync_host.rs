@@ -440,11 +440,12 @@ impl<'a> StoreView<'a> {
         to: u64,
         max_bytes: usize,
     ) -> Result<EventList> {
-        let span = usize::try_from(to - from).unwrap_or(usize::MAX);
-        let mut out = EventList::with_capacity(span.min(4096), max_bytes.min(1 << 20));
         if from >= to {
-            return Ok(out);
+            return Ok(EventList::new());
         }
+        // Sized for small events; a batch of larger ones grows the buffer a few times.
+        let span = usize::try_from(to - from).unwrap_or(usize::MAX).min(4096);
+        let mut out = EventList::with_capacity(span, max_bytes.min(span * 256));
         let sh = self.snap.shared();
         let (lo, hi) = (log_key(&g.0, &a.0, from), log_key(&g.0, &a.0, to));
         let range = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));

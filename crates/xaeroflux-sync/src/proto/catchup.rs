@@ -284,14 +284,13 @@ impl Session {
         // Serve only what a checkpoint we hold covers.
         let l = cp.checkpoint.length;
         let to = r.to_seq.min(l);
-        let from = r.from_seq;
         let budget = self.events_budget(&cp);
         let by_ref = self.sent_cps.get(&r.author) == Some(&l);
         send_chunks(
             logs,
             &group,
             &r.author,
-            from,
+            r.from_seq,
             to,
             l,
             budget,
