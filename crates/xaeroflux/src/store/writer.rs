@@ -4,10 +4,11 @@
 //! `remote`) into one write transaction, capped by count and bytes. Events are committed in write
 //! ticket order: the engine assigns (ticket, seq, hlc) together, so ticket order is
 //! also each author log's seq order and HLC order. For every event the writer appends
-//! the encoding to `events` (LMDB `APPEND`: keys are the increasing local sequence),
-//! adds the log, type and time index entries, and appends the id to the node-wide MMR
-//! and to its author log's MMR. Then it signs one checkpoint per touched local log,
-//! writes new full Merkle pages (fsync), records pages and MMR tails, and commits.
+//! the id to the node-wide MMR and to its author log's MMR. Then it signs one
+//! checkpoint per touched local log and records the new full Merkle pages and MMR
+//! tails; while a helper thread writes those pages and fsyncs them, it appends each
+//! encoding to `events` (LMDB `APPEND`: keys are the increasing local sequence) with
+//! its log, type and time index entries. Then it commits.
 //! Only after the commit returns Ok does the durable watermark move and `flush()`
 //! return. Any failure other than a full map poisons the store.
 
@@ -189,12 +190,29 @@ pub(crate) struct Writer {
     ids: Vec<(EventId, u64)>,
     /// Which secondary indexes take `APPEND` puts in the batch being written.
     appending: Appending,
+    /// Events of the batch being written whose puts are deferred (see [`Deferred`]).
+    deferred: Vec<Deferred>,
     /// Verified remote batches taken from the inbox for the next commit.
     remote: Vec<RemoteBatch>,
     /// Fork evidence found by the batch being written: (group, author, length).
     forks_found: Vec<(GroupId, AuthorId, u64)>,
     /// Remote events added by the batch being written.
     remote_events: u64,
+}
+
+/// An event whose table and index puts wait until the batch's Merkle pages are being
+/// flushed: the puts then overlap the page file's fsync (see `finish_batch`).
+#[derive(Clone, Copy)]
+pub(super) enum Deferred {
+    /// Local event `i` of the batch, at local sequence `local`.
+    Local { i: usize, local: u64 },
+    /// Event `event` of taken remote batch `batch`, at local sequence `local`.
+    Remote {
+        batch: usize,
+        event: usize,
+        header: EventHeader,
+        local: u64,
+    },
 }
 
 /// Whether the next put into each of the `logs`, `types` and `times` indexes is tried
@@ -346,6 +364,7 @@ impl Writer {
             page_buf: Vec::new(),
             ids: Vec::new(),
             appending: Appending::default(),
+            deferred: Vec::new(),
             remote: Vec::new(),
             forks_found: Vec::new(),
             remote_events: 0,
@@ -559,11 +578,12 @@ impl Writer {
         let t: &Tables = &shared.tables;
         let mut wtxn = shared.env.write_txn()?;
         self.appending = Appending::default();
+        self.deferred.clear();
         let mut local = self.next_local;
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         let res = self
-            .write_events(t, &mut wtxn, batch, &mut local, &mut ids)
+            .write_events(&mut wtxn, batch, &mut local, &mut ids)
             .and_then(|mut touched| {
                 let out = self.write_remote(t, &mut wtxn, &mut local, &mut ids, &mut touched)?;
                 self.forks_found = out.forks;
@@ -571,13 +591,12 @@ impl Writer {
                 Ok(touched)
             });
         self.ids = ids;
-        self.finish_batch(&shared, wtxn, res?, local)
+        self.finish_batch(&shared, wtxn, batch, res?, local)
     }
 
-    /// Puts the events and their index entries and pushes their ids to the MMRs.
+    /// Pushes the events' ids to the MMRs; their puts are deferred (see [`Deferred`]).
     fn write_events(
         &mut self,
-        t: &Tables,
         wtxn: &mut RwTxn<'_>,
         batch: &[Incoming],
         local_out: &mut u64,
@@ -585,7 +604,7 @@ impl Writer {
     ) -> Result<Vec<(LogKey, Hlc)>> {
         let mut local = *local_out;
         let mut touched: Vec<(LogKey, Hlc)> = Vec::new();
-        for inc in batch {
+        for (i, inc) in batch.iter().enumerate() {
             let h = &inc.header;
             let payload = &self.arena[inc.start..inc.start + inc.len];
             self.enc.clear();
@@ -598,7 +617,7 @@ impl Writer {
                 }
                 None => EventId(*blake3::hash(&self.enc).as_bytes()),
             };
-            put_event(t, wtxn, &mut self.appending, h, local, &self.enc)?;
+            self.deferred.push(Deferred::Local { i, local });
             let leaf = self.node.push(&id.0).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);
@@ -629,6 +648,7 @@ impl Writer {
         &mut self,
         shared: &Arc<Shared>,
         mut wtxn: RwTxn<'_>,
+        batch: &[Incoming],
         touched: Vec<(LogKey, Hlc)>,
         local: u64,
     ) -> Result<()> {
@@ -682,8 +702,25 @@ impl Writer {
         }
         // New pages are synced before the commit that references them, whatever the
         // durability: a committed reference to a page lost in a power cut would damage
-        // the MMR. Pages are rare (one per 510 nodes of an MMR), so this costs little.
-        shared.pages.write_pages(first_page, &self.page_buf, true)?;
+        // the MMR. The flush runs on a helper thread while this one does the batch's
+        // event and index puts; the commit waits for both.
+        let pages = std::mem::take(&mut self.page_buf);
+        let deferred = std::mem::take(&mut self.deferred);
+        let res = std::thread::scope(|s| {
+            let flush = (!pages.is_empty())
+                .then(|| s.spawn(|| shared.pages.write_pages(first_page, &pages, true)));
+            let puts = self.put_deferred(t, &mut wtxn, batch, &deferred);
+            let flushed = match flush {
+                Some(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Config("page flush thread panicked".into()))),
+                None => Ok(()),
+            };
+            puts.and(flushed)
+        });
+        self.page_buf = pages;
+        self.deferred = deferred;
+        res?;
         t.meta
             .put(&mut wtxn, meta_keys::PAGE_COUNT, &next_page.to_le_bytes())?;
         t.meta.put(
@@ -707,6 +744,43 @@ impl Writer {
         }
         self.page_count = next_page;
         self.next_local = local;
+        Ok(())
+    }
+
+    /// Does the deferred puts of the batch, in order.
+    fn put_deferred(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        batch: &[Incoming],
+        deferred: &[Deferred],
+    ) -> Result<()> {
+        for d in deferred {
+            match *d {
+                Deferred::Local { i, local } => {
+                    let inc = batch
+                        .get(i)
+                        .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?;
+                    let payload = &self.arena[inc.start..inc.start + inc.len];
+                    self.enc.clear();
+                    encode_into(&inc.header, payload, &mut self.enc);
+                    put_event(t, wtxn, &mut self.appending, &inc.header, local, &self.enc)?;
+                }
+                Deferred::Remote {
+                    batch,
+                    event,
+                    header,
+                    local,
+                } => {
+                    let raw = self
+                        .remote
+                        .get(batch)
+                        .and_then(|b| b.events.get(event))
+                        .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?;
+                    put_event(t, wtxn, &mut self.appending, &header, local, raw)?;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -31,7 +31,7 @@ use xaeroflux_core::{AuthorId, EventRef, GroupId, Hlc, SignedCheckpoint};
 use xaeroflux_core::{EventId, mmr::MmrStore};
 use xaeroflux_sync::EventList;
 
-use super::{LogKey, Stage, Writer, mmr_err, put_event};
+use super::{Deferred, LogKey, Stage, Writer, mmr_err};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::store::{Tables, log_key, log_prefix};
@@ -184,8 +184,8 @@ impl Writer {
         let batches = std::mem::take(&mut self.remote);
         let mut out = RemoteOutcome::default();
         let mut res = Ok(());
-        for b in &batches {
-            res = self.apply_one(t, wtxn, b, local, ids, touched, &mut out);
+        for (bi, b) in batches.iter().enumerate() {
+            res = self.apply_one(t, wtxn, bi, b, local, ids, touched, &mut out);
             if res.is_err() {
                 break;
             }
@@ -199,6 +199,7 @@ impl Writer {
         &mut self,
         t: &Tables,
         wtxn: &mut RwTxn<'_>,
+        bi: usize,
         b: &RemoteBatch,
         local: &mut u64,
         ids: &mut Vec<(EventId, u64)>,
@@ -270,7 +271,12 @@ impl Writer {
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
-            put_event(t, wtxn, &mut self.appending, &h, *local, raw)?;
+            self.deferred.push(Deferred::Remote {
+                batch: bi,
+                event: i,
+                header: h,
+                local: *local,
+            });
             let node_leaf = self.node.push(&id.0).map_err(mmr_err)?;
             if node_leaf != *local {
                 return Err(Error::Mmr(format!(
