@@ -707,8 +707,22 @@ impl Writer {
         let pages = std::mem::take(&mut self.page_buf);
         let deferred = std::mem::take(&mut self.deferred);
         let res = std::thread::scope(|s| {
-            let flush = (!pages.is_empty())
-                .then(|| s.spawn(|| shared.pages.write_pages(first_page, &pages, true)));
+            let write = || shared.pages.write_pages(first_page, &pages, true);
+            // No thread to spare (the OS refused one): flush here, before the puts.
+            let flush = if pages.is_empty() {
+                None
+            } else {
+                let spawned = std::thread::Builder::new()
+                    .name("xaeroflux-pages".into())
+                    .spawn_scoped(s, write);
+                match spawned {
+                    Ok(h) => Some(h),
+                    Err(_) => {
+                        write()?;
+                        None
+                    }
+                }
+            };
             let puts = self.put_deferred(t, &mut wtxn, batch, &deferred);
             let flushed = match flush {
                 Some(h) => h
