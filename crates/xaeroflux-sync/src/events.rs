@@ -68,16 +68,6 @@ impl EventList {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + DoubleEndedIterator + '_ {
         (0..self.len()).map(|i| self.get(i).unwrap_or_default())
     }
-
-    /// The events `range` (by index) as a new list.
-    pub fn slice(&self, range: Range<usize>) -> EventList {
-        let range = range.start.min(self.len())..range.end.min(self.len());
-        let mut out = EventList::new();
-        for i in range {
-            out.push(self.get(i).unwrap_or_default());
-        }
-        out
-    }
 }
 
 impl<T: AsRef<[u8]>> FromIterator<T> for EventList {
@@ -116,10 +106,6 @@ mod tests {
             let back: Vec<Vec<u8>> = list.iter().map(<[u8]>::to_vec).collect();
             prop_assert_eq!(&back, &events);
             prop_assert_eq!(list.get(events.len()), None);
-            let mid = events.len() / 2;
-            let tail: Vec<Vec<u8>> = list.slice(mid..events.len() + 3).iter().map(<[u8]>::to_vec).collect();
-            prop_assert_eq!(&tail[..], &events[mid..]);
-            prop_assert_eq!(list.slice(mid..mid).len(), 0);
         }
     }
 }

@@ -192,9 +192,8 @@ impl PageFile {
         for attempt in 0..2 {
             {
                 let guard = self.map.read().unwrap_or_else(|p| p.into_inner());
-                let mapped = guard.as_ref();
-                if let Some((m, bytes)) =
-                    mapped.and_then(|m| Some((m, m.map.get(start..start + PAGE_SIZE)?)))
+                if let Some(m) = guard.as_ref()
+                    && let Some(bytes) = m.map.get(start..start + PAGE_SIZE)
                 {
                     let i = start / PAGE_SIZE;
                     let skip = checksum == Checksum::Once && m.is_checked(i);

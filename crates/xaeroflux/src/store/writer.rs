@@ -708,7 +708,6 @@ impl Writer {
         let deferred = std::mem::take(&mut self.deferred);
         let res = std::thread::scope(|s| {
             let write = || shared.pages.write_pages(first_page, &pages, true);
-            // No thread to spare (the OS refused one): flush here, before the puts.
             let flush = if pages.is_empty() {
                 None
             } else {
@@ -717,6 +716,7 @@ impl Writer {
                     .spawn_scoped(s, write);
                 match spawned {
                     Ok(h) => Some(h),
+                    // No thread to spare (the OS refused one): flush here, first.
                     Err(_) => {
                         write()?;
                         None
