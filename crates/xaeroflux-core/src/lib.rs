@@ -1,5 +1,6 @@
 //! XaeroFlux core: pure, I/O-free building blocks (work in progress).
 
+pub mod block;
 pub mod bus;
 pub mod checkpoint;
 pub mod event;
@@ -9,6 +10,7 @@ pub mod mmr;
 pub mod page;
 pub mod ring;
 
+pub use block::{BlockBuilder, BlockError, BlockRef};
 pub use bus::{BusConfig, BusError, BusReader, EventBus, SizeClass};
 pub use checkpoint::{Checkpoint, CheckpointError, SignedCheckpoint};
 pub use event::{AuthorId, Event, EventDecodeError, EventHeader, EventId, EventRef};

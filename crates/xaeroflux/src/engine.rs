@@ -20,8 +20,9 @@ use crate::network::NetworkOptions;
 use crate::options::{Durability, Options, default_data_dir};
 use crate::store::hash_index::HashIndex;
 use crate::store::pagefile::PageFile;
+use crate::store::runs::log_len;
 use crate::store::writer::{Watermark, Writer};
-use crate::store::{Env0, Tables, log_prefix, meta_keys, meta_u64, open_env};
+use crate::store::{Env0, Tables, meta_keys, meta_u64, open_env};
 use crate::subscribe::Committed;
 use crate::system::{SystemBus, SystemEvent};
 
@@ -246,10 +247,7 @@ impl XaeroFlux {
             for g in &groups {
                 next_seq.push(log_len(t, &wtxn, g, &author)?);
             }
-            let next_local = match t.events.last(&wtxn)? {
-                Some((k, _)) => crate::store::from_be(k).map_or(0, |s| s + 1),
-                None => 0,
-            };
+            let next_local = crate::store::blocks::event_count(t, &wtxn)?;
             let page_count = meta_u64(t, &wtxn, meta_keys::PAGE_COUNT)?;
             let max_hlc = meta_u64(t, &wtxn, meta_keys::MAX_HLC)?;
             wtxn.commit()?;
@@ -557,16 +555,6 @@ impl Drop for XaeroFlux {
             tracing::warn!(error = %e, "saving the vector index failed");
         }
     }
-}
-
-/// Length of `author`'s log in `group` (its next seq).
-fn log_len(t: &Tables, txn: &heed::RoTxn<'_>, g: &GroupId, a: &AuthorId) -> Result<u64> {
-    let prefix = log_prefix(&g.0, &a.0);
-    let mut it = t.logs.rev_prefix_iter(txn, &prefix)?;
-    Ok(match it.next().transpose()? {
-        Some((k, _)) => crate::store::from_be(&k[64..]).map_or(0, |s| s + 1),
-        None => 0,
-    })
 }
 
 fn load_or_create_identity(opts: &Options) -> Result<XaeroKeypair> {

@@ -87,6 +87,23 @@ pub enum Error {
         #[source]
         source: EventDecodeError,
     },
+    /// A stored block of events is damaged.
+    #[error("stored event block at local sequence {first_local} is corrupt")]
+    CorruptBlock {
+        /// Local sequence of the block's first event.
+        first_local: u64,
+        /// Decoder error.
+        #[source]
+        source: xaeroflux_core::BlockError,
+    },
+    /// A table holds an entry that cannot be right (bad key or value, a gap).
+    #[error("table {table} is corrupt: {reason}")]
+    CorruptTable {
+        /// The LMDB table.
+        table: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The disk or the LMDB map is full.
     #[error("storage is full: {0}")]
     Full(String),

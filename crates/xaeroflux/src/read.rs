@@ -9,8 +9,9 @@ use xaeroflux_core::{AuthorId, Event, EventId, EventRef, GroupId, Hlc, SignedChe
 
 use crate::engine::{Shared, XaeroFlux};
 use crate::error::{Error, Result};
+use crate::store::blocks::BlockCursor;
 use crate::store::mmrs::{NODE_MMR_ID, snapshot_mmr};
-use crate::store::{Db, be, from_be, log_key, log_prefix};
+use crate::store::{Db, blocks, from_be, log_prefix, runs};
 
 /// A consistent read-only view of the store (one LMDB read transaction).
 ///
@@ -30,6 +31,15 @@ pub struct StoredEvent<'a> {
     pub local_seq: u64,
     /// The event, borrowing its payload from the snapshot.
     pub event: EventRef<'a>,
+}
+
+/// Decodes a stored event.
+fn stored(local_seq: u64, bytes: &[u8]) -> Result<StoredEvent<'_>> {
+    Ok(StoredEvent {
+        local_seq,
+        event: EventRef::decode(bytes)
+            .map_err(|source| Error::CorruptEvent { local_seq, source })?,
+    })
 }
 
 impl<'a> Snapshot<'a> {
@@ -63,12 +73,8 @@ impl<'a> Snapshot<'a> {
 
     /// The event at `local_seq`.
     pub fn get_local(&self, local_seq: u64) -> Result<Option<StoredEvent<'_>>> {
-        match self.shared.tables.events.get(&self.txn, &be(local_seq))? {
-            Some(bytes) => Ok(Some(StoredEvent {
-                local_seq,
-                event: EventRef::decode(bytes)
-                    .map_err(|source| Error::CorruptEvent { local_seq, source })?,
-            })),
+        match blocks::event_at(&self.shared.tables, &self.txn, local_seq)? {
+            Some(bytes) => Ok(Some(stored(local_seq, bytes)?)),
             None => Ok(None),
         }
     }
@@ -85,11 +91,12 @@ impl<'a> Snapshot<'a> {
         self.get_local(local)
     }
 
-    fn by_local<'s>(&'s self, item: heed::Result<(&'s [u8], &'s [u8])>) -> Result<StoredEvent<'s>> {
-        let (_, v) = item?;
-        let local = from_be(v).ok_or_else(|| self.corrupt("index value is not a u64"))?;
-        self.get_local(local)?
-            .ok_or_else(|| self.corrupt(&format!("index points at missing event {local}")))
+    /// The event an index entry points at, read through `cursor`.
+    fn indexed<'s>(&'s self, cursor: &mut BlockCursor<'s>, local: u64) -> Result<StoredEvent<'s>> {
+        match cursor.get(&self.shared.tables, local)? {
+            Some(bytes) => stored(local, bytes),
+            None => Err(self.corrupt(&format!("index points at missing event {local}"))),
+        }
     }
 
     fn corrupt(&self, reason: &str) -> Error {
@@ -106,10 +113,16 @@ impl<'a> Snapshot<'a> {
         author: &AuthorId,
         from_seq: u64,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
-        let start = log_key(&group.0, &author.0, from_seq);
-        let end = log_key(&group.0, &author.0, u64::MAX);
-        let it = self.range(&self.shared.tables.logs, &start, Bound::Included(&end[..]))?;
-        Ok(it.map(|item| self.by_local(item)))
+        let it = runs::log_locals(
+            &self.shared.tables,
+            &self.txn,
+            group,
+            author,
+            from_seq,
+            u64::MAX,
+        )?;
+        let mut cursor = BlockCursor::new(&self.txn);
+        Ok(it.map(move |item| self.indexed(&mut cursor, item?.1)))
     }
 
     /// Events of `event_type` in `group` with `hlc >= since`, in HLC order.
@@ -126,14 +139,14 @@ impl<'a> Snapshot<'a> {
         start.extend_from_slice(&since.as_u64().to_be_bytes());
         end.extend_from_slice(&[0xff; 16]);
         let it = self.range(&self.shared.tables.types, &start, Bound::Included(&end[..]))?;
+        let mut cursor = BlockCursor::new(&self.txn);
         Ok(it.map(move |item| {
             let (k, _) = item?;
             let local = k
                 .get(44..52)
                 .and_then(from_be)
                 .ok_or_else(|| self.corrupt("bad type index key"))?;
-            self.get_local(local)?
-                .ok_or_else(|| self.corrupt(&format!("type index points at missing event {local}")))
+            self.indexed(&mut cursor, local)
         }))
     }
 
@@ -150,7 +163,12 @@ impl<'a> Snapshot<'a> {
         start.extend_from_slice(&since.as_u64().to_be_bytes());
         end.extend_from_slice(&until.as_u64().to_be_bytes());
         let it = self.range(&self.shared.tables.times, &start, Bound::Excluded(&end[..]))?;
-        Ok(it.map(|item| self.by_local(item)))
+        let mut cursor = BlockCursor::new(&self.txn);
+        Ok(it.map(move |item| {
+            let (_, v) = item?;
+            let local = from_be(v).ok_or_else(|| self.corrupt("index value is not a u64"))?;
+            self.indexed(&mut cursor, local)
+        }))
     }
 
     /// Every event from `local_seq` on, in local arrival order.
@@ -158,28 +176,16 @@ impl<'a> Snapshot<'a> {
         &self,
         local_seq: u64,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
-        let start = be(local_seq);
-        let it = self.shared.tables.events.range(
-            &self.txn,
-            &(
-                std::ops::Bound::Included(&start[..]),
-                std::ops::Bound::Unbounded,
-            ),
-        )?;
+        let it = blocks::events_from(&self.shared.tables, &self.txn, local_seq)?;
         Ok(it.map(|item| {
-            let (k, v) = item?;
-            let local_seq = from_be(k).ok_or_else(|| self.corrupt("bad events key"))?;
-            Ok(StoredEvent {
-                local_seq,
-                event: EventRef::decode(v)
-                    .map_err(|source| Error::CorruptEvent { local_seq, source })?,
-            })
+            let (local_seq, bytes) = item?;
+            stored(local_seq, bytes)
         }))
     }
 
     /// Number of events stored.
     pub fn event_count(&self) -> Result<u64> {
-        Ok(self.shared.tables.events.len(&self.txn)?)
+        blocks::event_count(&self.shared.tables, &self.txn)
     }
 
     /// Root of the node-wide MMR (`None` while the store is empty).

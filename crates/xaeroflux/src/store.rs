@@ -3,21 +3,26 @@
 //! Every table maps raw bytes to raw bytes; integers in keys are big-endian so that
 //! LMDB's byte order is numeric order. Layouts are documented in `docs/FORMAT.md`.
 
+pub(crate) mod blocks;
 pub(crate) mod hash_index;
 pub(crate) mod mmrs;
 pub(crate) mod pagefile;
+pub(crate) mod runs;
 pub(crate) mod writer;
 
+use std::ops::Bound;
 use std::path::Path;
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 
+use xaeroflux_core::EventRef;
+
 use crate::error::{Error, Result};
 use crate::options::Durability;
 
 /// Format version of the store written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Magic value stored under the `magic` meta key.
 const MAGIC: &[u8] = b"xaeroflux-store";
 
@@ -50,11 +55,12 @@ const TABLE_COUNT: usize = 13;
 tables! {
     /// `key (utf-8)` -> value: format version, magic, marks.
     meta,
-    /// `local_seq u64` -> canonical event encoding. Appended in order.
+    /// `first local_seq u64` -> block of consecutive events (see `blocks`). Appended.
     events,
     /// `event id [32]` -> `local_seq u64`: the hash index, flushed in sorted chunks.
     hashes,
-    /// `group [32] | author [32] | seq u64` -> `local_seq u64`.
+    /// `group [32] | author [32] | first seq u64` -> `first local_seq u64 | count u64`
+    /// (see `runs`).
     logs,
     /// `group [32] | event_type u32 | hlc u64 | local_seq u64` -> empty.
     types,
@@ -185,15 +191,144 @@ fn check_format(env: &Env0, t: &Tables, dir: &Path) -> Result<()> {
                     path: dir.to_path_buf(),
                     reason: "missing or malformed format version".into(),
                 })?;
-            if found != FORMAT_VERSION {
-                return Err(Error::UnsupportedFormat {
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
             wtxn.abort();
+            match found {
+                FORMAT_VERSION => {}
+                1 => migrate_v1(env, t)?,
+                found => {
+                    return Err(Error::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
         }
     }
+    Ok(())
+}
+
+/// Rewrites a format-1 store into format 2: `events` from one value per event into
+/// blocks, `logs` from one entry per event into runs (see `docs/FORMAT.md`). One
+/// transaction: a crash before its commit leaves the store at version 1, untouched.
+fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
+    // Room for the rewritten pages: up to a second copy of the store.
+    let info = env.info();
+    let psize = env.unnamed_database_stat().page_size as usize;
+    let used = (info.last_page_number + 1) * psize;
+    let want = used.saturating_mul(2).saturating_add(64 << 20);
+    if info.map_size < want {
+        let want = want.div_ceil(page_size()) * page_size();
+        // SAFETY: called from `open_env` before any other transaction of this
+        // environment exists (the data directory is locked to this process).
+        unsafe { env.resize(want) }?;
+    }
+    let mut wtxn = env.write_txn()?;
+    let corrupt = |table: &'static str, reason: String| Error::CorruptTable { table, reason };
+    // Events, a block's worth at a time: copy, delete the per-event keys, put the block.
+    let mut block = xaeroflux_core::BlockBuilder::new();
+    let mut next = 0u64;
+    loop {
+        block.clear();
+        for item in t
+            .events
+            .range(&wtxn, &(Bound::Included(&be(next)[..]), Bound::Unbounded))?
+        {
+            let (k, v) = item?;
+            let local = from_be(k).ok_or_else(|| corrupt("events", "key is not a u64".into()))?;
+            if local != next + block.len() as u64 {
+                return Err(corrupt(
+                    "events",
+                    format!("no event at {}", next + block.len() as u64),
+                ));
+            }
+            EventRef::decode(v).map_err(|source| Error::CorruptEvent {
+                local_seq: local,
+                source,
+            })?;
+            block.push(v);
+            if block.is_full() {
+                break;
+            }
+        }
+        if block.is_empty() {
+            break;
+        }
+        let last = next + block.len() as u64 - 1;
+        t.events.delete_range(
+            &mut wtxn,
+            &(
+                Bound::Included(&be(next)[..]),
+                Bound::Included(&be(last)[..]),
+            ),
+        )?;
+        t.events.put(&mut wtxn, &be(next), &block.to_vec())?;
+        next = last + 1;
+    }
+    // Logs, in key order: consecutive entries of a log at consecutive local sequences
+    // become one run, written under the key of its first entry.
+    let mut prev: Option<([u8; 64], runs::LogRun)> = None;
+    let mut after: Option<[u8; 72]> = None;
+    let mut chunk: Vec<([u8; 72], u64)> = Vec::with_capacity(4096);
+    loop {
+        chunk.clear();
+        let start = match &after {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => Bound::Unbounded,
+        };
+        for item in t.logs.range(&wtxn, &(start, Bound::Unbounded))? {
+            let (k, v) = item?;
+            let bad = || corrupt("logs", format!("bad version-1 entry of {} bytes", k.len()));
+            let key = <[u8; 72]>::try_from(k).map_err(|_| bad())?;
+            chunk.push((key, from_be(v).ok_or_else(bad)?));
+            if chunk.len() == chunk.capacity() {
+                break;
+            }
+        }
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+            break;
+        };
+        t.logs.delete_range(
+            &mut wtxn,
+            &(Bound::Included(&first.0[..]), Bound::Included(&last.0[..])),
+        )?;
+        after = Some(last.0);
+        for (key, local) in &chunk {
+            let (prefix, seq) = key.split_at(64);
+            let seq = from_be(seq).unwrap_or_default();
+            if let Some((p, run)) = &mut prev
+                && p[..] == *prefix
+                && run.continued_by(seq, *local)
+            {
+                run.count += 1;
+                continue;
+            }
+            if let Some((p, run)) = prev.take() {
+                t.logs
+                    .put(&mut wtxn, &runs::run_key(&p, run.first_seq), &run.value())?;
+            }
+            let mut p = [0u8; 64];
+            p.copy_from_slice(prefix);
+            prev = Some((
+                p,
+                runs::LogRun {
+                    first_seq: seq,
+                    first_local: *local,
+                    count: 1,
+                },
+            ));
+        }
+    }
+    if let Some((p, run)) = prev {
+        t.logs
+            .put(&mut wtxn, &runs::run_key(&p, run.first_seq), &run.value())?;
+    }
+    t.meta.put(
+        &mut wtxn,
+        meta_keys::FORMAT_VERSION,
+        &FORMAT_VERSION.to_le_bytes(),
+    )?;
+    wtxn.commit()?;
+    tracing::info!(events = next, "store upgraded from format version 1 to 2");
     Ok(())
 }
 

@@ -35,9 +35,10 @@ use xaeroid::{XaeroID, XaeroKeypair};
 use crate::engine::{Shared, XaeroFlux};
 use crate::error::{Error, Result};
 use crate::read::Snapshot;
+use crate::store::blocks::{self, BlockCursor};
 use crate::store::mmrs::{MmrState, SnapshotNodes, snapshot_mmr};
 use crate::store::writer::RemoteBatch;
-use crate::store::{from_be, log_key, log_prefix};
+use crate::store::{from_be, log_key, log_prefix, runs};
 use crate::system::SystemEvent;
 
 /// Events of one remote log the feed carries while no stored checkpoint covers them;
@@ -447,19 +448,13 @@ impl<'a> StoreView<'a> {
         let span = usize::try_from(to - from).unwrap_or(usize::MAX).min(4096);
         let mut out = EventList::with_capacity(span, max_bytes.min(span * 256));
         let sh = self.snap.shared();
-        let (lo, hi) = (log_key(&g.0, &a.0, from), log_key(&g.0, &a.0, to));
-        let range = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));
+        let txn = self.snap.txn();
+        let mut reader = BlockCursor::new(txn);
         let mut bytes = 0usize;
-        for item in sh.tables.logs.range(self.snap.txn(), &range)? {
-            let (_, v) = item?;
-            let local = from_be(v).ok_or_else(|| Error::Corrupt {
-                path: sh.opts.data_dir.clone(),
-                reason: "log index value is not a u64".into(),
-            })?;
-            let e = sh
-                .tables
-                .events
-                .get(self.snap.txn(), &local.to_be_bytes())?
+        for item in runs::log_locals(&sh.tables, txn, g, a, from, to)? {
+            let (_, local) = item?;
+            let e = reader
+                .get(&sh.tables, local)?
                 .ok_or_else(|| Error::Corrupt {
                     path: sh.opts.data_dir.clone(),
                     reason: format!("log index points at missing event {local}"),
@@ -603,14 +598,8 @@ impl Feed {
         let end = upto.min(self.cursor.saturating_add(FEED_READ));
         let mut order: Vec<(GroupId, AuthorId)> = Vec::new();
         let sh = &self.shared;
-        let start = self.cursor.to_be_bytes();
-        let range = (Bound::Included(&start[..]), Bound::Unbounded);
-        for item in sh.tables.events.range(snap.txn(), &range)? {
-            let (k, v) = item?;
-            let local = from_be(k).ok_or_else(|| Error::Corrupt {
-                path: sh.opts.data_dir.clone(),
-                reason: "bad events key".into(),
-            })?;
+        for item in blocks::events_from(&sh.tables, snap.txn(), self.cursor)? {
+            let (local, v) = item?;
             if local >= end {
                 break;
             }

@@ -70,7 +70,7 @@ pub(crate) const SHORT_KEY: usize = 8;
 
 /// The id of the event stored at `local_seq`, if any.
 fn stored_id(t: &Tables, txn: &RoTxn<'_>, local_seq: u64) -> Result<Option<EventId>> {
-    match t.events.get(txn, &be(local_seq))? {
+    match super::blocks::event_at(t, txn, local_seq)? {
         Some(v) => Ok(Some(
             EventRef::decode(v)
                 .map_err(|source| Error::CorruptEvent { local_seq, source })?
@@ -118,15 +118,8 @@ impl HashIndex {
         let rtxn = env.read_txn()?;
         let mark = meta_u64(t, &rtxn, meta_keys::HASH_MARK)?;
         let mut recent = IdMap::default();
-        for item in t.events.range(
-            &rtxn,
-            &(
-                std::ops::Bound::Included(&be(mark)[..]),
-                std::ops::Bound::Unbounded,
-            ),
-        )? {
-            let (k, v) = item?;
-            let local_seq = from_be(k).ok_or_else(|| Error::Mmr("bad events key".into()))?;
+        for item in super::blocks::events_from(t, &rtxn, mark)? {
+            let (local_seq, v) = item?;
             let ev =
                 EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?;
             recent.insert(ev.id(), local_seq);
@@ -305,7 +298,9 @@ mod tests {
             enc.clear();
             encode_into(&header(seq), b"payload", &mut enc);
             ids.push(EventId(*blake3::hash(&enc).as_bytes()));
-            t.events.put(&mut wtxn, &be(seq), &enc).unwrap();
+            let mut block = xaeroflux_core::BlockBuilder::new();
+            block.push(&enc);
+            t.events.put(&mut wtxn, &be(seq), &block.to_vec()).unwrap();
         }
         wtxn.commit().unwrap();
         // Event 1 as if its id shared event 0's prefix (a real collision needs ~2^32

@@ -22,7 +22,7 @@ use heed::{PutFlags, RwTxn};
 use xaeroflux_core::bus::BusReader;
 use xaeroflux_core::event::encode_into;
 use xaeroflux_core::mmr::Mmr;
-use xaeroflux_core::{AuthorId, Checkpoint, EventHeader, EventId, GroupId, Hlc};
+use xaeroflux_core::{AuthorId, BlockBuilder, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
 mod remote;
 
@@ -30,7 +30,8 @@ pub(crate) use remote::{Inbox, RemoteBatch};
 
 use super::hash_index::IdHasher;
 use super::mmrs::{NODE_MMR_ID, PagedNodes};
-use super::{Tables, be, from_be, log_key, log_prefix, meta_keys, meta_u64};
+use super::runs::{self, LogRun};
+use super::{Tables, be, blocks, from_be, log_key, log_prefix, meta_keys, meta_u64};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 
@@ -188,8 +189,10 @@ pub(crate) struct Writer {
     page_buf: Vec<u8>,
     /// (id, local seq) of the batch being written; reused across batches.
     ids: Vec<(EventId, u64)>,
-    /// Which secondary indexes take `APPEND` puts in the batch being written.
-    appending: Appending,
+    /// The block being built (buffers reused across batches).
+    block: BlockBuilder,
+    /// Log runs of the batch being written.
+    runs: Vec<(LogKey, LogRun)>,
     /// Events of the batch being written whose puts are deferred (see [`Deferred`]).
     deferred: Vec<Deferred>,
     /// Verified remote batches taken from the inbox for the next commit.
@@ -215,81 +218,90 @@ pub(super) enum Deferred {
     },
 }
 
-/// Whether the next put into each of the `logs`, `types` and `times` indexes is tried
-/// as an LMDB `APPEND`. Local writes produce increasing keys (seq and HLC grow), and an
-/// `APPEND` walks the right edge of the B-tree instead of searching it and fills pages
-/// completely. LMDB checks an `APPEND` key against the table's last key itself and
-/// refuses one that does not increase (`KEYEXIST`, the transaction stays usable): that
-/// put is redone as a normal one, and the index takes normal puts for the rest of the
-/// batch (remote logs interleave their keys with ours).
-#[derive(Clone, Copy)]
-struct Appending {
-    logs: bool,
-    types: bool,
-    times: bool,
-}
-
-impl Default for Appending {
-    fn default() -> Self {
-        Appending {
-            logs: true,
-            types: true,
-            times: true,
+impl Deferred {
+    fn local(&self) -> u64 {
+        match *self {
+            Deferred::Local { local, .. } | Deferred::Remote { local, .. } => local,
         }
     }
 }
 
-/// Stores an encoded event under its local sequence (the next one: `APPEND`) with its
-/// entries in the `logs`, `types` and `times` indexes. Local and remote events alike.
-fn put_event(
-    t: &Tables,
-    wtxn: &mut RwTxn<'_>,
-    ap: &mut Appending,
-    h: &EventHeader,
-    local: u64,
-    encoded: &[u8],
-) -> Result<()> {
-    t.events
-        .put_with_flags(wtxn, PutFlags::APPEND, &be(local), encoded)?;
-    put_index(
-        &t.logs,
-        wtxn,
-        &mut ap.logs,
-        &log_key(&h.group.0, &h.author.0, h.seq),
-        &be(local),
-    )?;
-    put_index(
-        &t.types,
-        wtxn,
-        &mut ap.types,
-        &type_key(&h.group, h.event_type, h.hlc, local),
-        &[],
-    )?;
-    put_index(
-        &t.times,
-        wtxn,
-        &mut ap.times,
-        &time_key(&h.group, h.hlc, &h.author, h.seq),
-        &be(local),
-    )
+/// A write cursor over one table for the batch's puts. Keys are tried as LMDB
+/// `APPEND`s: local writes produce increasing keys (local sequence, seq and HLC grow),
+/// and an `APPEND` through a cursor that sits on the last entry writes there without
+/// searching the B-tree, and fills pages completely. LMDB checks an `APPEND` key against
+/// the table's last key itself and refuses one that does not increase (`KEYEXIST`, the
+/// transaction stays usable): that put is redone as a normal one, and the rest of the
+/// batch takes normal puts (remote logs interleave their keys with ours).
+struct Appender<'t> {
+    cursor: heed::RwIter<'t, heed::types::Bytes, heed::types::Bytes>,
+    append: bool,
 }
 
-/// Puts `key -> val` into `db`, as an `APPEND` while `append` holds (see [`Appending`]).
-fn put_index(
-    db: &super::Db,
-    wtxn: &mut RwTxn<'_>,
-    append: &mut bool,
-    key: &[u8],
-    val: &[u8],
-) -> Result<()> {
-    if *append {
-        match db.put_with_flags(wtxn, PutFlags::APPEND, key, val) {
-            Ok(()) => return Ok(()),
-            Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => *append = false,
-            Err(e) => return Err(e.into()),
-        }
+impl<'t> Appender<'t> {
+    fn new(db: &super::Db, wtxn: &'t mut RwTxn<'_>) -> Result<Self> {
+        Ok(Appender {
+            cursor: db.iter_mut(wtxn)?,
+            append: true,
+        })
     }
-    db.put(wtxn, key, val)?;
+
+    fn put(&mut self, key: &[u8], val: &[u8]) -> Result<()> {
+        if self.append {
+            // SAFETY: `key` and `val` are the writer's own buffers, never bytes borrowed
+            // from this table, so the put cannot invalidate them.
+            let r = unsafe {
+                self.cursor.put_current_with_options::<heed::types::Bytes>(
+                    PutFlags::APPEND,
+                    key,
+                    val,
+                )
+            };
+            match r {
+                Ok(()) => return Ok(()),
+                Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => self.append = false,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // SAFETY: as above.
+        unsafe {
+            self.cursor
+                .put_current_with_options::<heed::types::Bytes>(PutFlags::empty(), key, val)
+        }?;
+        Ok(())
+    }
+}
+
+fn local_event(batch: &[Incoming], i: usize) -> Result<&Incoming> {
+    batch
+        .get(i)
+        .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))
+}
+
+/// The header and local sequence of a deferred event.
+fn deferred_header(batch: &[Incoming], d: &Deferred) -> Result<(EventHeader, u64)> {
+    Ok(match *d {
+        Deferred::Local { i, local } => (local_event(batch, i)?.header, local),
+        Deferred::Remote { header, local, .. } => (header, local),
+    })
+}
+
+/// Appends one block to `events` through `cursor`, written in place.
+fn put_block(
+    cursor: &mut heed::RwIter<'_, heed::types::Bytes, heed::types::Bytes>,
+    first: u64,
+    block: &BlockBuilder,
+) -> Result<()> {
+    // SAFETY: the closure writes the builder's own bytes, nothing borrowed from the
+    // table; keys increase (the local sequence), so `APPEND` never overwrites.
+    unsafe {
+        cursor.put_current_reserved_with_flags(
+            PutFlags::APPEND,
+            &be(first),
+            block.encoded_len(),
+            |space| block.write_to(space),
+        )
+    }?;
     Ok(())
 }
 
@@ -323,10 +335,7 @@ impl Writer {
             let t = &shared.tables;
             let (nodes, size) = PagedNodes::load(t, &rtxn, shared.pages.clone(), NODE_MMR_ID)?;
             let node = Mmr::new(nodes, size).map_err(mmr_err)?;
-            let next_local = match t.events.last(&rtxn)? {
-                Some((k, _)) => from_be(k).map_or(0, |s| s + 1),
-                None => 0,
-            };
+            let next_local = blocks::event_count(t, &rtxn)?;
             if node.leaf_count() != next_local {
                 return Err(Error::Corrupt {
                     path: shared.opts.data_dir.clone(),
@@ -363,8 +372,9 @@ impl Writer {
             scratch: Vec::new(),
             page_buf: Vec::new(),
             ids: Vec::new(),
-            appending: Appending::default(),
             deferred: Vec::new(),
+            block: BlockBuilder::new(),
+            runs: Vec::new(),
             remote: Vec::new(),
             forks_found: Vec::new(),
             remote_events: 0,
@@ -577,7 +587,6 @@ impl Writer {
         let shared = self.shared.clone();
         let t: &Tables = &shared.tables;
         let mut wtxn = shared.env.write_txn()?;
-        self.appending = Appending::default();
         self.deferred.clear();
         let mut local = self.next_local;
         let mut ids = std::mem::take(&mut self.ids);
@@ -761,7 +770,7 @@ impl Writer {
         Ok(())
     }
 
-    /// Does the deferred puts of the batch, in order.
+    /// Does the deferred puts of the batch: table by table, each through one cursor.
     fn put_deferred(
         &mut self,
         t: &Tables,
@@ -769,31 +778,124 @@ impl Writer {
         batch: &[Incoming],
         deferred: &[Deferred],
     ) -> Result<()> {
+        let mut block = std::mem::take(&mut self.block);
+        let res = self.put_blocks(t, wtxn, batch, deferred, &mut block);
+        self.block = block;
+        res?;
+        self.put_runs(t, wtxn, batch, deferred)?;
+        let mut types = Appender::new(&t.types, wtxn)?;
         for d in deferred {
+            let (h, local) = deferred_header(batch, d)?;
+            types.put(&type_key(&h.group, h.event_type, h.hlc, local), &[])?;
+        }
+        drop(types);
+        let mut times = Appender::new(&t.times, wtxn)?;
+        for d in deferred {
+            let (h, local) = deferred_header(batch, d)?;
+            times.put(&time_key(&h.group, h.hlc, &h.author, h.seq), &be(local))?;
+        }
+        Ok(())
+    }
+
+    /// Appends the batch's encodings to `events` in blocks (see [`super::blocks`]).
+    fn put_blocks(
+        &self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        batch: &[Incoming],
+        deferred: &[Deferred],
+        block: &mut BlockBuilder,
+    ) -> Result<()> {
+        let mut events = t.events.iter_mut(wtxn)?;
+        block.clear();
+        let mut first = None;
+        for d in deferred {
+            let local = d.local();
+            let start = *first.get_or_insert(local);
+            if local != start + block.len() as u64 {
+                return Err(Error::Mmr("deferred events out of order".into()));
+            }
             match *d {
-                Deferred::Local { i, local } => {
-                    let inc = batch
-                        .get(i)
-                        .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?;
+                Deferred::Local { i, .. } => {
+                    let inc = local_event(batch, i)?;
                     let payload = &self.arena[inc.start..inc.start + inc.len];
-                    self.enc.clear();
-                    encode_into(&inc.header, payload, &mut self.enc);
-                    put_event(t, wtxn, &mut self.appending, &inc.header, local, &self.enc)?;
+                    block.push_with(|buf| encode_into(&inc.header, payload, buf));
                 }
-                Deferred::Remote {
-                    batch,
-                    event,
-                    header,
-                    local,
-                } => {
+                Deferred::Remote { batch, event, .. } => {
                     let raw = self
                         .remote
                         .get(batch)
                         .and_then(|b| b.events.get(event))
                         .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?;
-                    put_event(t, wtxn, &mut self.appending, &header, local, raw)?;
+                    block.push(raw);
                 }
             }
+            if block.is_full() {
+                put_block(&mut events, start, block)?;
+                block.clear();
+                first = None;
+            }
+        }
+        if let Some(start) = first {
+            put_block(&mut events, start, block)?;
+        }
+        Ok(())
+    }
+
+    /// Records the batch's log runs (see [`super::runs`]): one entry per stretch of a
+    /// log at consecutive local sequences, extending the log's last stored run when
+    /// the batch continues it.
+    fn put_runs(
+        &mut self,
+        t: &Tables,
+        wtxn: &mut RwTxn<'_>,
+        batch: &[Incoming],
+        deferred: &[Deferred],
+    ) -> Result<()> {
+        let runs = &mut self.runs;
+        runs.clear();
+        // Index in `runs` of each log's latest run: few logs per batch, so a list.
+        let mut latest: Vec<(LogKey, usize)> = Vec::new();
+        for d in deferred {
+            let (h, local) = deferred_header(batch, d)?;
+            let key = (h.group, h.author);
+            let at = latest.iter_mut().find(|(k, _)| *k == key);
+            if let Some((_, i)) = at
+                && runs[*i].1.continued_by(h.seq, local)
+            {
+                runs[*i].1.count += 1;
+                continue;
+            }
+            let run = LogRun {
+                first_seq: h.seq,
+                first_local: local,
+                count: 1,
+            };
+            match latest.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, i)) => *i = runs.len(),
+                None => {
+                    // The log's first run in this batch may continue its stored one.
+                    latest.push((key, runs.len()));
+                    if let Some(last) = runs::last_run(t, wtxn, &key.0, &key.1)?
+                        && last.continued_by(h.seq, local)
+                    {
+                        runs.push((
+                            key,
+                            LogRun {
+                                count: last.count + 1,
+                                ..last
+                            },
+                        ));
+                        continue;
+                    }
+                }
+            }
+            runs.push((key, run));
+        }
+        runs.sort_unstable_by_key(|((g, a), r)| (*g, *a, r.first_seq));
+        let mut logs = Appender::new(&t.logs, wtxn)?;
+        for ((g, a), run) in runs.iter() {
+            logs.put(&log_key(&g.0, &a.0, run.first_seq), &run.value())?;
         }
         Ok(())
     }

@@ -1,0 +1,146 @@
+//! A format-1 store (one `events` value and one `logs` entry per event) opens: it is
+//! rewritten into blocks and runs, and reads, ids, roots and `verify` are unchanged.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, EnvOpenOptions};
+use xaeroflux::{EventId, GroupId, XaeroFlux};
+use xaeroflux_core::BlockRef;
+
+type Db = Database<'static, Bytes, Bytes>;
+
+/// Rewrites a closed format-2 store into the format-1 layout, as an earlier build
+/// wrote it.
+fn downgrade(dir: &Path) {
+    let mut opts = EnvOpenOptions::new();
+    opts.max_dbs(16).map_size(1 << 30);
+    // SAFETY: the store is closed; nothing else in this process has it open.
+    let env = unsafe { opts.open(dir) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let [meta, events, logs]: [Db; 3] = match env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            let mut open = |name| opener.create_database::<Bytes, Bytes>(wtxn, Some(name));
+            Ok::<_, heed::Error>(CommitOrAbort::Commit([
+                open("meta")?,
+                open("events")?,
+                open("logs")?,
+            ]))
+        })
+        .unwrap()
+    {
+        CommitOrAbort::Commit(dbs) => dbs,
+        CommitOrAbort::Abort(()) => unreachable!(),
+    };
+    let mut wtxn = env.write_txn().unwrap();
+    let mut per_event: Vec<(u64, Vec<u8>)> = Vec::new();
+    for item in events.iter(&wtxn).unwrap() {
+        let (k, v) = item.unwrap();
+        let first = u64::from_be_bytes(k.try_into().unwrap());
+        let block = BlockRef::decode(v).unwrap();
+        for (i, e) in block.iter().enumerate() {
+            per_event.push((first + i as u64, e.unwrap().to_vec()));
+        }
+    }
+    let mut entries: Vec<(Vec<u8>, u64)> = Vec::new();
+    for item in logs.iter(&wtxn).unwrap() {
+        let (k, v) = item.unwrap();
+        let first_seq = u64::from_be_bytes(k[64..].try_into().unwrap());
+        let first_local = u64::from_be_bytes(v[..8].try_into().unwrap());
+        let count = u64::from_be_bytes(v[8..].try_into().unwrap());
+        for i in 0..count {
+            let mut key = k[..64].to_vec();
+            key.extend_from_slice(&(first_seq + i).to_be_bytes());
+            entries.push((key, first_local + i));
+        }
+    }
+    events.clear(&mut wtxn).unwrap();
+    logs.clear(&mut wtxn).unwrap();
+    for (local, e) in &per_event {
+        events.put(&mut wtxn, &local.to_be_bytes(), e).unwrap();
+    }
+    for (k, local) in &entries {
+        logs.put(&mut wtxn, k, &local.to_be_bytes()).unwrap();
+    }
+    meta.put(&mut wtxn, b"format_version", &1u32.to_le_bytes())
+        .unwrap();
+    wtxn.commit().unwrap();
+    env.prepare_for_closing().wait();
+}
+
+/// Every log of the store's author, read from seq 0: (group, [(seq, id)]).
+fn logs_of(store: &XaeroFlux, groups: &[GroupId]) -> Vec<Vec<(u64, EventId)>> {
+    let snap = store.read().unwrap();
+    groups
+        .iter()
+        .map(|g| {
+            snap.log(g, &store.author(), 0)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.event.header.seq, e.event.id())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn format_1_store_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (groups, ids, logs, root) = {
+        let store = XaeroFlux::builder(dir.path()).open().unwrap();
+        let groups = vec![store.default_group(), store.create_group().unwrap().id()];
+        let mut ids = Vec::new();
+        // Interleaved logs (many runs), sizes from 1 byte to 16 KiB (blocks of a few
+        // events to thousands), several commits.
+        for i in 0..6000u32 {
+            let g = groups[((i / 3) % 2) as usize];
+            let len = if i % 1000 == 999 {
+                16 * 1024
+            } else {
+                1 + (i as usize * 13) % 200
+            };
+            ids.push(
+                store
+                    .write_event_to(g, &vec![i as u8; len], 1000 + i % 4)
+                    .unwrap(),
+            );
+            if i % 2500 == 0 {
+                store.flush().unwrap();
+            }
+        }
+        store.flush().unwrap();
+        let logs = logs_of(&store, &groups);
+        let root = store.get_mmr_root().unwrap().unwrap();
+        store.close().unwrap();
+        (groups, ids, logs, root)
+    };
+    downgrade(dir.path());
+    for _ in 0..2 {
+        // The first open upgrades; the second finds version 2.
+        let store = XaeroFlux::builder(dir.path()).open().unwrap();
+        assert_eq!(store.read().unwrap().event_count().unwrap(), 6000);
+        assert_eq!(logs_of(&store, &groups), logs);
+        assert_eq!(store.get_mmr_root().unwrap().unwrap(), root);
+        for (i, id) in ids.iter().enumerate().step_by(7) {
+            let e = store.get(id).unwrap().unwrap();
+            assert_eq!(e.id(), *id, "event {i}");
+        }
+        let report = store.verify(|_, _| {}).unwrap();
+        assert_eq!(report.events, 6000);
+        assert_eq!(report.logs, 2);
+        store.close().unwrap();
+    }
+    // And it takes writes that continue its logs.
+    let store = XaeroFlux::builder(dir.path()).open().unwrap();
+    let id = store
+        .write_event_to(groups[1], b"after the upgrade", 1000)
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(
+        store.get(&id).unwrap().unwrap().header.seq,
+        logs[1].len() as u64
+    );
+}
