@@ -6,9 +6,10 @@
 //! also each author log's seq order and HLC order. For every event the writer appends
 //! the id to the node-wide MMR and to its author log's MMR. Then it signs one
 //! checkpoint per touched local log and records the new full Merkle pages and MMR
-//! tails; while a helper thread writes those pages and fsyncs them, it appends each
-//! encoding to `events` (LMDB `APPEND`: keys are the increasing local sequence) with
-//! its log, type and time index entries. Then it commits.
+//! tails; while a helper thread writes those pages and fsyncs them, it appends the
+//! encodings to `events` in blocks (see `blocks`), one run per log stretch to `logs`
+//! (see `runs`), and each event's type and time index entries, table by table through
+//! one cursor each. Then it commits.
 //! Only after the commit returns Ok does the durable watermark move and `flush()`
 //! return. Any failure other than a full map poisons the store.
 
@@ -616,15 +617,18 @@ impl Writer {
         for (i, inc) in batch.iter().enumerate() {
             let h = &inc.header;
             let payload = &self.arena[inc.start..inc.start + inc.len];
-            self.enc.clear();
-            encode_into(h, payload, &mut self.enc);
-            // The producer's id for this ticket saves hashing the event again.
+            let mut hash = || {
+                self.enc.clear();
+                encode_into(h, payload, &mut self.enc);
+                EventId(*blake3::hash(&self.enc).as_bytes())
+            };
+            // The producer's id for this ticket saves encoding and hashing it again.
             let id = match self.shared.hashes.offered(inc.ticket) {
                 Some(id) => {
-                    debug_assert_eq!(id, EventId(*blake3::hash(&self.enc).as_bytes()));
+                    debug_assert_eq!(id, hash());
                     id
                 }
-                None => EventId(*blake3::hash(&self.enc).as_bytes()),
+                None => hash(),
             };
             self.deferred.push(Deferred::Local { i, local });
             let leaf = self.node.push(&id.0).map_err(mmr_err)?;
@@ -859,34 +863,28 @@ impl Writer {
         for d in deferred {
             let (h, local) = deferred_header(batch, d)?;
             let key = (h.group, h.author);
-            let at = latest.iter_mut().find(|(k, _)| *k == key);
-            if let Some((_, i)) = at
-                && runs[*i].1.continued_by(h.seq, local)
-            {
-                runs[*i].1.count += 1;
-                continue;
-            }
-            let run = LogRun {
+            let mut run = LogRun {
                 first_seq: h.seq,
                 first_local: local,
                 count: 1,
             };
             match latest.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, i)) if runs[*i].1.continued_by(h.seq, local) => {
+                    runs[*i].1.count += 1;
+                    continue;
+                }
                 Some((_, i)) => *i = runs.len(),
                 None => {
-                    // The log's first run in this batch may continue its stored one.
                     latest.push((key, runs.len()));
+                    // The log's first run in this batch may continue its stored one:
+                    // then it is rewritten under its key with the larger count.
                     if let Some(last) = runs::last_run(t, wtxn, &key.0, &key.1)?
                         && last.continued_by(h.seq, local)
                     {
-                        runs.push((
-                            key,
-                            LogRun {
-                                count: last.count + 1,
-                                ..last
-                            },
-                        ));
-                        continue;
+                        run = LogRun {
+                            count: last.count + 1,
+                            ..last
+                        };
                     }
                 }
             }
