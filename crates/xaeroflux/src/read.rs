@@ -1,6 +1,5 @@
 //! Reads: snapshots, zero-copy lookups and range queries, MMR roots and proofs.
 
-use std::ops::Bound;
 use std::sync::RwLockReadGuard;
 
 use heed::{RoTxn, WithoutTls};
@@ -11,7 +10,8 @@ use crate::engine::{Shared, XaeroFlux};
 use crate::error::{Error, Result};
 use crate::store::blocks::BlockCursor;
 use crate::store::mmrs::{NODE_MMR_ID, snapshot_mmr};
-use crate::store::{Db, blocks, from_be, log_prefix, runs};
+use crate::store::postings::{Index, Merge};
+use crate::store::{blocks, from_be, log_prefix, runs};
 
 /// A consistent read-only view of the store (one LMDB read transaction).
 ///
@@ -59,16 +59,6 @@ impl<'a> Snapshot<'a> {
 
     pub(crate) fn shared(&self) -> &'a Shared {
         self.shared
-    }
-
-    /// Entries of `db` from `start` (inclusive) to `end`.
-    fn range<'s>(
-        &'s self,
-        db: &Db,
-        start: &[u8],
-        end: Bound<&[u8]>,
-    ) -> Result<impl Iterator<Item = heed::Result<(&'s [u8], &'s [u8])>> + use<'a, 's>> {
-        Ok(db.range(&self.txn, &(Bound::Included(start), end))?)
     }
 
     /// The event at `local_seq`.
@@ -125,29 +115,26 @@ impl<'a> Snapshot<'a> {
         Ok(it.map(move |item| self.indexed(&mut cursor, item?.1)))
     }
 
-    /// Events of `event_type` in `group` with `hlc >= since`, in HLC order.
+    /// Events of `event_type` in `group` with `hlc >= since`, in HLC order (ties in
+    /// local order).
     pub fn by_type(
         &self,
         group: &GroupId,
         event_type: u32,
         since: Hlc,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
-        let mut start = Vec::with_capacity(44);
-        start.extend_from_slice(group.as_bytes());
-        start.extend_from_slice(&event_type.to_be_bytes());
-        let mut end = start.clone();
-        start.extend_from_slice(&since.as_u64().to_be_bytes());
-        end.extend_from_slice(&[0xff; 16]);
-        let it = self.range(&self.shared.tables.types, &start, Bound::Included(&end[..]))?;
-        let mut cursor = BlockCursor::new(&self.txn);
-        Ok(it.map(move |item| {
-            let (k, _) = item?;
-            let local = k
-                .get(44..52)
-                .and_then(from_be)
-                .ok_or_else(|| self.corrupt("bad type index key"))?;
-            self.indexed(&mut cursor, local)
-        }))
+        let mut prefix = [0u8; 36];
+        prefix[..32].copy_from_slice(group.as_bytes());
+        prefix[32..].copy_from_slice(&event_type.to_be_bytes());
+        let until = Hlc::from_u64(u64::MAX);
+        Merge::new(
+            &self.shared.tables,
+            &self.txn,
+            Index::Types,
+            &prefix,
+            since,
+            until,
+        )
     }
 
     /// Events of `group` with `since <= hlc < until`, in total order (hlc, author, seq).
@@ -157,18 +144,14 @@ impl<'a> Snapshot<'a> {
         since: Hlc,
         until: Hlc,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
-        let mut start = Vec::with_capacity(40);
-        start.extend_from_slice(group.as_bytes());
-        let mut end = start.clone();
-        start.extend_from_slice(&since.as_u64().to_be_bytes());
-        end.extend_from_slice(&until.as_u64().to_be_bytes());
-        let it = self.range(&self.shared.tables.times, &start, Bound::Excluded(&end[..]))?;
-        let mut cursor = BlockCursor::new(&self.txn);
-        Ok(it.map(move |item| {
-            let (_, v) = item?;
-            let local = from_be(v).ok_or_else(|| self.corrupt("index value is not a u64"))?;
-            self.indexed(&mut cursor, local)
-        }))
+        Merge::new(
+            &self.shared.tables,
+            &self.txn,
+            Index::Times,
+            group.as_bytes(),
+            since,
+            until,
+        )
     }
 
     /// Every event from `local_seq` on, in local arrival order.

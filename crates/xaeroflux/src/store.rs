@@ -7,6 +7,7 @@ pub(crate) mod blocks;
 pub(crate) mod hash_index;
 pub(crate) mod mmrs;
 pub(crate) mod pagefile;
+pub(crate) mod postings;
 pub(crate) mod runs;
 pub(crate) mod writer;
 
@@ -62,9 +63,10 @@ tables! {
     /// `group [32] | author [32] | first seq u64` -> `first local_seq u64 | count u64`
     /// (see `runs`).
     logs,
-    /// `group [32] | event_type u32 | hlc u64 | local_seq u64` -> empty.
+    /// `group [32] | event_type u32 | first hlc u64 | first local_seq u64` -> posting
+    /// run (see `postings`).
     types,
-    /// `group [32] | hlc u64 | author [32] | seq u64` -> `local_seq u64`.
+    /// `group [32] | first hlc u64 | author [32] | first seq u64` -> posting run.
     times,
     /// `group [32] | author [32] | length u64` -> signed checkpoint.
     checkpoints,
@@ -322,6 +324,10 @@ fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
         t.logs
             .put(&mut wtxn, &runs::run_key(&p, run.first_seq), &run.value())?;
     }
+    // Type and time entries: each becomes a run of one event, under the same key.
+    let local_in_key = |k: &[u8], _: &[u8]| k.get(44..52).and_then(from_be);
+    migrate_postings(&t.types, &mut wtxn, "types", 36, local_in_key)?;
+    migrate_postings(&t.times, &mut wtxn, "times", 32, |_, v| from_be(v))?;
     t.meta.put(
         &mut wtxn,
         meta_keys::FORMAT_VERSION,
@@ -330,6 +336,53 @@ fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
     wtxn.commit()?;
     tracing::info!(events = next, "store upgraded from format version 1 to 2");
     Ok(())
+}
+
+/// Rewrites each entry of a version-1 type or time index (one per event: the HLC at
+/// `hlc_at` in the key, the local sequence found by `local_of`) as a one-event run.
+fn migrate_postings(
+    db: &Db,
+    wtxn: &mut heed::RwTxn<'_>,
+    table: &'static str,
+    hlc_at: usize,
+    local_of: impl Fn(&[u8], &[u8]) -> Option<u64>,
+) -> Result<()> {
+    let mut after: Option<Vec<u8>> = None;
+    let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(4096);
+    loop {
+        chunk.clear();
+        let start = match &after {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => Bound::Unbounded,
+        };
+        for item in db.range(wtxn, &(start, Bound::Unbounded))? {
+            let (k, v) = item?;
+            let hlc = k.get(hlc_at..hlc_at + 8).and_then(from_be);
+            let (Some(hlc), Some(local)) = (hlc, local_of(k, v)) else {
+                return Err(Error::CorruptTable {
+                    table,
+                    reason: format!("bad version-1 entry of {} + {} bytes", k.len(), v.len()),
+                });
+            };
+            let mut run = Vec::new();
+            postings::PostingRun {
+                last_hlc: hlc,
+                locals: vec![local],
+            }
+            .encode(&mut run);
+            chunk.push((k.to_vec(), run));
+            if chunk.len() == chunk.capacity() {
+                break;
+            }
+        }
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (k, v) in &chunk {
+            db.put(wtxn, k, v)?;
+        }
+    }
 }
 
 pub(crate) fn page_size() -> usize {

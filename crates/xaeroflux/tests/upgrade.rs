@@ -1,5 +1,6 @@
-//! A format-1 store (one `events` value and one `logs` entry per event) opens: it is
-//! rewritten into blocks and runs, and reads, ids, roots and `verify` are unchanged.
+//! A format-1 store (one `events` value and one `logs`, `types` and `times` entry per
+//! event) opens: it is rewritten into blocks and runs, and reads, queries, ids, roots
+//! and `verify` are unchanged.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -7,7 +8,7 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvOpenOptions};
 use xaeroflux::{EventId, GroupId, XaeroFlux};
-use xaeroflux_core::BlockRef;
+use xaeroflux_core::{BlockRef, EventRef, Hlc};
 
 type Db = Database<'static, Bytes, Bytes>;
 
@@ -19,13 +20,15 @@ fn downgrade(dir: &Path) {
     // SAFETY: the store is closed; nothing else in this process has it open.
     let env = unsafe { opts.open(dir) }.unwrap();
     let wtxn = env.write_txn().unwrap();
-    let [meta, events, logs]: [Db; 3] = match env
+    let [meta, events, logs, types, times]: [Db; 5] = match env
         .create_databases_and_commit(wtxn, |opener, wtxn| {
             let mut open = |name| opener.create_database::<Bytes, Bytes>(wtxn, Some(name));
             Ok::<_, heed::Error>(CommitOrAbort::Commit([
                 open("meta")?,
                 open("events")?,
                 open("logs")?,
+                open("types")?,
+                open("times")?,
             ]))
         })
         .unwrap()
@@ -57,6 +60,23 @@ fn downgrade(dir: &Path) {
     }
     events.clear(&mut wtxn).unwrap();
     logs.clear(&mut wtxn).unwrap();
+    types.clear(&mut wtxn).unwrap();
+    times.clear(&mut wtxn).unwrap();
+    for (local, e) in &per_event {
+        let h = EventRef::decode(e).unwrap().header;
+        let hlc = h.hlc.as_u64().to_be_bytes();
+        let type_key = [
+            &h.group.0[..],
+            &h.event_type.to_be_bytes(),
+            &hlc,
+            &local.to_be_bytes(),
+        ];
+        types.put(&mut wtxn, &type_key.concat(), &[]).unwrap();
+        let time_key = [&h.group.0[..], &hlc, &h.author.0, &h.seq.to_be_bytes()];
+        times
+            .put(&mut wtxn, &time_key.concat(), &local.to_be_bytes())
+            .unwrap();
+    }
     for (local, e) in &per_event {
         events.put(&mut wtxn, &local.to_be_bytes(), e).unwrap();
     }
@@ -67,6 +87,23 @@ fn downgrade(dir: &Path) {
         .unwrap();
     wtxn.commit().unwrap();
     env.prepare_for_closing().wait();
+}
+
+/// Ids of the type and time queries over every group and type.
+fn queries(store: &XaeroFlux, groups: &[GroupId]) -> Vec<Vec<EventId>> {
+    let snap = store.read().unwrap();
+    let mut out = Vec::new();
+    for g in groups {
+        for ty in 1000..1004 {
+            let it = snap.by_type(g, ty, Hlc::default()).unwrap();
+            out.push(it.map(|e| e.unwrap().event.id()).collect());
+        }
+        let it = snap
+            .by_time(g, Hlc::default(), Hlc::from_u64(u64::MAX))
+            .unwrap();
+        out.push(it.map(|e| e.unwrap().event.id()).collect());
+    }
+    out
 }
 
 /// Every log of the store's author, read from seq 0: (group, [(seq, id)]).
@@ -89,7 +126,7 @@ fn logs_of(store: &XaeroFlux, groups: &[GroupId]) -> Vec<Vec<(u64, EventId)>> {
 #[test]
 fn format_1_store_is_upgraded_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let (groups, ids, logs, root) = {
+    let (groups, ids, logs, found, root) = {
         let store = XaeroFlux::builder(dir.path()).open().unwrap();
         let groups = vec![store.default_group(), store.create_group().unwrap().id()];
         let mut ids = Vec::new();
@@ -113,9 +150,11 @@ fn format_1_store_is_upgraded_on_open() {
         }
         store.flush().unwrap();
         let logs = logs_of(&store, &groups);
+        let found = queries(&store, &groups);
+        assert_eq!(found.iter().map(Vec::len).sum::<usize>(), 2 * 6000);
         let root = store.get_mmr_root().unwrap().unwrap();
         store.close().unwrap();
-        (groups, ids, logs, root)
+        (groups, ids, logs, found, root)
     };
     downgrade(dir.path());
     for _ in 0..2 {
@@ -123,6 +162,7 @@ fn format_1_store_is_upgraded_on_open() {
         let store = XaeroFlux::builder(dir.path()).open().unwrap();
         assert_eq!(store.read().unwrap().event_count().unwrap(), 6000);
         assert_eq!(logs_of(&store, &groups), logs);
+        assert_eq!(queries(&store, &groups), found);
         assert_eq!(store.get_mmr_root().unwrap().unwrap(), root);
         for (i, id) in ids.iter().enumerate().step_by(7) {
             let e = store.get(id).unwrap().unwrap();

@@ -31,6 +31,7 @@ pub(crate) use remote::{Inbox, RemoteBatch};
 
 use super::hash_index::IdHasher;
 use super::mmrs::{NODE_MMR_ID, PagedNodes};
+use super::postings::{self, PostingRun, RunBuilder};
 use super::runs::{self, LogRun};
 use super::{Tables, be, blocks, from_be, log_key, log_prefix, meta_keys, meta_u64};
 use crate::engine::Shared;
@@ -287,6 +288,22 @@ fn deferred_header(batch: &[Incoming], d: &Deferred) -> Result<(EventHeader, u64
     })
 }
 
+/// Puts a batch's posting runs (sorted by key) into `db`.
+fn put_postings(
+    db: &super::Db,
+    wtxn: &mut RwTxn<'_>,
+    runs: &[(Vec<u8>, PostingRun)],
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    let mut cursor = Appender::new(db, wtxn)?;
+    for (key, run) in runs {
+        buf.clear();
+        run.encode(buf);
+        cursor.put(key, buf)?;
+    }
+    Ok(())
+}
+
 /// Appends one block to `events` through `cursor`, written in place.
 fn put_block(
     cursor: &mut heed::RwIter<'_, heed::types::Bytes, heed::types::Bytes>,
@@ -308,24 +325,6 @@ fn put_block(
 
 fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
     Error::from(e)
-}
-
-fn type_key(g: &GroupId, ty: u32, hlc: Hlc, local: u64) -> [u8; 52] {
-    let mut k = [0u8; 52];
-    k[..32].copy_from_slice(g.as_bytes());
-    k[32..36].copy_from_slice(&ty.to_be_bytes());
-    k[36..44].copy_from_slice(&hlc.as_u64().to_be_bytes());
-    k[44..].copy_from_slice(&local.to_be_bytes());
-    k
-}
-
-fn time_key(g: &GroupId, hlc: Hlc, a: &AuthorId, seq: u64) -> [u8; 80] {
-    let mut k = [0u8; 80];
-    k[..32].copy_from_slice(g.as_bytes());
-    k[32..40].copy_from_slice(&hlc.as_u64().to_be_bytes());
-    k[40..72].copy_from_slice(a.as_bytes());
-    k[72..].copy_from_slice(&seq.to_be_bytes());
-    k
 }
 
 impl Writer {
@@ -787,18 +786,19 @@ impl Writer {
         self.block = block;
         res?;
         self.put_runs(t, wtxn, batch, deferred)?;
-        let mut types = Appender::new(&t.types, wtxn)?;
+        let mut types: RunBuilder<(GroupId, u32)> = RunBuilder::default();
+        let mut times: RunBuilder<LogKey> = RunBuilder::default();
         for d in deferred {
             let (h, local) = deferred_header(batch, d)?;
-            types.put(&type_key(&h.group, h.event_type, h.hlc, local), &[])?;
+            let hlc = h.hlc.as_u64();
+            let (g, a) = (&h.group.0, &h.author.0);
+            let type_key = || postings::type_key(g, h.event_type, hlc, local).to_vec();
+            types.push((h.group, h.event_type), type_key, hlc, local);
+            let time_key = || postings::time_key(g, hlc, a, h.seq).to_vec();
+            times.push((h.group, h.author), time_key, hlc, local);
         }
-        drop(types);
-        let mut times = Appender::new(&t.times, wtxn)?;
-        for d in deferred {
-            let (h, local) = deferred_header(batch, d)?;
-            times.put(&time_key(&h.group, h.hlc, &h.author, h.seq), &be(local))?;
-        }
-        Ok(())
+        put_postings(&t.types, wtxn, types.finish(), &mut self.scratch)?;
+        put_postings(&t.times, wtxn, times.finish(), &mut self.scratch)
     }
 
     /// Appends the batch's encodings to `events` in blocks (see [`super::blocks`]).

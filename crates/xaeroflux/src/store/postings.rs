@@ -1,0 +1,494 @@
+//! The type and time indexes as posting runs, read back in order by merging runs.
+//!
+//! One entry per event made each index a B-tree put per event, the largest cost left
+//! in a commit after events went into blocks. Instead a commit writes one entry per
+//! *run*: events of one index stream (a group and type, or an author log) from that
+//! commit, in local order, whose HLCs do not decrease and span at most [`MAX_SPAN`].
+//!
+//! - `types`: `group [32] | event_type u32 | first_hlc u64 | first_local u64` (BE)
+//! - `times`: `group [32] | first_hlc u64 | author [32] | first_seq u64` (BE); the
+//!   events of a time run are consecutive seqs of that author log.
+//!
+//! Value (little-endian): `count u32 (1..=`[`MAX_RUN`]`) | last_hlc u64 |
+//! first_local u64 | count - 1 LEB128 gaps` (each gap `local[i] - local[i-1] >= 1`).
+//!
+//! Reading from `since` in order: runs are keyed by their first HLC and span at most
+//! [`MAX_SPAN`], so every run holding an event at or after `since` starts at or after
+//! `since - MAX_SPAN`. A scan from there loads runs in first-HLC order into a heap and
+//! emits the smallest head once no unloaded run can start before it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::iter::Peekable;
+
+use heed::RoTxn;
+use heed::types::Bytes;
+use xaeroflux_core::{EventRef, Hlc};
+
+use super::Tables;
+use super::blocks::BlockCursor;
+use crate::error::{Error, Result};
+use crate::read::StoredEvent;
+
+/// Most events in one run.
+pub(crate) const MAX_RUN: usize = 4096;
+/// Largest HLC distance between a run's first and last event: one second.
+pub(crate) const MAX_SPAN: u64 = 1000 << 16;
+
+/// A run of the type or time index, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PostingRun {
+    pub last_hlc: u64,
+    pub locals: Vec<u64>,
+}
+
+impl PostingRun {
+    /// Appends the encoded value to `out`.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        let (Some(&first), Ok(count)) = (self.locals.first(), u32::try_from(self.locals.len()))
+        else {
+            return;
+        };
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&self.last_hlc.to_le_bytes());
+        out.extend_from_slice(&first.to_le_bytes());
+        for w in self.locals.windows(2) {
+            let mut gap = w[1] - w[0];
+            while gap >= 0x80 {
+                out.push((gap as u8) | 0x80);
+                gap >>= 7;
+            }
+            out.push(gap as u8);
+        }
+    }
+
+    /// Decodes a value; `None` unless it is exactly one well-formed run.
+    pub(crate) fn decode(v: &[u8]) -> Option<PostingRun> {
+        let (count, rest) = v.split_first_chunk::<4>()?;
+        let count = u32::from_le_bytes(*count) as usize;
+        if count == 0 || count > MAX_RUN {
+            return None;
+        }
+        let (last_hlc, rest) = rest.split_first_chunk::<8>()?;
+        let (first, mut rest) = rest.split_first_chunk::<8>()?;
+        let mut locals = Vec::with_capacity(count);
+        let mut local = u64::from_le_bytes(*first);
+        locals.push(local);
+        for _ in 1..count {
+            let mut gap = 0u64;
+            let mut shift = 0;
+            loop {
+                let (&b, r) = rest.split_first()?;
+                rest = r;
+                if shift == 63 && b > 1 {
+                    return None;
+                }
+                gap |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                shift += 7;
+                if shift > 63 {
+                    return None;
+                }
+            }
+            if gap == 0 {
+                return None;
+            }
+            local = local.checked_add(gap)?;
+            locals.push(local);
+        }
+        rest.is_empty().then_some(PostingRun {
+            last_hlc: u64::from_le_bytes(*last_hlc),
+            locals,
+        })
+    }
+}
+
+/// `group | event_type | first_hlc | first_local` key of a type run.
+pub(crate) fn type_key(group: &[u8; 32], ty: u32, hlc: u64, local: u64) -> [u8; 52] {
+    let mut k = [0u8; 52];
+    k[..32].copy_from_slice(group);
+    k[32..36].copy_from_slice(&ty.to_be_bytes());
+    k[36..44].copy_from_slice(&hlc.to_be_bytes());
+    k[44..].copy_from_slice(&local.to_be_bytes());
+    k
+}
+
+/// `group | first_hlc | author | first_seq` key of a time run.
+pub(crate) fn time_key(group: &[u8; 32], hlc: u64, author: &[u8; 32], seq: u64) -> [u8; 80] {
+    let mut k = [0u8; 80];
+    k[..32].copy_from_slice(group);
+    k[32..40].copy_from_slice(&hlc.to_be_bytes());
+    k[40..72].copy_from_slice(author);
+    k[72..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Builds the runs of one batch for one index. Streams are told apart by a key the
+/// caller chooses; a run closes when its stream's next event does not continue it.
+#[derive(Default)]
+pub(crate) struct RunBuilder<K> {
+    open: Vec<(K, Vec<u8>, u64, PostingRun)>,
+    /// Closed runs: (table key, run).
+    pub closed: Vec<(Vec<u8>, PostingRun)>,
+}
+
+impl<K: PartialEq> RunBuilder<K> {
+    /// Adds the event at `local` with `hlc` to `stream`. `key` is the table key the
+    /// stream's run gets if this event starts one.
+    pub(crate) fn push(&mut self, stream: K, key: impl FnOnce() -> Vec<u8>, hlc: u64, local: u64) {
+        if let Some(i) = self.open.iter().position(|(s, ..)| *s == stream) {
+            let (_, _, first_hlc, run) = &mut self.open[i];
+            let fits = run.locals.len() < MAX_RUN
+                && hlc >= run.last_hlc
+                && hlc - *first_hlc <= MAX_SPAN
+                && run.locals.last().is_some_and(|&l| l < local);
+            if fits {
+                run.last_hlc = hlc;
+                run.locals.push(local);
+                return;
+            }
+            let (_, k, _, run) = self.open.swap_remove(i);
+            self.closed.push((k, run));
+        }
+        let run = PostingRun {
+            last_hlc: hlc,
+            locals: vec![local],
+        };
+        self.open.push((stream, key(), hlc, run));
+    }
+
+    /// Closes every open run; the closed runs sorted by key.
+    pub(crate) fn finish(&mut self) -> &mut [(Vec<u8>, PostingRun)] {
+        for (_, k, _, run) in self.open.drain(..) {
+            self.closed.push((k, run));
+        }
+        self.closed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        &mut self.closed
+    }
+}
+
+/// Which index a merge reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Index {
+    /// `types`: order (hlc, local).
+    Types,
+    /// `times`: order (hlc, author, seq).
+    Times,
+}
+
+/// Sort key of an event in a merge: (hlc, author or zero, seq or local).
+type Order = (u64, [u8; 32], u64);
+
+struct Head {
+    order: Order,
+    run: usize,
+    pos: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, o: &Self) -> bool {
+        self.order == o.order
+    }
+}
+impl Eq for Head {}
+impl PartialOrd for Head {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Head {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.order.cmp(&o.order)
+    }
+}
+
+/// Events of runs in `[start, end)` of an index, with `since <= hlc < until`, in order.
+pub(crate) struct Merge<'t> {
+    tables: &'t Tables,
+    index: Index,
+    runs: Peekable<heed::RoRange<'t, Bytes, Bytes>>,
+    /// Runs loaded into the merge; a finished run's slot is listed in `free`.
+    loaded: Vec<PostingRun>,
+    free: Vec<usize>,
+    heap: BinaryHeap<Reverse<Head>>,
+    cursor: BlockCursor<'t>,
+    since: u64,
+    until: u64,
+    /// Byte offset of `first_hlc` in the index's keys.
+    hlc_at: usize,
+    done: bool,
+}
+
+fn corrupt(index: Index, reason: String) -> Error {
+    Error::CorruptTable {
+        table: match index {
+            Index::Types => "types",
+            Index::Times => "times",
+        },
+        reason,
+    }
+}
+
+impl<'t> Merge<'t> {
+    /// Merges the runs of `index` whose keys start with `prefix` (the group, plus the
+    /// type for `types`), for events with `since <= hlc < until`.
+    pub(crate) fn new(
+        tables: &'t Tables,
+        txn: &'t RoTxn<'t>,
+        index: Index,
+        prefix: &[u8],
+        since: Hlc,
+        until: Hlc,
+    ) -> Result<Self> {
+        let (since, until) = (since.as_u64(), until.as_u64());
+        let db = match index {
+            Index::Types => &tables.types,
+            Index::Times => &tables.times,
+        };
+        let mut lo = prefix.to_vec();
+        lo.extend_from_slice(&since.saturating_sub(MAX_SPAN).to_be_bytes());
+        let mut hi = prefix.to_vec();
+        hi.extend_from_slice(&until.to_be_bytes());
+        let range = (
+            std::ops::Bound::Included(&lo[..]),
+            std::ops::Bound::Excluded(&hi[..]),
+        );
+        Ok(Merge {
+            tables,
+            index,
+            runs: db.range(txn, &range)?.peekable(),
+            loaded: Vec::new(),
+            free: Vec::new(),
+            heap: BinaryHeap::new(),
+            cursor: BlockCursor::new(txn),
+            since,
+            until,
+            hlc_at: prefix.len(),
+            done: false,
+        })
+    }
+
+    /// First HLC of the next unloaded run.
+    fn peek_first_hlc(&mut self) -> Result<Option<u64>> {
+        match self.runs.peek() {
+            None => Ok(None),
+            Some(Err(_)) => match self.runs.next() {
+                Some(Err(e)) => Err(e.into()),
+                _ => Ok(None),
+            },
+            Some(Ok((k, _))) => k
+                .get(self.hlc_at..self.hlc_at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .ok_or_else(|| corrupt(self.index, format!("key of {} bytes", k.len()))),
+        }
+    }
+
+    /// The event at position `pos` of loaded run `run`, and its order.
+    fn read(&mut self, run: usize, pos: usize) -> Result<Option<(StoredEvent<'t>, Order)>> {
+        let Some(&local) = self.loaded[run].locals.get(pos) else {
+            return Ok(None);
+        };
+        let bytes = self
+            .cursor
+            .get(self.tables, local)?
+            .ok_or_else(|| corrupt(self.index, format!("run points at missing event {local}")))?;
+        let event = EventRef::decode(bytes).map_err(|source| Error::CorruptEvent {
+            local_seq: local,
+            source,
+        })?;
+        let h = event.header;
+        let order = match self.index {
+            Index::Types => (h.hlc.as_u64(), [0; 32], local),
+            Index::Times => (h.hlc.as_u64(), h.author.0, h.seq),
+        };
+        if order.0 > self.loaded[run].last_hlc {
+            return Err(corrupt(
+                self.index,
+                format!("event {local} is past its run's end"),
+            ));
+        }
+        Ok(Some((
+            StoredEvent {
+                local_seq: local,
+                event,
+            },
+            order,
+        )))
+    }
+
+    /// Pushes the first event of run `run` at or after `pos` with `hlc >= since`, or
+    /// frees the run's slot if there is none.
+    fn push_from(&mut self, run: usize, mut pos: usize) -> Result<()> {
+        while let Some((_, order)) = self.read(run, pos)? {
+            if order.0 >= self.since {
+                self.heap.push(Reverse(Head { order, run, pos }));
+                return Ok(());
+            }
+            pos += 1;
+        }
+        self.release(run);
+        Ok(())
+    }
+
+    fn release(&mut self, run: usize) {
+        self.loaded[run].locals = Vec::new();
+        self.free.push(run);
+    }
+
+    fn load(&mut self, run: PostingRun) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.loaded[i] = run;
+                i
+            }
+            None => {
+                self.loaded.push(run);
+                self.loaded.len() - 1
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<StoredEvent<'t>>> {
+        loop {
+            // Load every run that may start at or before the smallest head.
+            while let Some(first) = self.peek_first_hlc()? {
+                if self.heap.peek().is_some_and(|Reverse(h)| first > h.order.0) {
+                    break;
+                }
+                let Some(item) = self.runs.next() else { break };
+                let (_, v) = item?;
+                let run = PostingRun::decode(v)
+                    .ok_or_else(|| corrupt(self.index, format!("bad run of {} bytes", v.len())))?;
+                let slot = self.load(run);
+                self.push_from(slot, 0)?;
+            }
+            let Some(Reverse(head)) = self.heap.pop() else {
+                return Ok(None);
+            };
+            if head.order.0 >= self.until {
+                return Ok(None);
+            }
+            let Some((event, _)) = self.read(head.run, head.pos)? else {
+                continue;
+            };
+            match self.read(head.run, head.pos + 1)? {
+                Some((_, order)) if order < head.order => {
+                    return Err(corrupt(self.index, "run out of order".into()));
+                }
+                Some((_, order)) => self.heap.push(Reverse(Head {
+                    order,
+                    run: head.run,
+                    pos: head.pos + 1,
+                })),
+                None => self.release(head.run),
+            }
+            return Ok(Some(event));
+        }
+    }
+}
+
+impl<'t> Iterator for Merge<'t> {
+    type Item = Result<StoredEvent<'t>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = self.step().transpose();
+        if !matches!(r, Some(Ok(_))) {
+            self.done = true;
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn runs_round_trip(first in any::<u64>(), gaps in prop::collection::vec(1u64..1 << 40, 0..200), last_hlc in any::<u64>()) {
+            let mut locals = vec![first];
+            for g in &gaps {
+                match locals.last().unwrap().checked_add(*g) {
+                    Some(l) => locals.push(l),
+                    None => break,
+                }
+            }
+            let run = PostingRun { last_hlc, locals };
+            let mut v = Vec::new();
+            run.encode(&mut v);
+            prop_assert_eq!(PostingRun::decode(&v), Some(run));
+        }
+
+        #[test]
+        fn arbitrary_values_never_panic(v in prop::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(run) = PostingRun::decode(&v) {
+                prop_assert!(!run.locals.is_empty());
+                prop_assert!(run.locals.windows(2).all(|w| w[0] < w[1]));
+                let mut again = Vec::new();
+                run.encode(&mut again);
+                prop_assert_eq!(PostingRun::decode(&again), Some(run));
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_runs_are_refused() {
+        let run = PostingRun {
+            last_hlc: 9,
+            locals: vec![5, 6, 300],
+        };
+        let mut v = Vec::new();
+        run.encode(&mut v);
+        assert_eq!(PostingRun::decode(&v), Some(run));
+        assert_eq!(PostingRun::decode(&v[..v.len() - 1]), None);
+        let mut long = v.clone();
+        long.push(1);
+        assert_eq!(PostingRun::decode(&long), None);
+        let mut zero_gap = v.clone();
+        zero_gap[20] = 0;
+        assert_eq!(PostingRun::decode(&zero_gap), None);
+        let mut zero_count = v.clone();
+        zero_count[..4].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(PostingRun::decode(&zero_count), None);
+        // A gap that overflows u64.
+        let mut over = Vec::new();
+        over.extend_from_slice(&2u32.to_le_bytes());
+        over.extend_from_slice(&0u64.to_le_bytes());
+        over.extend_from_slice(&u64::MAX.to_le_bytes());
+        over.push(1);
+        assert_eq!(PostingRun::decode(&over), None);
+    }
+
+    #[test]
+    fn builder_splits_runs_at_their_limits() {
+        let mut b: RunBuilder<u8> = RunBuilder::default();
+        let key = |l: u64| move || l.to_be_bytes().to_vec();
+        // Stream 0: a decreasing HLC and a span past MAX_SPAN each start a run.
+        b.push(0, key(0), 100, 0);
+        b.push(0, key(1), 200, 1);
+        b.push(1, key(2), 150, 2);
+        b.push(0, key(3), 150, 3);
+        b.push(0, key(4), 150 + MAX_SPAN + 1, 4);
+        let runs: Vec<(u64, Vec<u64>)> = b
+            .finish()
+            .iter()
+            .map(|(k, r)| {
+                (
+                    u64::from_be_bytes(k[..].try_into().unwrap()),
+                    r.locals.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            vec![(0, vec![0, 1]), (2, vec![2]), (3, vec![3]), (4, vec![4])]
+        );
+    }
+}
