@@ -8,6 +8,7 @@ pub mod group;
 pub mod hlc;
 pub mod mmr;
 pub mod page;
+pub mod posting;
 pub mod ring;
 
 pub use block::{BlockBuilder, BlockError, BlockRef};

@@ -365,7 +365,7 @@ fn migrate_postings(
                 });
             };
             let mut run = Vec::new();
-            postings::PostingRun {
+            xaeroflux_core::posting::PostingRun {
                 last_hlc: hlc,
                 locals: vec![local],
             }

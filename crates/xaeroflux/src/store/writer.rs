@@ -31,11 +31,12 @@ pub(crate) use remote::{Inbox, RemoteBatch};
 
 use super::hash_index::IdHasher;
 use super::mmrs::{NODE_MMR_ID, PagedNodes};
-use super::postings::{self, PostingRun, RunBuilder};
+use super::postings::{self, RunBuilder};
 use super::runs::{self, LogRun};
 use super::{Tables, be, blocks, from_be, log_key, log_prefix, meta_keys, meta_u64};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
+use xaeroflux_core::posting::PostingRun;
 
 /// Durable progress, guarded by `Shared::progress`.
 #[derive(Debug, Default)]
