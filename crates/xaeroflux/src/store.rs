@@ -58,7 +58,8 @@ tables! {
     meta,
     /// `first local_seq u64` -> block of consecutive events (see `blocks`). Appended.
     events,
-    /// `event id [32]` -> `local_seq u64`: the hash index, flushed in sorted chunks.
+    /// `run u64 | first prefix u64` -> sorted (id prefix, local_seq) entries: the hash
+    /// index, flushed in sorted runs (see `hash_index`).
     hashes,
     /// `group [32] | author [32] | first seq u64` -> `first local_seq u64 | count u64`
     /// (see `runs`).
@@ -89,6 +90,8 @@ pub(crate) mod meta_keys {
     pub const FORMAT_VERSION: &[u8] = b"format_version";
     /// Events with `local_seq` below this are in the `hashes` table.
     pub const HASH_MARK: &[u8] = b"hash_index_mark";
+    /// The sorted runs of the `hashes` table (see `hash_index`).
+    pub const HASH_RUNS: &[u8] = b"hash_runs";
     /// Number of valid pages in the page file.
     pub const PAGE_COUNT: &[u8] = b"page_count";
     /// Next MMR id to hand out.
@@ -324,6 +327,11 @@ fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
         t.logs
             .put(&mut wtxn, &runs::run_key(&p, run.first_seq), &run.value())?;
     }
+    // The id index is rebuilt: dropped here, re-hashed from every event on open and
+    // written as sorted runs by the next flush.
+    t.hashes.clear(&mut wtxn)?;
+    t.meta
+        .put(&mut wtxn, meta_keys::HASH_MARK, &0u64.to_le_bytes())?;
     // Type and time entries: each becomes a run of one event, under the same key.
     let local_in_key = |k: &[u8], _: &[u8]| k.get(44..52).and_then(from_be);
     migrate_postings(&t.types, &mut wtxn, "types", 36, local_in_key)?;

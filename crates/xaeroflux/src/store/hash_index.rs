@@ -11,13 +11,18 @@
 //! that holds them has committed, so an id missing from memory is in any transaction
 //! opened after the check.
 //!
-//! Table keys are the first [`SHORT_KEY`] bytes of the id, which halves the table (a
-//! 32-byte key made each entry 50 bytes of page space, an 8-byte key 26) and with it the
-//! pages every chunk flush copies and writes. A prefix is not unique, so a lookup by
-//! prefix is confirmed by re-hashing the event it points at; an id whose prefix is
-//! already taken by another event is stored under its full 32 bytes instead, and a
-//! lookup whose prefix hit is not confirmed tries the full key.
-
+//! The table holds sorted *runs* (a log-structured merge of sorted chunks): a flush
+//! writes its chunk as a new run, sequentially, then merges the newest two runs while
+//! the newer is at least as large as the older (a binary counter: O(log n) runs, each
+//! entry rewritten O(log n) times). Inserting a chunk into one B-tree instead touched
+//! nearly every leaf page of the table per flush and cost a third of the write path.
+//!
+//! An entry is the id's first 8 bytes (its *prefix*) and the local sequence, 16 bytes,
+//! big-endian. A run is stored in parts of at most [`PART_ENTRIES`] entries (more only
+//! to keep equal prefixes in one part) under `run id u64 | first prefix u64`; the
+//! `hash_runs` meta key lists the runs (`run id u64 | entries u64`, little-endian,
+//! oldest first). A prefix is not unique, so a lookup confirms a hit by re-hashing the
+//! event it points at.
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::RwLock;
@@ -25,9 +30,11 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use xaeroflux_core::{EventId, EventRef};
 
-use heed::{PutFlags, RoTxn};
+use std::ops::Bound;
 
-use super::{Env0, Tables, be, from_be, meta_keys, meta_u64};
+use heed::{RoTxn, RwTxn};
+
+use super::{Env0, Tables, meta_keys, meta_u64};
 use crate::error::{Error, Result};
 
 /// Hasher for maps keyed by [`EventId`]: ids are BLAKE3 outputs, already uniform, so
@@ -65,8 +72,168 @@ struct Recent {
     flushing: IdMap<u64>,
 }
 
-/// Bytes of an id used as its key in the `hashes` table (see the module docs).
-pub(crate) const SHORT_KEY: usize = 8;
+/// Most entries in one part of a run (64 KiB).
+pub(crate) const PART_ENTRIES: usize = 4096;
+/// Bytes of one entry: prefix and local sequence.
+const ENTRY: usize = 16;
+
+/// One sorted run of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RunMeta {
+    id: u64,
+    entries: u64,
+}
+
+fn corrupt(reason: String) -> Error {
+    Error::CorruptTable {
+        table: "hashes",
+        reason,
+    }
+}
+
+fn prefix_of(id: &EventId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_be_bytes(b)
+}
+
+fn part_key(run: u64, prefix: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&run.to_be_bytes());
+    k[8..].copy_from_slice(&prefix.to_be_bytes());
+    k
+}
+
+fn entry(part: &[u8], i: usize) -> (u64, u64) {
+    let e = &part[i * ENTRY..(i + 1) * ENTRY];
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        u64::from_be_bytes(w)
+    };
+    (word(&e[..8]), word(&e[8..]))
+}
+
+/// The runs listed in the meta table, oldest first.
+fn read_runs(t: &Tables, txn: &RoTxn<'_>) -> Result<Vec<RunMeta>> {
+    let Some(v) = t.meta.get(txn, meta_keys::HASH_RUNS)? else {
+        return Ok(Vec::new());
+    };
+    if v.len() % 16 != 0 {
+        return Err(corrupt(format!("run list of {} bytes", v.len())));
+    }
+    Ok(v.chunks_exact(16)
+        .map(|c| {
+            let (id, n) = c.split_at(8);
+            RunMeta {
+                id: u64::from_le_bytes(id.try_into().unwrap_or_default()),
+                entries: u64::from_le_bytes(n.try_into().unwrap_or_default()),
+            }
+        })
+        .collect())
+}
+
+fn write_runs(t: &Tables, wtxn: &mut RwTxn<'_>, runs: &[RunMeta]) -> Result<()> {
+    let mut v = Vec::with_capacity(runs.len() * 16);
+    for r in runs {
+        v.extend_from_slice(&r.id.to_le_bytes());
+        v.extend_from_slice(&r.entries.to_le_bytes());
+    }
+    t.meta.put(wtxn, meta_keys::HASH_RUNS, &v)?;
+    Ok(())
+}
+
+/// Writes sorted `entries` as run `id`.
+fn put_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64, entries: &[(u64, u64)]) -> Result<()> {
+    let mut buf = Vec::with_capacity(PART_ENTRIES * ENTRY);
+    let mut i = 0;
+    while i < entries.len() {
+        let mut end = (i + PART_ENTRIES).min(entries.len());
+        while end < entries.len() && entries[end].0 == entries[end - 1].0 {
+            end += 1;
+        }
+        buf.clear();
+        for (prefix, local) in &entries[i..end] {
+            buf.extend_from_slice(&prefix.to_be_bytes());
+            buf.extend_from_slice(&local.to_be_bytes());
+        }
+        t.hashes.put(wtxn, &part_key(id, entries[i].0), &buf)?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// Every entry of run `id`, in order (checked).
+fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
+    let range = (
+        Bound::Included(&part_key(id, 0)[..]),
+        Bound::Included(&part_key(id, u64::MAX)[..]),
+    );
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for item in t.hashes.range(txn, &range)? {
+        let (_, v) = item?;
+        if v.is_empty() || v.len() % ENTRY != 0 {
+            return Err(corrupt(format!("part of {} bytes in run {id}", v.len())));
+        }
+        for i in 0..v.len() / ENTRY {
+            let e = entry(v, i);
+            if out.last().is_some_and(|last| *last >= e) {
+                return Err(corrupt(format!("run {id} out of order")));
+            }
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Local sequences of run `id` under `prefix`.
+fn run_lookup(t: &Tables, txn: &RoTxn<'_>, id: u64, prefix: u64) -> Result<Vec<u64>> {
+    let Some((k, part)) = t
+        .hashes
+        .get_lower_than_or_equal_to(txn, &part_key(id, prefix))?
+    else {
+        return Ok(Vec::new());
+    };
+    if k.get(..8) != Some(&id.to_be_bytes()[..]) {
+        return Ok(Vec::new());
+    }
+    if part.is_empty() || part.len() % ENTRY != 0 {
+        return Err(corrupt(format!("part of {} bytes in run {id}", part.len())));
+    }
+    let n = part.len() / ENTRY;
+    // First entry with a prefix >= `prefix`.
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if entry(part, mid).0 < prefix {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok((lo..n)
+        .map(|i| entry(part, i))
+        .take_while(|e| e.0 == prefix)
+        .map(|e| e.1)
+        .collect())
+}
+
+fn merge(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
 
 /// The id of the event stored at `local_seq`, if any.
 fn stored_id(t: &Tables, txn: &RoTxn<'_>, local_seq: u64) -> Result<Option<EventId>> {
@@ -178,12 +345,15 @@ impl HashIndex {
             }
         }
         let rtxn = env.read_txn()?;
-        if let Some(seq) = t.hashes.get(&rtxn, &id.0[..SHORT_KEY])?.and_then(from_be)
-            && stored_id(t, &rtxn, seq)? == Some(*id)
-        {
-            return Ok(Some(seq));
+        let prefix = prefix_of(id);
+        for run in read_runs(t, &rtxn)?.iter().rev() {
+            for local in run_lookup(t, &rtxn, run.id, prefix)? {
+                if stored_id(t, &rtxn, local)? == Some(*id) {
+                    return Ok(Some(local));
+                }
+            }
         }
-        Ok(t.hashes.get(&rtxn, id.as_bytes())?.and_then(from_be))
+        Ok(None)
     }
 
     /// Adds committed entries.
@@ -204,7 +374,7 @@ impl HashIndex {
     /// they stay visible to `lookup` in the `flushing` generation. On error nothing is
     /// lost: the chunk is merged back and a later call retries.
     pub(crate) fn flush(&self, env: &Env0, t: &Tables, upto: u64) -> Result<()> {
-        let mut chunk: Vec<(EventId, u64)> = {
+        let chunk: Vec<(EventId, u64)> = {
             let mut r = self.recent.write().unwrap_or_else(|p| p.into_inner());
             let Recent { live, flushing } = &mut *r;
             if flushing.is_empty() {
@@ -219,25 +389,43 @@ impl HashIndex {
             return Ok(());
         }
         debug_assert!(chunk.iter().all(|(_, s)| *s < upto));
-        chunk.sort_unstable_by_key(|e| e.0);
+        let mut entries: Vec<(u64, u64)> =
+            chunk.iter().map(|(id, l)| (prefix_of(id), *l)).collect();
+        entries.sort_unstable();
         let write = || -> Result<()> {
             let mut wtxn = env.write_txn()?;
-            for (id, seq) in &chunk {
-                let seq = be(*seq);
-                match t.hashes.put_with_flags(
-                    &mut wtxn,
-                    PutFlags::NO_OVERWRITE,
-                    &id.0[..SHORT_KEY],
-                    &seq,
-                ) {
-                    Ok(()) => {}
-                    // Prefix taken (by another event: ids are unique per event): full key.
-                    Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => {
-                        t.hashes.put(&mut wtxn, id.as_bytes(), &seq)?;
-                    }
-                    Err(e) => return Err(e.into()),
+            let mut runs = read_runs(t, &wtxn)?;
+            let mut next_id = runs.iter().map(|r| r.id + 1).max().unwrap_or(0);
+            put_run(t, &mut wtxn, next_id, &entries)?;
+            runs.push(RunMeta {
+                id: next_id,
+                entries: entries.len() as u64,
+            });
+            next_id += 1;
+            // Merge the newest two runs while the newer is at least as large.
+            while let [.., older, newer] = runs[..]
+                && newer.entries >= older.entries
+            {
+                let merged = merge(
+                    &read_run(t, &wtxn, older.id)?,
+                    &read_run(t, &wtxn, newer.id)?,
+                );
+                for old in [older.id, newer.id] {
+                    let range = (
+                        Bound::Included(&part_key(old, 0)[..]),
+                        Bound::Included(&part_key(old, u64::MAX)[..]),
+                    );
+                    t.hashes.delete_range(&mut wtxn, &range)?;
                 }
+                put_run(t, &mut wtxn, next_id, &merged)?;
+                runs.truncate(runs.len() - 2);
+                runs.push(RunMeta {
+                    id: next_id,
+                    entries: merged.len() as u64,
+                });
+                next_id += 1;
             }
+            write_runs(t, &mut wtxn, &runs)?;
             t.meta
                 .put(&mut wtxn, meta_keys::HASH_MARK, &upto.to_le_bytes())?;
             wtxn.commit()?;
@@ -274,63 +462,102 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::options::Durability;
+    use crate::store::be;
     use crate::store::open_env;
     use xaeroflux_core::event::encode_into;
     use xaeroflux_core::{AuthorId, EventHeader, GroupId, Hlc};
 
-    /// Two ids sharing the 8-byte prefix: the second goes under its full key, and every
-    /// lookup (stored, colliding, absent with the same prefix) is answered correctly.
-    #[test]
-    fn prefix_collision_falls_back_to_full_key() {
+    /// A store whose `events` table holds `n` events in one block; returns their ids.
+    fn store_with(n: u64) -> (tempfile::TempDir, Env0, Tables, Vec<EventId>) {
         let dir = tempfile::tempdir().unwrap();
         let (env, t) = open_env(dir.path(), 16 << 20, Durability::Batched).unwrap();
-        let header = |seq| EventHeader {
-            event_type: 1000,
-            group: GroupId([7; 32]),
-            author: AuthorId([9; 32]),
-            seq,
-            hlc: Hlc::from_u64(seq + 1),
-        };
         let mut enc = Vec::new();
         let mut ids = Vec::new();
-        let mut wtxn = env.write_txn().unwrap();
-        for seq in 0..2u64 {
+        let mut block = xaeroflux_core::BlockBuilder::new();
+        for seq in 0..n {
+            let header = EventHeader {
+                event_type: 1000,
+                group: GroupId([7; 32]),
+                author: AuthorId([9; 32]),
+                seq,
+                hlc: Hlc::from_u64(seq + 1),
+            };
             enc.clear();
-            encode_into(&header(seq), b"payload", &mut enc);
+            encode_into(&header, b"payload", &mut enc);
             ids.push(EventId(*blake3::hash(&enc).as_bytes()));
-            let mut block = xaeroflux_core::BlockBuilder::new();
             block.push(&enc);
-            t.events.put(&mut wtxn, &be(seq), &block.to_vec()).unwrap();
         }
+        let mut wtxn = env.write_txn().unwrap();
+        t.events.put(&mut wtxn, &be(0), &block.to_vec()).unwrap();
         wtxn.commit().unwrap();
-        // Event 1 as if its id shared event 0's prefix (a real collision needs ~2^32
-        // events); lookups trust only what re-hashes, so the fake id is as good.
-        // `b` must sort after `a` so that `a` (the real id of event 0) takes the prefix:
-        // a prefix hit is confirmed by re-hashing, which a made-up id cannot pass.
-        let a = ids[0];
-        let mut b = ids[0];
-        let i = (SHORT_KEY..32).rev().find(|&i| a.0[i] < 255).unwrap();
-        b.0[i] = 255;
-        assert!(b > a);
-        let mut absent = ids[0];
-        absent.0[20] ^= 0x01;
+        (dir, env, t, ids)
+    }
 
+    /// Entries are found by prefix and trusted only if the event re-hashes to the id:
+    /// an entry under the same prefix that points elsewhere is skipped.
+    #[test]
+    fn prefix_hits_are_confirmed_by_rehashing() {
+        let (_dir, env, t, ids) = store_with(2);
+        let a = ids[0];
+        // Shares `a`'s prefix but points at event 1 (a real collision needs ~2^32 ids).
+        let mut fake = a;
+        fake.0[31] ^= 1;
+        let mut absent = a;
+        absent.0[20] ^= 1;
         let idx = HashIndex::default();
-        idx.insert_committed(&[(a, 0), (b, 1)]);
-        assert_eq!(idx.lookup(&env, &t, &b).unwrap(), Some(1)); // from memory
+        idx.insert_committed(&[(fake, 1), (a, 0)]);
         idx.flush(&env, &t, 2).unwrap();
         assert_eq!(idx.pending(), 0);
+        let rtxn = env.read_txn().unwrap();
+        assert_eq!(run_lookup(&t, &rtxn, 0, prefix_of(&a)).unwrap(), vec![0, 1]);
+        drop(rtxn);
         assert_eq!(idx.lookup(&env, &t, &a).unwrap(), Some(0));
-        assert_eq!(idx.lookup(&env, &t, &b).unwrap(), Some(1));
+        assert_eq!(idx.lookup(&env, &t, &fake).unwrap(), None);
         assert_eq!(idx.lookup(&env, &t, &absent).unwrap(), None);
         assert_eq!(idx.lookup(&env, &t, &ids[1]).unwrap(), None);
-        let rtxn = env.read_txn().unwrap();
-        assert_eq!(t.hashes.len(&rtxn).unwrap(), 2);
-        assert_eq!(
-            t.hashes.get(&rtxn, &a.0[..SHORT_KEY]).unwrap(),
-            Some(&be(0)[..])
-        );
-        assert_eq!(t.hashes.get(&rtxn, &b.0[..]).unwrap(), Some(&be(1)[..]));
+    }
+
+    /// Flushed chunks become runs that merge like a binary counter, and every id
+    /// stays found through the merges.
+    #[test]
+    fn runs_merge_like_a_binary_counter() {
+        let (_dir, env, t, ids) = store_with(40);
+        let idx = HashIndex::default();
+        let mut next = 0usize;
+        let mut sizes = Vec::new();
+        for chunk in [8, 8, 8, 4, 4, 8] {
+            let entries: Vec<(EventId, u64)> =
+                (next..next + chunk).map(|i| (ids[i], i as u64)).collect();
+            idx.insert_committed(&entries);
+            next += chunk;
+            idx.flush(&env, &t, next as u64).unwrap();
+            let rtxn = env.read_txn().unwrap();
+            let runs = read_runs(&t, &rtxn).unwrap();
+            sizes.push(runs.iter().map(|r| r.entries).collect::<Vec<_>>());
+            let total: usize = runs
+                .iter()
+                .map(|r| read_run(&t, &rtxn, r.id).unwrap().len())
+                .sum();
+            assert_eq!(total, next);
+            drop(rtxn);
+            for (i, id) in ids.iter().enumerate() {
+                let want = (i < next).then_some(i as u64);
+                assert_eq!(
+                    idx.lookup(&env, &t, id).unwrap(),
+                    want,
+                    "id {i} after {next}"
+                );
+            }
+        }
+        let expect: Vec<Vec<u64>> = vec![
+            vec![8],
+            vec![16],
+            vec![16, 8],
+            vec![16, 8, 4],
+            vec![32],
+            vec![32, 8],
+        ];
+        assert_eq!(sizes, expect);
     }
 
     #[test]
