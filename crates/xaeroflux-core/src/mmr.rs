@@ -222,6 +222,12 @@ impl<S: MmrStore> Mmr<S> {
     /// Writes the leaf and the parents it completes with one [`MmrStore::append`]; on
     /// a store error the MMR is unchanged.
     pub fn push(&mut self, leaf: &Hash32) -> Result<u64, MmrError> {
+        self.push_leaf_hash(leaf_hash(leaf))
+    }
+
+    /// [`Mmr::push`] of a leaf whose [`leaf_hash`] the caller already has (the same
+    /// value appended to several MMRs is hashed once).
+    pub fn push_leaf_hash(&mut self, leaf: Hash32) -> Result<u64, MmrError> {
         let index = self.leaf_count;
         if index >= MAX_LEAF_COUNT {
             return Err(MmrError::Full {
@@ -232,7 +238,7 @@ impl<S: MmrStore> Mmr<S> {
         // are the rightmost peaks, of heights 0, 1, ...
         let merges = index.trailing_ones() as usize;
         self.scratch.clear();
-        let mut node = leaf_hash(leaf);
+        let mut node = leaf;
         self.scratch.push(node);
         for left in self.peaks.iter().rev().take(merges) {
             node = node_hash(left, &node);

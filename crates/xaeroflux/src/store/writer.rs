@@ -22,7 +22,7 @@ use std::time::Duration;
 use heed::{PutFlags, RwTxn};
 use xaeroflux_core::bus::BusReader;
 use xaeroflux_core::event::encode_into;
-use xaeroflux_core::mmr::Mmr;
+use xaeroflux_core::mmr::{Mmr, leaf_hash};
 use xaeroflux_core::{AuthorId, BlockBuilder, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
 mod remote;
@@ -631,11 +631,13 @@ impl Writer {
                 None => hash(),
             };
             self.deferred.push(Deferred::Local { i, local });
-            let leaf = self.node.push(&id.0).map_err(mmr_err)?;
+            // One leaf hash for both MMRs.
+            let hashed = leaf_hash(&id.0);
+            let leaf = self.node.push_leaf_hash(hashed).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);
             let log = self.log_mmr(wtxn, key)?;
-            let leaf = log.push(&id.0).map_err(mmr_err)?;
+            let leaf = log.push_leaf_hash(hashed).map_err(mmr_err)?;
             if leaf != h.seq {
                 return Err(Error::Mmr(format!(
                     "log {}/{} expected seq {leaf}, got {}",

@@ -265,7 +265,9 @@ impl Writer {
                 }
                 continue;
             }
-            let leaf = mmr.push(&id.0).map_err(mmr_err)?;
+            // One leaf hash for both MMRs.
+            let hashed = leaf_hash(&id.0);
+            let leaf = mmr.push_leaf_hash(hashed).map_err(mmr_err)?;
             if leaf != seq {
                 return Err(Error::Mmr(format!(
                     "remote log expected seq {leaf}, got {seq}"
@@ -277,7 +279,7 @@ impl Writer {
                 header: h,
                 local: *local,
             });
-            let node_leaf = self.node.push(&id.0).map_err(mmr_err)?;
+            let node_leaf = self.node.push_leaf_hash(hashed).map_err(mmr_err)?;
             if node_leaf != *local {
                 return Err(Error::Mmr(format!(
                     "node mmr expected leaf {local}, got {node_leaf}"
