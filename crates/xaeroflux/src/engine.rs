@@ -474,7 +474,9 @@ impl XaeroFlux {
             hlc: Hlc::from_u64(assigned.hlc),
         }
         .event_id(data);
-        self.shared.hashes.offer(assigned.ticket, &id);
+        // The leaf hash too: the storage writer then does no hashing for this event.
+        let leaf = xaeroflux_core::mmr::leaf_hash(&id.0);
+        self.shared.hashes.offer(assigned.ticket, &id, &leaf);
         if self.shared.opts.durability == Durability::Immediate {
             self.wait_durable(assigned.ticket + 1)?;
         }

@@ -258,7 +258,8 @@ const OFFER_BUSY: u64 = u64::MAX;
 #[derive(Default)]
 struct OfferSlot {
     tag: AtomicU64,
-    words: [AtomicU64; 4],
+    /// The id, then its MMR leaf hash.
+    words: [AtomicU64; 8],
 }
 
 /// In-memory part of the hash index.
@@ -301,7 +302,7 @@ impl HashIndex {
     }
 
     /// Records the id a producer computed for write ticket `ticket`.
-    pub(crate) fn offer(&self, ticket: u64, id: &EventId) {
+    pub(crate) fn offer(&self, ticket: u64, id: &EventId, leaf: &[u8; 32]) {
         let slot = &self.offered[ticket as usize % OFFER_SLOTS];
         let cur = slot.tag.load(Ordering::Relaxed);
         if cur == OFFER_BUSY
@@ -313,7 +314,8 @@ impl HashIndex {
             return; // another producer is writing this slot: the writer will hash.
         }
         fence(Ordering::Release);
-        for (w, c) in slot.words.iter().zip(id.0.chunks_exact(8)) {
+        let bytes = id.0.chunks_exact(8).chain(leaf.chunks_exact(8));
+        for (w, c) in slot.words.iter().zip(bytes) {
             let mut b = [0u8; 8];
             b.copy_from_slice(c);
             w.store(u64::from_le_bytes(b), Ordering::Relaxed);
@@ -321,19 +323,24 @@ impl HashIndex {
         slot.tag.store(ticket.wrapping_add(1), Ordering::Release);
     }
 
-    /// The id offered for `ticket`, if still there and not being overwritten.
-    pub(crate) fn offered(&self, ticket: u64) -> Option<EventId> {
+    /// The id and leaf hash offered for `ticket`, if still there and not being
+    /// overwritten.
+    pub(crate) fn offered(&self, ticket: u64) -> Option<(EventId, [u8; 32])> {
         let slot = &self.offered[ticket as usize % OFFER_SLOTS];
         let want = ticket.wrapping_add(1);
         if slot.tag.load(Ordering::Acquire) != want {
             return None;
         }
-        let mut id = [0u8; 32];
-        for (w, c) in slot.words.iter().zip(id.chunks_exact_mut(8)) {
+        let mut bytes = [0u8; 64];
+        for (w, c) in slot.words.iter().zip(bytes.chunks_exact_mut(8)) {
             c.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
         }
         fence(Ordering::Acquire);
-        (slot.tag.load(Ordering::Relaxed) == want).then_some(EventId(id))
+        if slot.tag.load(Ordering::Relaxed) != want {
+            return None;
+        }
+        let (id, leaf) = bytes.split_at(32);
+        Some((EventId(id.try_into().ok()?), leaf.try_into().ok()?))
     }
 
     /// Local sequence of `id`, if stored.
@@ -565,9 +572,9 @@ mod tests {
         let idx = HashIndex::default();
         let id = EventId([5; 32]);
         assert_eq!(idx.offered(3), None);
-        idx.offer(3, &id);
-        assert_eq!(idx.offered(3), Some(id));
-        idx.offer(3 + OFFER_SLOTS as u64, &EventId([6; 32]));
+        idx.offer(3, &id, &[7; 32]);
+        assert_eq!(idx.offered(3), Some((id, [7; 32])));
+        idx.offer(3 + OFFER_SLOTS as u64, &EventId([6; 32]), &[8; 32]);
         assert_eq!(idx.offered(3), None);
     }
 }

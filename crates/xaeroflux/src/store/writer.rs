@@ -622,17 +622,20 @@ impl Writer {
                 encode_into(h, payload, &mut self.enc);
                 EventId(*blake3::hash(&self.enc).as_bytes())
             };
-            // The producer's id for this ticket saves encoding and hashing it again.
-            let id = match self.shared.hashes.offered(inc.ticket) {
-                Some(id) => {
+            // The producer's id and leaf hash for this ticket save encoding and hashing
+            // the event again.
+            let (id, hashed) = match self.shared.hashes.offered(inc.ticket) {
+                Some((id, leaf)) => {
                     debug_assert_eq!(id, hash());
-                    id
+                    debug_assert_eq!(leaf, leaf_hash(&id.0));
+                    (id, leaf)
                 }
-                None => hash(),
+                None => {
+                    let id = hash();
+                    (id, leaf_hash(&id.0))
+                }
             };
             self.deferred.push(Deferred::Local { i, local });
-            // One leaf hash for both MMRs.
-            let hashed = leaf_hash(&id.0);
             let leaf = self.node.push_leaf_hash(hashed).map_err(mmr_err)?;
             debug_assert_eq!(leaf, local);
             let key = (h.group, h.author);
