@@ -62,9 +62,9 @@ pub struct Options {
     /// Initial LMDB map size in bytes (grown automatically).
     pub initial_map_size: usize,
     /// Hash index: flush recent entries to LMDB once this many are pending. Each
-    /// flush rewrites the table's pages the chunk touches, so larger chunks cost fewer
-    /// bytes per event; memory is about 100 bytes per pending id (two chunks at most,
-    /// ~25 MiB at the default 262,144).
+    /// flush writes them as a sorted run and merges runs of equal size, so larger
+    /// chunks mean fewer runs to search and rewrite; memory is about 100 bytes per
+    /// pending id (two chunks at most, ~25 MiB at the default 262,144).
     pub hash_index_chunk: usize,
 }
 
