@@ -14,8 +14,9 @@
 //! The table holds sorted *runs* (a log-structured merge of sorted chunks): a flush
 //! writes its chunk as a new run, sequentially, then merges the newest two runs while
 //! the newer is at least as large as the older (a binary counter: O(log n) runs, each
-//! entry rewritten O(log n) times). Inserting a chunk into one B-tree instead touched
-//! nearly every leaf page of the table per flush and cost a third of the write path.
+//! entry rewritten O(log n) times; a merge holds one part of each run in memory).
+//! Inserting a chunk into one B-tree instead touched nearly every leaf page of the
+//! table per flush and cost a third of the write path.
 //!
 //! An entry is the id's first 8 bytes (its *prefix*) and the local sequence, 16 bytes,
 //! big-endian. A run is stored in parts of at most [`PART_ENTRIES`] entries (more only
@@ -163,27 +164,120 @@ fn put_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64, entries: &[(u64, u64)]) ->
     Ok(())
 }
 
-/// Every entry of run `id`, in order (checked).
-fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
-    let range = (
-        Bound::Included(&part_key(id, 0)[..]),
-        Bound::Included(&part_key(id, u64::MAX)[..]),
-    );
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for item in t.hashes.range(txn, &range)? {
-        let (_, v) = item?;
+/// Reads a run part by part, so a merge holds one part of each input in memory.
+struct RunReader {
+    id: u64,
+    part: Vec<(u64, u64)>,
+    pos: usize,
+    /// Key of the part in `part` (the next one is read after it).
+    at: Option<[u8; 16]>,
+    last: Option<(u64, u64)>,
+}
+
+impl RunReader {
+    fn new(id: u64) -> Self {
+        RunReader {
+            id,
+            part: Vec::new(),
+            pos: 0,
+            at: None,
+            last: None,
+        }
+    }
+
+    /// The next entry (checked to be in order), reading the next part when needed.
+    fn peek(&mut self, t: &Tables, txn: &RoTxn<'_>) -> Result<Option<(u64, u64)>> {
+        if self.pos == self.part.len() {
+            self.load(t, txn)?;
+        }
+        Ok(self.part.get(self.pos).copied())
+    }
+
+    fn advance(&mut self) {
+        self.pos += 1;
+    }
+
+    fn load(&mut self, t: &Tables, txn: &RoTxn<'_>) -> Result<()> {
+        self.part.clear();
+        self.pos = 0;
+        let first = part_key(self.id, 0);
+        let end = part_key(self.id, u64::MAX);
+        let start = match &self.at {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => Bound::Included(&first[..]),
+        };
+        let Some(item) = t
+            .hashes
+            .range(txn, &(start, Bound::Included(&end[..])))?
+            .next()
+        else {
+            return Ok(());
+        };
+        let (k, v) = item?;
+        let id = self.id;
         if v.is_empty() || v.len() % ENTRY != 0 {
             return Err(corrupt(format!("part of {} bytes in run {id}", v.len())));
         }
         for i in 0..v.len() / ENTRY {
             let e = entry(v, i);
-            if out.last().is_some_and(|last| *last >= e) {
+            if self.last.is_some_and(|last| last >= e) {
                 return Err(corrupt(format!("run {id} out of order")));
             }
-            out.push(e);
+            self.last = Some(e);
+            self.part.push(e);
         }
+        self.at = Some(
+            k.try_into()
+                .map_err(|_| corrupt(format!("key of {} bytes", k.len())))?,
+        );
+        Ok(())
+    }
+}
+
+/// Every entry of run `id`, in order (checked).
+#[cfg(test)]
+fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
+    let mut r = RunReader::new(id);
+    let mut out = Vec::new();
+    while let Some(e) = r.peek(t, txn)? {
+        out.push(e);
+        r.advance();
     }
     Ok(out)
+}
+
+/// Merges runs `a` and `b` into the new run `out`, a part at a time; returns its
+/// number of entries.
+fn merge_runs(t: &Tables, wtxn: &mut RwTxn<'_>, a: u64, b: u64, out: u64) -> Result<u64> {
+    let (mut ra, mut rb) = (RunReader::new(a), RunReader::new(b));
+    let mut part: Vec<(u64, u64)> = Vec::with_capacity(PART_ENTRIES + 1);
+    let mut count = 0u64;
+    loop {
+        let next = match (ra.peek(t, wtxn)?, rb.peek(t, wtxn)?) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x <= y => {
+                ra.advance();
+                x
+            }
+            (Some(x), None) => {
+                ra.advance();
+                x
+            }
+            (_, Some(y)) => {
+                rb.advance();
+                y
+            }
+        };
+        // A part ends at a full size, but never between equal prefixes.
+        if part.len() >= PART_ENTRIES && part.last().is_some_and(|l| l.0 != next.0) {
+            put_run(t, wtxn, out, &part)?;
+            count += part.len() as u64;
+            part.clear();
+        }
+        part.push(next);
+    }
+    put_run(t, wtxn, out, &part)?;
+    Ok(count + part.len() as u64)
 }
 
 /// Local sequences of run `id` under `prefix`.
@@ -216,23 +310,6 @@ fn run_lookup(t: &Tables, txn: &RoTxn<'_>, id: u64, prefix: u64) -> Result<Vec<u
         .take_while(|e| e.0 == prefix)
         .map(|e| e.1)
         .collect())
-}
-
-fn merge(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
-            out.push(a[i]);
-            i += 1;
-        } else {
-            out.push(b[j]);
-            j += 1;
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    out
 }
 
 /// The id of the event stored at `local_seq`, if any.
@@ -413,10 +490,7 @@ impl HashIndex {
             while let [.., older, newer] = runs[..]
                 && newer.entries >= older.entries
             {
-                let merged = merge(
-                    &read_run(t, &wtxn, older.id)?,
-                    &read_run(t, &wtxn, newer.id)?,
-                );
+                let merged = merge_runs(t, &mut wtxn, older.id, newer.id, next_id)?;
                 for old in [older.id, newer.id] {
                     let range = (
                         Bound::Included(&part_key(old, 0)[..]),
@@ -424,11 +498,10 @@ impl HashIndex {
                     );
                     t.hashes.delete_range(&mut wtxn, &range)?;
                 }
-                put_run(t, &mut wtxn, next_id, &merged)?;
                 runs.truncate(runs.len() - 2);
                 runs.push(RunMeta {
                     id: next_id,
-                    entries: merged.len() as u64,
+                    entries: merged,
                 });
                 next_id += 1;
             }
@@ -565,6 +638,61 @@ mod tests {
             vec![32, 8],
         ];
         assert_eq!(sizes, expect);
+    }
+
+    /// Runs of many parts merge into one sorted run whose parts never split a prefix,
+    /// and lookups of a repeated prefix return every entry.
+    #[test]
+    fn multi_part_runs_merge_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, t) = open_env(dir.path(), 64 << 20, Durability::Batched).unwrap();
+        // Run 0: even prefixes, 20 more entries under one shared prefix. Run 1: odd
+        // prefixes, and 5 more under the shared prefix.
+        // 8190 is entry 4095 of run 0 and about entry 8190 of the merged run: both
+        // part boundaries (4096, 8192) fall inside its entries.
+        let shared = 8190;
+        let mut a: Vec<(u64, u64)> = (0..10_000u64).map(|i| (2 * i, i)).collect();
+        a.extend((0..20).map(|i| (shared, 100_000 + i)));
+        a.sort_unstable();
+        let mut b: Vec<(u64, u64)> = (0..7_000u64).map(|i| (2 * i + 1, 50_000 + i)).collect();
+        b.extend((0..5).map(|i| (shared, 200_000 + i)));
+        b.sort_unstable();
+        let mut wtxn = env.write_txn().unwrap();
+        put_run(&t, &mut wtxn, 0, &a).unwrap();
+        put_run(&t, &mut wtxn, 1, &b).unwrap();
+        let n = merge_runs(&t, &mut wtxn, 0, 1, 2).unwrap();
+        wtxn.commit().unwrap();
+        let mut want = [a, b].concat();
+        want.sort_unstable();
+        assert_eq!(n, want.len() as u64);
+        let rtxn = env.read_txn().unwrap();
+        assert_eq!(read_run(&t, &rtxn, 2).unwrap(), want);
+        // Parts: at least PART_ENTRIES each but the last, never splitting a prefix, in
+        // the merged run and in run 0 (written by `put_run`).
+        for (run, count) in [(0, 3), (2, 5)] {
+            let range = (
+                Bound::Included(&part_key(run, 0)[..]),
+                Bound::Included(&part_key(run, u64::MAX)[..]),
+            );
+            let parts: Vec<Vec<u8>> = t
+                .hashes
+                .range(&rtxn, &range)
+                .unwrap()
+                .map(|e| e.unwrap().1.to_vec())
+                .collect();
+            assert_eq!(parts.len(), count, "parts of run {run}");
+            for w in parts.windows(2) {
+                assert!(w[0].len() / ENTRY >= PART_ENTRIES);
+                let last = entry(&w[0], w[0].len() / ENTRY - 1).0;
+                assert_ne!(last, entry(&w[1], 0).0, "run {run} splits a prefix");
+            }
+        }
+        let mut hits = run_lookup(&t, &rtxn, 2, shared).unwrap();
+        hits.sort_unstable();
+        let mut expect: Vec<u64> = want.iter().filter(|e| e.0 == shared).map(|e| e.1).collect();
+        expect.sort_unstable();
+        assert_eq!(hits.len(), 26);
+        assert_eq!(hits, expect);
     }
 
     #[test]
