@@ -142,8 +142,9 @@ pub(crate) struct Merge<'t> {
     cursor: BlockCursor<'t>,
     since: u64,
     until: u64,
-    /// Byte offset of `first_hlc` in the index's keys.
-    hlc_at: usize,
+    /// The key prefix every run shares (the group, and for `types` the type); its
+    /// length is the offset of `first_hlc` in the keys.
+    prefix: Vec<u8>,
     done: bool,
 }
 
@@ -191,7 +192,7 @@ impl<'t> Merge<'t> {
             cursor: BlockCursor::new(txn),
             since,
             until,
-            hlc_at: prefix.len(),
+            prefix: prefix.to_vec(),
             done: false,
         })
     }
@@ -205,7 +206,7 @@ impl<'t> Merge<'t> {
                 _ => Ok(None),
             },
             Some(Ok((k, _))) => k
-                .get(self.hlc_at..self.hlc_at + 8)
+                .get(self.prefix.len()..self.prefix.len() + 8)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map(|b| Some(u64::from_be_bytes(b)))
                 .ok_or_else(|| corrupt(self.index, format!("key of {} bytes", k.len()))),
@@ -226,6 +227,19 @@ impl<'t> Merge<'t> {
             source,
         })?;
         let h = event.header;
+        // The event must belong to the stream the query asked for.
+        let stream_ok = match self.index {
+            Index::Types => {
+                self.prefix[..32] == h.group.0 && self.prefix[32..] == h.event_type.to_be_bytes()
+            }
+            Index::Times => self.prefix[..] == h.group.0,
+        };
+        if !stream_ok {
+            return Err(corrupt(
+                self.index,
+                format!("run points at event {local} of another stream"),
+            ));
+        }
         let order = match self.index {
             Index::Types => (h.hlc.as_u64(), [0; 32], local),
             Index::Times => (h.hlc.as_u64(), h.author.0, h.seq),
@@ -334,6 +348,58 @@ impl<'t> Iterator for Merge<'t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run that lists an event of another type is a corrupt table, not a result.
+    #[test]
+    fn runs_pointing_into_another_stream_are_errors() {
+        use crate::options::Durability;
+        use crate::store::{be, open_env};
+        use xaeroflux_core::event::encode_into;
+        use xaeroflux_core::{AuthorId, BlockBuilder, EventHeader, GroupId};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (env, t) = open_env(dir.path(), 16 << 20, Durability::Batched).unwrap();
+        let group = GroupId([7; 32]);
+        let mut block = BlockBuilder::new();
+        for (seq, ty) in [(0u64, 1000u32), (1, 1001)] {
+            let h = EventHeader {
+                event_type: ty,
+                group,
+                author: AuthorId([9; 32]),
+                seq,
+                hlc: Hlc::from_u64(10 + seq),
+            };
+            block.push_with(|buf| encode_into(&h, b"payload", buf));
+        }
+        let run = PostingRun {
+            last_hlc: 11,
+            locals: vec![0, 1],
+        };
+        let mut value = Vec::new();
+        run.encode(&mut value);
+        let mut wtxn = env.write_txn().unwrap();
+        t.events.put(&mut wtxn, &be(0), &block.to_vec()).unwrap();
+        t.types
+            .put(&mut wtxn, &type_key(&group.0, 1000, 10, 0), &value)
+            .unwrap();
+        wtxn.commit().unwrap();
+        let rtxn = env.read_txn().unwrap();
+        let mut prefix = group.0.to_vec();
+        prefix.extend_from_slice(&1000u32.to_be_bytes());
+        let until = Hlc::from_u64(u64::MAX);
+        let got: Vec<_> = Merge::new(&t, &rtxn, Index::Types, &prefix, Hlc::default(), until)
+            .unwrap()
+            .collect();
+        // The merge stops at the error; it never yields the other type's event.
+        assert!(
+            got.iter()
+                .all(|r| r.as_ref().map_or(true, |e| e.local_seq == 0))
+        );
+        assert!(matches!(
+            got.last(),
+            Some(Err(Error::CorruptTable { table: "types", .. }))
+        ));
+    }
 
     #[test]
     fn builder_splits_runs_at_their_limits() {
