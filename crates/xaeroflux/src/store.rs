@@ -399,6 +399,43 @@ pub(crate) fn page_size() -> usize {
     65_536
 }
 
+/// A cursor over a table, read one fallible step at a time: `Ok(None)` at the end.
+pub(crate) trait Step {
+    type Item;
+    fn step(&mut self) -> Result<Option<Self::Item>>;
+}
+
+/// The items of a [`Step`] cursor as an iterator that ends after the first error: a
+/// damaged table is reported once, never read past.
+pub(crate) struct Steps<S> {
+    cursor: S,
+    done: bool,
+}
+
+impl<S> Steps<S> {
+    pub(crate) fn new(cursor: S) -> Self {
+        Steps {
+            cursor,
+            done: false,
+        }
+    }
+}
+
+impl<S: Step> Iterator for Steps<S> {
+    type Item = Result<S::Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = self.cursor.step().transpose();
+        if !matches!(r, Some(Ok(_))) {
+            self.done = true;
+        }
+        r
+    }
+}
+
 /// Reads a u64 stored little-endian under a meta key (0 if absent).
 pub(crate) fn meta_u64(t: &Tables, txn: &RoTxn<'_>, key: &[u8]) -> Result<u64> {
     Ok(t.meta

@@ -11,7 +11,7 @@ use heed::RoTxn;
 use heed::types::Bytes;
 use xaeroflux_core::BlockRef;
 
-use super::{Tables, be, from_be};
+use super::{Step, Steps, Tables, be, from_be};
 use crate::error::{Error, Result};
 
 fn corrupt(reason: String) -> Error {
@@ -98,18 +98,21 @@ pub(crate) fn event_count(t: &Tables, txn: &RoTxn<'_>) -> Result<u64> {
 }
 
 /// Stored events from `from` on, in local order, as (local sequence, encoding).
-pub(crate) fn events_from<'t>(t: &Tables, txn: &'t RoTxn<'_>, from: u64) -> Result<EventsFrom<'t>> {
+pub(crate) fn events_from<'t>(
+    t: &Tables,
+    txn: &'t RoTxn<'_>,
+    from: u64,
+) -> Result<Steps<EventsFrom<'t>>> {
     let start = match block_at(t, txn, from)? {
         Some((first, _)) => first,
         None => from,
     };
     let range = (Bound::Included(&be(start)[..]), Bound::Unbounded);
-    Ok(EventsFrom {
+    Ok(Steps::new(EventsFrom {
         blocks: t.events.range(txn, &range)?,
         block: None,
         next: from,
-        done: false,
-    })
+    }))
 }
 
 /// Iterator of [`events_from`].
@@ -119,10 +122,11 @@ pub(crate) struct EventsFrom<'t> {
     block: Option<(u64, BlockRef<'t>)>,
     /// Local sequence of the next event to return.
     next: u64,
-    done: bool,
 }
 
-impl<'t> EventsFrom<'t> {
+impl<'t> Step for EventsFrom<'t> {
+    type Item = (u64, &'t [u8]);
+
     fn step(&mut self) -> Result<Option<(u64, &'t [u8])>> {
         loop {
             if let Some((first, block)) = &self.block
@@ -151,20 +155,5 @@ impl<'t> EventsFrom<'t> {
             }
             self.block = Some((first, block));
         }
-    }
-}
-
-impl<'t> Iterator for EventsFrom<'t> {
-    type Item = Result<(u64, &'t [u8])>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let r = self.step().transpose();
-        if !matches!(r, Some(Ok(_))) {
-            self.done = true;
-        }
-        r
     }
 }

@@ -26,8 +26,8 @@ use heed::types::Bytes;
 use xaeroflux_core::posting::{MAX_RUN, MAX_SPAN, PostingRun};
 use xaeroflux_core::{EventRef, Hlc};
 
-use super::Tables;
 use super::blocks::BlockCursor;
+use super::{Step, Steps, Tables};
 use crate::error::{Error, Result};
 use crate::read::StoredEvent;
 
@@ -145,7 +145,6 @@ pub(crate) struct Merge<'t> {
     /// The key prefix every run shares (the group, and for `types` the type); its
     /// length is the offset of `first_hlc` in the keys.
     prefix: Vec<u8>,
-    done: bool,
 }
 
 fn corrupt(index: Index, reason: String) -> Error {
@@ -160,7 +159,7 @@ fn corrupt(index: Index, reason: String) -> Error {
 
 impl<'t> Merge<'t> {
     /// Merges the runs of `index` whose keys start with `prefix` (the group, plus the
-    /// type for `types`), for events with `since <= hlc < until`.
+    /// type for `types`), for events with `since <= hlc < until`, as an iterator.
     pub(crate) fn new(
         tables: &'t Tables,
         txn: &'t RoTxn<'t>,
@@ -168,7 +167,7 @@ impl<'t> Merge<'t> {
         prefix: &[u8],
         since: Hlc,
         until: Hlc,
-    ) -> Result<Self> {
+    ) -> Result<Steps<Self>> {
         let (since, until) = (since.as_u64(), until.as_u64());
         let db = match index {
             Index::Types => &tables.types,
@@ -182,7 +181,7 @@ impl<'t> Merge<'t> {
             std::ops::Bound::Included(&lo[..]),
             std::ops::Bound::Excluded(&hi[..]),
         );
-        Ok(Merge {
+        Ok(Steps::new(Merge {
             tables,
             index,
             runs: db.range(txn, &range)?.peekable(),
@@ -193,8 +192,7 @@ impl<'t> Merge<'t> {
             since,
             until,
             prefix: prefix.to_vec(),
-            done: false,
-        })
+        }))
     }
 
     /// First HLC of the next unloaded run.
@@ -290,6 +288,10 @@ impl<'t> Merge<'t> {
             }
         }
     }
+}
+
+impl<'t> Step for Merge<'t> {
+    type Item = StoredEvent<'t>;
 
     fn step(&mut self) -> Result<Option<StoredEvent<'t>>> {
         loop {
@@ -327,21 +329,6 @@ impl<'t> Merge<'t> {
             }
             return Ok(Some(event));
         }
-    }
-}
-
-impl<'t> Iterator for Merge<'t> {
-    type Item = Result<StoredEvent<'t>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let r = self.step().transpose();
-        if !matches!(r, Some(Ok(_))) {
-            self.done = true;
-        }
-        r
     }
 }
 

@@ -13,7 +13,7 @@ use heed::RoTxn;
 use heed::types::Bytes;
 use xaeroflux_core::{AuthorId, GroupId};
 
-use super::{Tables, log_key, log_prefix};
+use super::{Step, Steps, Tables, log_key, log_prefix};
 use crate::error::{Error, Result};
 
 /// One run of an author log.
@@ -111,7 +111,7 @@ pub(crate) fn log_locals<'t>(
     a: &AuthorId,
     from: u64,
     to: u64,
-) -> Result<LogLocals<'t>> {
+) -> Result<Steps<LogLocals<'t>>> {
     let lo = log_key(&g.0, &a.0, from);
     // Start at the run that holds `from`, which may begin before it.
     let start = match t.logs.get_lower_than_or_equal_to(txn, &lo)? {
@@ -128,13 +128,12 @@ pub(crate) fn log_locals<'t>(
     let start = log_key(&g.0, &a.0, start);
     let end = log_key(&g.0, &a.0, to);
     let range = (Bound::Included(&start[..]), Bound::Excluded(&end[..]));
-    Ok(LogLocals {
+    Ok(Steps::new(LogLocals {
         runs: t.logs.range(txn, &range)?,
         run: None,
         next: from,
         to,
-        done: false,
-    })
+    }))
 }
 
 /// Iterator of [`log_locals`].
@@ -143,10 +142,11 @@ pub(crate) struct LogLocals<'t> {
     run: Option<LogRun>,
     next: u64,
     to: u64,
-    done: bool,
 }
 
-impl LogLocals<'_> {
+impl Step for LogLocals<'_> {
+    type Item = (u64, u64);
+
     fn step(&mut self) -> Result<Option<(u64, u64)>> {
         loop {
             if self.next >= self.to {
@@ -177,21 +177,6 @@ impl LogLocals<'_> {
             }
             self.run = Some(run);
         }
-    }
-}
-
-impl Iterator for LogLocals<'_> {
-    type Item = Result<(u64, u64)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let r = self.step().transpose();
-        if !matches!(r, Some(Ok(_))) {
-            self.done = true;
-        }
-        r
     }
 }
 
