@@ -174,11 +174,7 @@ fn check_format(env: &Env0, t: &Tables, dir: &Path) -> Result<()> {
                 });
             }
             t.meta.put(&mut wtxn, meta_keys::MAGIC, MAGIC)?;
-            t.meta.put(
-                &mut wtxn,
-                meta_keys::FORMAT_VERSION,
-                &FORMAT_VERSION.to_le_bytes(),
-            )?;
+            put_format_version(t, &mut wtxn)?;
             wtxn.commit()?;
         }
         Some(m) if m != MAGIC => {
@@ -209,6 +205,16 @@ fn check_format(env: &Env0, t: &Tables, dir: &Path) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Records that the store is in this build's format.
+fn put_format_version(t: &Tables, wtxn: &mut heed::RwTxn<'_>) -> Result<()> {
+    t.meta.put(
+        wtxn,
+        meta_keys::FORMAT_VERSION,
+        &FORMAT_VERSION.to_le_bytes(),
+    )?;
     Ok(())
 }
 
@@ -272,37 +278,26 @@ fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
     // Logs, in key order: consecutive entries of a log at consecutive local sequences
     // become one run, written under the key of its first entry.
     let mut prev: Option<([u8; 64], runs::LogRun)> = None;
-    let mut after: Option<[u8; 72]> = None;
-    let mut chunk: Vec<([u8; 72], u64)> = Vec::with_capacity(4096);
+    let mut after = None;
+    let mut raw = Vec::new();
     loop {
-        chunk.clear();
-        let start = match &after {
-            Some(k) => Bound::Excluded(&k[..]),
-            None => Bound::Unbounded,
-        };
-        for item in t.logs.range(&wtxn, &(start, Bound::Unbounded))? {
-            let (k, v) = item?;
-            let bad = || corrupt("logs", format!("bad version-1 entry of {} bytes", k.len()));
-            let key = <[u8; 72]>::try_from(k).map_err(|_| bad())?;
-            chunk.push((key, from_be(v).ok_or_else(bad)?));
-            if chunk.len() == chunk.capacity() {
-                break;
-            }
-        }
-        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+        next_chunk(&t.logs, &wtxn, &mut after, &mut raw)?;
+        let (Some((first, _)), Some((last, _))) = (raw.first(), raw.last()) else {
             break;
         };
         t.logs.delete_range(
             &mut wtxn,
-            &(Bound::Included(&first.0[..]), Bound::Included(&last.0[..])),
+            &(Bound::Included(&first[..]), Bound::Included(&last[..])),
         )?;
-        after = Some(last.0);
-        for (key, local) in &chunk {
-            let (prefix, seq) = key.split_at(64);
-            let seq = from_be(seq).unwrap_or_default();
+        for (k, v) in &raw {
+            let bad = || corrupt("logs", format!("bad version-1 entry of {} bytes", k.len()));
+            let (Some(seq), Some(local)) = (k.get(64..).and_then(from_be), from_be(v)) else {
+                return Err(bad());
+            };
+            let prefix = &k[..64];
             if let Some((p, run)) = &mut prev
                 && p[..] == *prefix
-                && run.continued_by(seq, *local)
+                && run.continued_by(seq, local)
             {
                 run.count += 1;
                 continue;
@@ -317,7 +312,7 @@ fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
                 p,
                 runs::LogRun {
                     first_seq: seq,
-                    first_local: *local,
+                    first_local: local,
                     count: 1,
                 },
             ));
@@ -336,11 +331,7 @@ fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {
     let local_in_key = |k: &[u8], _: &[u8]| k.get(44..52).and_then(from_be);
     migrate_postings(&t.types, &mut wtxn, "types", 36, local_in_key)?;
     migrate_postings(&t.times, &mut wtxn, "times", 32, |_, v| from_be(v))?;
-    t.meta.put(
-        &mut wtxn,
-        meta_keys::FORMAT_VERSION,
-        &FORMAT_VERSION.to_le_bytes(),
-    )?;
+    put_format_version(t, &mut wtxn)?;
     wtxn.commit()?;
     tracing::info!(events = next, "store upgraded from format version 1 to 2");
     Ok(())
@@ -355,16 +346,14 @@ fn migrate_postings(
     hlc_at: usize,
     local_of: impl Fn(&[u8], &[u8]) -> Option<u64>,
 ) -> Result<()> {
-    let mut after: Option<Vec<u8>> = None;
-    let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(4096);
+    let mut after = None;
+    let mut chunk = Vec::new();
     loop {
-        chunk.clear();
-        let start = match &after {
-            Some(k) => Bound::Excluded(&k[..]),
-            None => Bound::Unbounded,
-        };
-        for item in db.range(wtxn, &(start, Bound::Unbounded))? {
-            let (k, v) = item?;
+        next_chunk(db, wtxn, &mut after, &mut chunk)?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        for (k, v) in &chunk {
             let hlc = k.get(hlc_at..hlc_at + 8).and_then(from_be);
             let (Some(hlc), Some(local)) = (hlc, local_of(k, v)) else {
                 return Err(Error::CorruptTable {
@@ -378,19 +367,33 @@ fn migrate_postings(
                 locals: vec![local],
             }
             .encode(&mut run);
-            chunk.push((k.to_vec(), run));
-            if chunk.len() == chunk.capacity() {
-                break;
-            }
-        }
-        let Some((last, _)) = chunk.last() else {
-            return Ok(());
-        };
-        after = Some(last.clone());
-        for (k, v) in &chunk {
-            db.put(wtxn, k, v)?;
+            db.put(wtxn, k, &run)?;
         }
     }
+}
+
+/// Copies the next entries of `db` (up to 4096) after the key `after` (from the first
+/// if `None`) into `chunk`, and moves `after` to the last one: a migration can then
+/// rewrite the table it reads, in the same transaction.
+fn next_chunk(
+    db: &Db,
+    txn: &RoTxn<'_>,
+    after: &mut Option<Vec<u8>>,
+    chunk: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    chunk.clear();
+    let start = match after {
+        Some(k) => Bound::Excluded(&k[..]),
+        None => Bound::Unbounded,
+    };
+    for item in db.range(txn, &(start, Bound::Unbounded))?.take(4096) {
+        let (k, v) = item?;
+        chunk.push((k.to_vec(), v.to_vec()));
+    }
+    if let Some((last, _)) = chunk.last() {
+        *after = Some(last.clone());
+    }
+    Ok(())
 }
 
 pub(crate) fn page_size() -> usize {
