@@ -787,10 +787,7 @@ impl Writer {
         batch: &[Incoming],
         deferred: &[Deferred],
     ) -> Result<()> {
-        let mut block = std::mem::take(&mut self.block);
-        let res = self.put_blocks(t, wtxn, batch, deferred, &mut block);
-        self.block = block;
-        res?;
+        self.put_blocks(t, wtxn, batch, deferred)?;
         self.put_runs(t, wtxn, batch, deferred)?;
         let mut types: RunBuilder<(GroupId, u32)> = RunBuilder::default();
         let mut times: RunBuilder<LogKey> = RunBuilder::default();
@@ -809,14 +806,14 @@ impl Writer {
 
     /// Appends the batch's encodings to `events` in blocks (see [`super::blocks`]).
     fn put_blocks(
-        &self,
+        &mut self,
         t: &Tables,
         wtxn: &mut RwTxn<'_>,
         batch: &[Incoming],
         deferred: &[Deferred],
-        block: &mut BlockBuilder,
     ) -> Result<()> {
         let mut events = t.events.iter_mut(wtxn)?;
+        let block = &mut self.block;
         block.clear();
         let mut first = None;
         for d in deferred {
