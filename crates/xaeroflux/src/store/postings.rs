@@ -107,24 +107,26 @@ pub(crate) enum Index {
 /// Sort key of an event in a merge: (hlc, author or zero, seq or local).
 type Order = (u64, [u8; 32], u64);
 
-struct Head {
+/// The next event of a loaded run, read once: it is returned when it leaves the heap.
+struct Head<'t> {
     order: Order,
     run: usize,
     pos: usize,
+    event: StoredEvent<'t>,
 }
 
-impl PartialEq for Head {
+impl PartialEq for Head<'_> {
     fn eq(&self, o: &Self) -> bool {
         self.order == o.order
     }
 }
-impl Eq for Head {}
-impl PartialOrd for Head {
+impl Eq for Head<'_> {}
+impl PartialOrd for Head<'_> {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Head {
+impl Ord for Head<'_> {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         self.order.cmp(&o.order)
     }
@@ -138,7 +140,7 @@ pub(crate) struct Merge<'t> {
     /// Runs loaded into the merge; a finished run's slot is listed in `free`.
     loaded: Vec<PostingRun>,
     free: Vec<usize>,
-    heap: BinaryHeap<Reverse<Head>>,
+    heap: BinaryHeap<Reverse<Head<'t>>>,
     cursor: BlockCursor<'t>,
     since: u64,
     until: u64,
@@ -260,9 +262,14 @@ impl<'t> Merge<'t> {
     /// Pushes the first event of run `run` at or after `pos` with `hlc >= since`, or
     /// frees the run's slot if there is none.
     fn push_from(&mut self, run: usize, mut pos: usize) -> Result<()> {
-        while let Some((_, order)) = self.read(run, pos)? {
+        while let Some((event, order)) = self.read(run, pos)? {
             if order.0 >= self.since {
-                self.heap.push(Reverse(Head { order, run, pos }));
+                self.heap.push(Reverse(Head {
+                    order,
+                    run,
+                    pos,
+                    event,
+                }));
                 return Ok(());
             }
             pos += 1;
@@ -294,41 +301,37 @@ impl<'t> Step for Merge<'t> {
     type Item = StoredEvent<'t>;
 
     fn step(&mut self) -> Result<Option<StoredEvent<'t>>> {
-        loop {
-            // Load every run that may start at or before the smallest head.
-            while let Some(first) = self.peek_first_hlc()? {
-                if self.heap.peek().is_some_and(|Reverse(h)| first > h.order.0) {
-                    break;
-                }
-                let Some(item) = self.runs.next() else { break };
-                let (_, v) = item?;
-                let run = PostingRun::decode(v)
-                    .ok_or_else(|| corrupt(self.index, format!("bad run of {} bytes", v.len())))?;
-                let slot = self.load(run);
-                self.push_from(slot, 0)?;
+        // Load every run that may start at or before the smallest head.
+        while let Some(first) = self.peek_first_hlc()? {
+            if self.heap.peek().is_some_and(|Reverse(h)| first > h.order.0) {
+                break;
             }
-            let Some(Reverse(head)) = self.heap.pop() else {
-                return Ok(None);
-            };
-            if head.order.0 >= self.until {
-                return Ok(None);
-            }
-            let Some((event, _)) = self.read(head.run, head.pos)? else {
-                continue;
-            };
-            match self.read(head.run, head.pos + 1)? {
-                Some((_, order)) if order < head.order => {
-                    return Err(corrupt(self.index, "run out of order".into()));
-                }
-                Some((_, order)) => self.heap.push(Reverse(Head {
-                    order,
-                    run: head.run,
-                    pos: head.pos + 1,
-                })),
-                None => self.release(head.run),
-            }
-            return Ok(Some(event));
+            let Some(item) = self.runs.next() else { break };
+            let (_, v) = item?;
+            let run = PostingRun::decode(v)
+                .ok_or_else(|| corrupt(self.index, format!("bad run of {} bytes", v.len())))?;
+            let slot = self.load(run);
+            self.push_from(slot, 0)?;
         }
+        let Some(Reverse(head)) = self.heap.pop() else {
+            return Ok(None);
+        };
+        if head.order.0 >= self.until {
+            return Ok(None);
+        }
+        match self.read(head.run, head.pos + 1)? {
+            Some((_, order)) if order < head.order => {
+                return Err(corrupt(self.index, "run out of order".into()));
+            }
+            Some((event, order)) => self.heap.push(Reverse(Head {
+                order,
+                run: head.run,
+                pos: head.pos + 1,
+                event,
+            })),
+            None => self.release(head.run),
+        }
+        Ok(Some(head.event))
     }
 }
 
