@@ -74,6 +74,7 @@ mod store;
 
 use std::ops::Range;
 
+use hash::node_hashes;
 pub use hash::{LEAF_CONTEXT, NODE_CONTEXT, leaf_hash, node_hash};
 pub use pos::{
     MAX_LEAF_COUNT, is_valid_size, leaf_count_for_size, leaf_index_to_pos, mmr_size_for_leaves,
@@ -155,6 +156,9 @@ pub struct Mmr<S> {
     peaks: Vec<Hash32>,
     /// Nodes produced by the current append, reused to avoid an allocation per push.
     scratch: Vec<Hash32>,
+    /// Batched appends: the new nodes of each height, and one height's pairs.
+    levels: Vec<Vec<Hash32>>,
+    pairs: Vec<Hash32>,
 }
 
 impl<S: MmrStore> Mmr<S> {
@@ -178,6 +182,8 @@ impl<S: MmrStore> Mmr<S> {
             leaf_count,
             peaks,
             scratch: Vec::with_capacity(64),
+            levels: Vec::new(),
+            pairs: Vec::new(),
         })
     }
 
@@ -257,6 +263,18 @@ impl<S: MmrStore> Mmr<S> {
     /// Appends many leaf values with a single [`MmrStore::append`]; returns their leaf
     /// indices. On a store error the MMR is unchanged.
     pub fn push_many(&mut self, leaves: &[Hash32]) -> Result<Range<u64>, MmrError> {
+        let hashed: Vec<Hash32> = leaves.iter().map(leaf_hash).collect();
+        self.push_leaf_hashes(&hashed)
+    }
+
+    /// [`Mmr::push_many`] of leaves whose [`leaf_hash`]es the caller already has.
+    ///
+    /// The result equals one [`Mmr::push_leaf_hash`] per leaf, but interior nodes are
+    /// hashed height by height: every node of one height is independent of the others,
+    /// so they are hashed together in SIMD lanes (see `node_hashes`), then all nodes
+    /// are written in post-order with one [`MmrStore::append`]. On a store error the
+    /// MMR is unchanged.
+    pub fn push_leaf_hashes(&mut self, leaves: &[Hash32]) -> Result<Range<u64>, MmrError> {
         let first = self.leaf_count;
         let end = u64::try_from(leaves.len())
             .ok()
@@ -265,26 +283,78 @@ impl<S: MmrStore> Mmr<S> {
             .ok_or(MmrError::Full {
                 max: MAX_LEAF_COUNT,
             })?;
-        let mut peaks = self.peaks.clone();
-        self.scratch.clear();
-        for (index, leaf) in (first..end).zip(leaves) {
-            let mut node = leaf_hash(leaf);
-            self.scratch.push(node);
-            for _ in 0..index.trailing_ones() {
-                // Invariant: peaks has one entry per set bit of `index`, so at least
-                // `trailing_ones` entries.
-                let Some(left) = peaks.pop() else { break };
-                node = node_hash(&left, &node);
-                self.scratch.push(node);
+        // Height by height: the nodes still to pair at height `h` are the old peak of
+        // that height (if `first` has bit `h`; it lies left of every new node) and the
+        // new nodes of that height, left to right. Consecutive pairs make the new
+        // nodes of height `h + 1`; an odd one out is the new peak of height `h`.
+        // `levels[h]` holds the new nodes of height `h` (`levels[0]` stays empty: the
+        // leaves are `leaves`).
+        let mut low_peaks: Vec<Hash32> = Vec::new(); // new peaks, lowest first
+        let mut height = 0usize;
+        loop {
+            if self.levels.len() <= height + 1 {
+                self.levels.resize_with(height + 2, Vec::new);
             }
-            peaks.push(node);
+            let (below, above) = self.levels.split_at_mut(height + 1);
+            let new = if height == 0 {
+                leaves
+            } else {
+                &below[height][..]
+            };
+            if new.is_empty() {
+                break;
+            }
+            self.pairs.clear();
+            if (first >> height) & 1 == 1 {
+                // Peaks run left (highest) to right; this one has as many peaks right
+                // of it as `first` has set bits below `height`.
+                let right = (first & ((1u64 << height) - 1)).count_ones() as usize;
+                let peak = self
+                    .peaks
+                    .len()
+                    .checked_sub(right + 1)
+                    .ok_or(MmrError::InvalidSize { size: self.size })?;
+                self.pairs.push(self.peaks[peak]);
+            }
+            self.pairs.extend_from_slice(new);
+            if self.pairs.len() % 2 == 1 {
+                low_peaks.extend(self.pairs.last());
+            }
+            let parents = &mut above[0];
+            parents.clear();
+            parents.resize(self.pairs.len() / 2, [0; 32]);
+            let (blocks, _) = self.pairs.as_flattened().as_chunks::<64>();
+            node_hashes(blocks, parents);
+            height += 1;
         }
+        // Post-order, as single pushes would write them: each leaf, then the parents
+        // it completes, which at each height come in left-to-right order.
+        self.scratch.clear();
+        let mut next = vec![0usize; height + 1];
+        for (index, leaf) in (first..end).zip(leaves) {
+            self.scratch.push(*leaf);
+            let merges = index.trailing_ones() as usize;
+            for (level, taken) in self.levels.iter().zip(&mut next).take(merges + 1).skip(1) {
+                let node = level.get(*taken);
+                self.scratch
+                    .push(*node.ok_or(MmrError::InvalidSize { size: self.size })?);
+                *taken += 1;
+            }
+        }
+        debug_assert_eq!(
+            Some(self.size + self.scratch.len() as u64),
+            mmr_size_for_leaves(end)
+        );
         self.store
             .append(self.size, &self.scratch)
             .map_err(store_err)?;
-        self.peaks = peaks;
+        // Old peaks of the heights no new node reached stay; the rest are replaced.
+        let kept = (first.checked_shr(height as u32).unwrap_or(0)).count_ones() as usize;
+        self.peaks.truncate(kept);
+        self.peaks.extend(low_peaks.iter().rev());
         self.size += self.scratch.len() as u64;
         self.leaf_count = end;
+        debug_assert_eq!(self.peaks.len(), end.count_ones() as usize);
         Ok(first..end)
     }
 

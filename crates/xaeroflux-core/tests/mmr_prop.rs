@@ -50,6 +50,35 @@ fn ckb_store(seed: u64, n: u64) -> CkbStore<Hash32> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
+    /// Batched appends (nodes hashed height by height in SIMD lanes) write the same
+    /// nodes in the same order, and keep the same peaks, as one push per leaf, from any
+    /// starting length and in batches of any size.
+    #[test]
+    fn batched_appends_equal_single_pushes(
+        start in 0u64..600,
+        batches in prop::collection::vec(0usize..300, 1..8),
+        seed in any::<u64>(),
+    ) {
+        let total = start + batches.iter().sum::<usize>() as u64;
+        let single = ours(seed, total);
+        let mut batched = ours(seed, start);
+        let mut next = start;
+        for len in batches {
+            let hashes: Vec<Hash32> =
+                (next..next + len as u64).map(|i| leaf_hash(&leaf(seed, i))).collect();
+            let range = batched.push_leaf_hashes(&hashes).unwrap();
+            prop_assert_eq!(range, next..next + len as u64);
+            next += len as u64;
+            let prefix = mmr_size_for_leaves(next).unwrap() as usize;
+            prop_assert_eq!(batched.size() as usize, prefix);
+            prop_assert_eq!(batched.store().nodes(), &single.store().nodes()[..prefix]);
+            if next > 0 {
+                prop_assert_eq!(batched.root().unwrap(), single.root_at(next).unwrap());
+            }
+        }
+        prop_assert_eq!(batched.peaks(), single.peaks());
+    }
+
     #[test]
     fn roots_and_proofs_match_ckb(n in 1u64..2000, prefix in any::<prop::sample::Index>(), seed in any::<u64>()) {
         let mmr = ours(seed, n);

@@ -22,7 +22,7 @@ use std::time::Duration;
 use heed::{PutFlags, RwTxn};
 use xaeroflux_core::bus::BusReader;
 use xaeroflux_core::event::encode_into;
-use xaeroflux_core::mmr::{Mmr, leaf_hash};
+use xaeroflux_core::mmr::{Hash32, Mmr, leaf_hash};
 use xaeroflux_core::{AuthorId, BlockBuilder, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
 mod remote;
@@ -192,6 +192,10 @@ pub(crate) struct Writer {
     page_buf: Vec<u8>,
     /// (id, local seq) of the batch being written; reused across batches.
     ids: Vec<(EventId, u64)>,
+    /// Leaf hashes of the batch's local events, for the node MMR.
+    leaves: Vec<Hash32>,
+    /// Per log the batch appends to: its next seq and the leaf hashes it appends.
+    log_leaves: Vec<(u64, Vec<Hash32>)>,
     /// The block being built (buffers reused across batches).
     block: BlockBuilder,
     /// Log runs of the batch being written.
@@ -373,6 +377,8 @@ impl Writer {
             scratch: Vec::new(),
             page_buf: Vec::new(),
             ids: Vec::new(),
+            leaves: Vec::new(),
+            log_leaves: Vec::new(),
             deferred: Vec::new(),
             block: BlockBuilder::new(),
             runs: Vec::new(),
@@ -614,6 +620,12 @@ impl Writer {
     ) -> Result<Vec<(LogKey, Hlc)>> {
         let mut local = *local_out;
         let mut touched: Vec<(LogKey, Hlc)> = Vec::new();
+        // The MMR pushes are batched (nodes hashed height by height, see
+        // `Mmr::push_leaf_hashes`): the leaf hashes for the node MMR, and per touched log
+        // (same index as `touched`) its next seq and its leaf hashes.
+        let mut leaves = std::mem::take(&mut self.leaves);
+        let mut log_leaves = std::mem::take(&mut self.log_leaves);
+        leaves.clear();
         for (i, inc) in batch.iter().enumerate() {
             let h = &inc.header;
             let payload = &self.arena[inc.start..inc.start + inc.len];
@@ -636,27 +648,47 @@ impl Writer {
                 }
             };
             self.deferred.push(Deferred::Local { i, local });
-            let leaf = self.node.push_leaf_hash(hashed).map_err(mmr_err)?;
-            debug_assert_eq!(leaf, local);
+            leaves.push(hashed);
             let key = (h.group, h.author);
-            let log = self.log_mmr(wtxn, key)?;
-            let leaf = log.push_leaf_hash(hashed).map_err(mmr_err)?;
-            if leaf != h.seq {
+            let j = match touched.iter().position(|(k, _)| *k == key) {
+                Some(j) => j,
+                None => {
+                    let next_seq = self.log_mmr(wtxn, key)?.leaf_count();
+                    touched.push((key, h.hlc));
+                    if log_leaves.len() < touched.len() {
+                        log_leaves.push((0, Vec::new()));
+                    }
+                    let (seq, list) = &mut log_leaves[touched.len() - 1];
+                    *seq = next_seq;
+                    list.clear();
+                    touched.len() - 1
+                }
+            };
+            let (next_seq, list) = &mut log_leaves[j];
+            if *next_seq != h.seq {
                 return Err(Error::Mmr(format!(
-                    "log {}/{} expected seq {leaf}, got {}",
+                    "log {}/{} expected seq {next_seq}, got {}",
                     h.group.short(),
                     h.author.short(),
                     h.seq
                 )));
             }
-            match touched.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, hlc)) => *hlc = (*hlc).max(h.hlc),
-                None => touched.push((key, h.hlc)),
-            }
+            *next_seq += 1;
+            list.push(hashed);
+            touched[j].1 = touched[j].1.max(h.hlc);
             self.max_hlc = self.max_hlc.max(h.hlc.as_u64());
             ids.push((id, local));
             local += 1;
         }
+        let pushed = self.node.push_leaf_hashes(&leaves).map_err(mmr_err)?;
+        debug_assert_eq!(pushed, *local_out..local);
+        for ((key, _), (_, list)) in touched.iter().zip(&log_leaves) {
+            self.log_mmr(wtxn, *key)?
+                .push_leaf_hashes(list)
+                .map_err(mmr_err)?;
+        }
+        self.leaves = leaves;
+        self.log_leaves = log_leaves;
         *local_out = local;
         Ok(touched)
     }
