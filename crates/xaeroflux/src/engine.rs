@@ -261,7 +261,7 @@ impl XaeroFlux {
             )
         };
         let pages = Arc::new(PageFile::open(&opts.page_path(), page_count)?);
-        let hashes = HashIndex::open(&env, &tables)?;
+        let hashes = HashIndex::open(&env, &tables, opts.hash_index_chunk)?;
         let bus =
             Arc::new(EventBus::new(opts.capacities).map_err(|e| Error::Config(e.to_string()))?);
         let reader = bus

@@ -24,9 +24,10 @@
 //! `hash_runs` meta key lists the runs (`run id u64 | entries u64`, little-endian,
 //! oldest first). A prefix is not unique, so a lookup confirms a hit by re-hashing the
 //! event it points at.
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::RwLock;
+use std::hash::Hasher;
+use std::sync::{Mutex, RwLock};
+
+use hashbrown::HashTable;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use xaeroflux_core::{EventId, EventRef};
@@ -62,15 +63,72 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A map keyed by event ids.
-pub(crate) type IdMap<V> = HashMap<EventId, V, BuildHasherDefault<IdHasher>>;
+/// Committed ids held in memory: the (id, local) pairs in commit order, and a hash
+/// table of their offsets keyed by the id's prefix.
+///
+/// A `HashMap<EventId, u64>` spent most of its insert time on cache misses into 40-byte
+/// buckets (about 20 MB at a full chunk) and on growing; here the pairs are appended
+/// sequentially and the table holds 4-byte offsets (about 2.6 MB at a full chunk), and
+/// both keep their allocations from chunk to chunk.
+#[derive(Default)]
+struct Generation {
+    entries: Vec<(EventId, u64)>,
+    offsets: HashTable<u32>,
+}
+
+impl Generation {
+    /// Room for `n` ids (capped at 4M: a larger chunk grows as it fills). The table
+    /// rounds its room up; the pairs get the same room, so a generation that passes
+    /// the flush threshold by a commit's worth of ids grows neither.
+    fn with_capacity(n: usize) -> Self {
+        let offsets = HashTable::with_capacity(n.min(1 << 22));
+        Generation {
+            entries: Vec::with_capacity(offsets.capacity()),
+            offsets,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn extend(&mut self, new: &[(EventId, u64)]) {
+        let start = self.entries.len();
+        self.entries.extend_from_slice(new);
+        let Generation { entries, offsets } = self;
+        for (i, (id, _)) in entries.iter().enumerate().skip(start) {
+            // A generation holds at most a few chunks of ids: far below 2^32.
+            let offset = u32::try_from(i).unwrap_or(u32::MAX);
+            offsets.insert_unique(prefix_of(id), offset, |o| {
+                entries.get(*o as usize).map_or(0, |(id, _)| prefix_of(id))
+            });
+        }
+    }
+
+    fn get(&self, id: &EventId) -> Option<u64> {
+        let entry = |o: &u32| self.entries.get(*o as usize);
+        self.offsets
+            .find(prefix_of(id), |o| entry(o).is_some_and(|(e, _)| e == id))
+            .and_then(entry)
+            .map(|(_, local)| *local)
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.offsets.clear();
+    }
+}
 
 /// The two in-memory generations: ids not yet handed to a flush, and the chunk being
 /// flushed (kept until its transaction has committed).
 #[derive(Default)]
 struct Recent {
-    live: IdMap<u64>,
-    flushing: IdMap<u64>,
+    live: Generation,
+    flushing: Generation,
 }
 
 /// Most entries in one part of a run (64 KiB).
@@ -342,6 +400,8 @@ struct OfferSlot {
 /// In-memory part of the hash index.
 pub(crate) struct HashIndex {
     recent: RwLock<Recent>,
+    /// The sorted (prefix, local) entries of a flush, reused from flush to flush.
+    sorted: Mutex<Vec<(u64, u64)>>,
     /// Ids computed by `write_event` callers, by write ticket, so the writer need not
     /// hash each event a second time. Best effort: a missing or overwritten entry
     /// only means the writer hashes the event itself.
@@ -352,27 +412,35 @@ impl Default for HashIndex {
     fn default() -> Self {
         HashIndex {
             recent: RwLock::default(),
+            sorted: Mutex::default(),
             offered: (0..OFFER_SLOTS).map(|_| OfferSlot::default()).collect(),
         }
     }
 }
 
 impl HashIndex {
-    /// Rebuilds the in-memory part from the events at and after the mark.
-    pub(crate) fn open(env: &Env0, t: &Tables) -> Result<Self> {
+    /// Rebuilds the in-memory part from the events at and after the mark, with room
+    /// for `chunk` ids per generation (the flush threshold).
+    pub(crate) fn open(env: &Env0, t: &Tables, chunk: usize) -> Result<Self> {
         let rtxn = env.read_txn()?;
         let mark = meta_u64(t, &rtxn, meta_keys::HASH_MARK)?;
-        let mut recent = IdMap::default();
+        let mut live = Generation::with_capacity(chunk);
+        let mut batch = Vec::with_capacity(4096);
         for item in super::blocks::events_from(t, &rtxn, mark)? {
             let (local_seq, v) = item?;
             let ev =
                 EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?;
-            recent.insert(ev.id(), local_seq);
+            batch.push((ev.id(), local_seq));
+            if batch.len() == batch.capacity() {
+                live.extend(&batch);
+                batch.clear();
+            }
         }
+        live.extend(&batch);
         Ok(HashIndex {
             recent: RwLock::new(Recent {
-                live: recent,
-                flushing: IdMap::default(),
+                live,
+                flushing: Generation::with_capacity(chunk),
             }),
             ..HashIndex::default()
         })
@@ -425,7 +493,7 @@ impl HashIndex {
         {
             let r = self.recent.read().unwrap_or_else(|p| p.into_inner());
             if let Some(s) = r.live.get(id).or_else(|| r.flushing.get(id)) {
-                return Ok(Some(*s));
+                return Ok(Some(s));
             }
         }
         let rtxn = env.read_txn()?;
@@ -443,7 +511,7 @@ impl HashIndex {
     /// Adds committed entries.
     pub(crate) fn insert_committed(&self, entries: &[(EventId, u64)]) {
         let mut m = self.recent.write().unwrap_or_else(|p| p.into_inner());
-        m.live.extend(entries.iter().copied());
+        m.live.extend(entries);
     }
 
     /// Number of ids held only in memory.
@@ -458,29 +526,32 @@ impl HashIndex {
     /// they stay visible to `lookup` in the `flushing` generation. On error nothing is
     /// lost: the chunk is merged back and a later call retries.
     pub(crate) fn flush(&self, env: &Env0, t: &Tables, upto: u64) -> Result<()> {
-        let chunk: Vec<(EventId, u64)> = {
+        let mut entries = self.sorted.lock().unwrap_or_else(|p| p.into_inner());
+        entries.clear();
+        {
             let mut r = self.recent.write().unwrap_or_else(|p| p.into_inner());
             let Recent { live, flushing } = &mut *r;
             if flushing.is_empty() {
                 std::mem::swap(live, flushing);
             } else {
                 // A previous attempt failed: retry with everything.
-                flushing.extend(live.drain());
+                flushing.extend(&live.entries);
+                live.clear();
             }
-            flushing.iter().map(|(k, v)| (*k, *v)).collect()
-        };
-        if chunk.is_empty() {
+            debug_assert!(flushing.entries.iter().all(|(_, s)| *s < upto));
+            let pairs = flushing.entries.iter();
+            entries.extend(pairs.map(|(id, l)| (prefix_of(id), *l)));
+        }
+        if entries.is_empty() {
             return Ok(());
         }
-        debug_assert!(chunk.iter().all(|(_, s)| *s < upto));
-        let mut entries: Vec<(u64, u64)> =
-            chunk.iter().map(|(id, l)| (prefix_of(id), *l)).collect();
         entries.sort_unstable();
+        let entries = &*entries;
         let write = || -> Result<()> {
             let mut wtxn = env.write_txn()?;
             let mut runs = read_runs(t, &wtxn)?;
             let mut next_id = runs.iter().map(|r| r.id + 1).max().unwrap_or(0);
-            put_run(t, &mut wtxn, next_id, &entries)?;
+            put_run(t, &mut wtxn, next_id, entries)?;
             runs.push(RunMeta {
                 id: next_id,
                 entries: entries.len() as u64,
@@ -522,7 +593,8 @@ impl HashIndex {
             }
             Err(e) => {
                 let Recent { live, flushing } = &mut *r;
-                live.extend(flushing.drain());
+                live.extend(&flushing.entries);
+                flushing.clear();
                 Err(e)
             }
         }
