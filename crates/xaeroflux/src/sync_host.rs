@@ -592,12 +592,36 @@ struct Feed {
 }
 
 impl Feed {
+    /// Adds `count` events of log `key` from `first_seq` on to its carried run.
+    fn carry_stretch(
+        carry: &mut HashMap<(GroupId, AuthorId), Run>,
+        (key, first_seq, count): ((GroupId, AuthorId), u64, u64),
+        order: &mut Vec<(GroupId, AuthorId)>,
+    ) {
+        let run = carry.entry(key).or_insert(Run {
+            first_seq,
+            count: 0,
+        });
+        if run.first_seq + run.count != first_seq {
+            // Not contiguous (should not happen): start over at this stretch.
+            run.first_seq = first_seq;
+            run.count = 0;
+        }
+        run.count += count;
+        if !order.contains(&key) {
+            order.push(key);
+        }
+    }
+
     /// Reads committed events `cursor..upto` (at most `FEED_READ`) into batches.
     fn fill(&mut self, upto: u64) -> Result<()> {
         let snap = Snapshot::new(&self.shared)?;
         let end = upto.min(self.cursor.saturating_add(FEED_READ));
         let mut order: Vec<(GroupId, AuthorId)> = Vec::new();
         let sh = &self.shared;
+        // Consecutive events of one log (the common case) are counted here and added to
+        // `carry` once per stretch, not looked up there per event.
+        let mut stretch: Option<((GroupId, AuthorId), u64, u64)> = None;
         for item in blocks::events_from(&sh.tables, snap.txn(), self.cursor)? {
             let (local, v) = item?;
             if local >= end {
@@ -611,19 +635,17 @@ impl Feed {
                 })?
                 .header;
             let key = (h.group, h.author);
-            let run = self.carry.entry(key).or_insert_with(|| Run {
-                first_seq: h.seq,
-                count: 0,
-            });
-            if run.first_seq + run.count != h.seq {
-                // Not contiguous (should not happen): start over at this event.
-                run.first_seq = h.seq;
-                run.count = 0;
+            match &mut stretch {
+                Some((k, first, count)) if *k == key && *first + *count == h.seq => *count += 1,
+                _ => {
+                    if let Some(done) = stretch.replace((key, h.seq, 1)) {
+                        Self::carry_stretch(&mut self.carry, done, &mut order);
+                    }
+                }
             }
-            run.count += 1;
-            if !order.contains(&key) {
-                order.push(key);
-            }
+        }
+        if let Some(done) = stretch {
+            Self::carry_stretch(&mut self.carry, done, &mut order);
         }
         self.cursor = self.cursor.max(end);
         let view = StoreView { snap };
