@@ -645,6 +645,35 @@ mod tests {
         (dir, env, t, ids)
     }
 
+    /// The in-memory generation finds every id it was given, across several extends,
+    /// including ids that share a prefix, and nothing else; clearing keeps its room.
+    #[test]
+    fn generation_finds_exactly_its_ids() {
+        let id = |i: u64| EventId(*blake3::hash(&i.to_le_bytes()).as_bytes());
+        let mut g = Generation::with_capacity(1000);
+        let room = g.offsets.capacity();
+        let mut twin = id(7);
+        twin.0[31] ^= 0xff; // same 8-byte prefix as id(7)
+        let first: Vec<(EventId, u64)> = (0..700).map(|i| (id(i), 10 + i)).collect();
+        g.extend(&first);
+        g.extend(&[(twin, 5_000)]);
+        let second: Vec<(EventId, u64)> = (700..1500).map(|i| (id(i), 10 + i)).collect();
+        g.extend(&second);
+        assert_eq!(g.len(), 1501);
+        for i in 0..1500 {
+            assert_eq!(g.get(&id(i)), Some(10 + i), "id {i}");
+        }
+        assert_eq!(g.get(&twin), Some(5_000));
+        assert_eq!(g.get(&id(1500)), None);
+        let mut near = id(3);
+        near.0[20] ^= 1;
+        assert_eq!(g.get(&near), None);
+        g.clear();
+        assert!(g.is_empty());
+        assert_eq!(g.get(&id(3)), None);
+        assert!(g.offsets.capacity() >= room);
+    }
+
     /// Entries are found by prefix and trusted only if the event re-hashes to the id:
     /// an entry under the same prefix that points elsewhere is skipped.
     #[test]
