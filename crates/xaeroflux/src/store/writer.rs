@@ -703,26 +703,6 @@ impl Writer {
         local: u64,
     ) -> Result<()> {
         let t: &Tables = &shared.tables;
-        // One signature per touched log covers the whole batch.
-        for ((group, author), hlc) in &touched {
-            if *author != shared.author {
-                continue;
-            }
-            let (_, mmr) = &self.logs[&(*group, *author)];
-            let cp = Checkpoint {
-                group: *group,
-                author: *author,
-                length: mmr.leaf_count(),
-                root: mmr.root().map_err(mmr_err)?,
-                hlc: *hlc,
-            }
-            .sign(&shared.keypair);
-            t.checkpoints.put(
-                &mut wtxn,
-                &log_key(&group.0, &author.0, cp.checkpoint.length),
-                &cp.encode(),
-            )?;
-        }
         // Stage the node MMR and every touched log MMR: pages to the file, state to LMDB.
         self.page_buf.clear();
         let first_page = self.page_count;
@@ -773,7 +753,10 @@ impl Writer {
                     }
                 }
             };
-            let puts = self.put_deferred(t, &mut wtxn, batch, &deferred);
+            // Signing and the puts overlap the page flush.
+            let puts = self
+                .sign_checkpoints(shared, &mut wtxn, &touched)
+                .and_then(|()| self.put_deferred(t, &mut wtxn, batch, &deferred));
             let flushed = match flush {
                 Some(h) => h
                     .join()
@@ -808,6 +791,39 @@ impl Writer {
         }
         self.page_count = next_page;
         self.next_local = local;
+        Ok(())
+    }
+
+    /// Signs and stores one checkpoint per local log the batch appended to: one
+    /// signature covers the whole batch.
+    fn sign_checkpoints(
+        &self,
+        shared: &Shared,
+        wtxn: &mut RwTxn<'_>,
+        touched: &[(LogKey, Hlc)],
+    ) -> Result<()> {
+        for ((group, author), hlc) in touched {
+            if *author != shared.author {
+                continue;
+            }
+            let (_, mmr) = self
+                .logs
+                .get(&(*group, *author))
+                .ok_or_else(|| Error::Mmr("log vanished".into()))?;
+            let cp = Checkpoint {
+                group: *group,
+                author: *author,
+                length: mmr.leaf_count(),
+                root: mmr.root().map_err(mmr_err)?,
+                hlc: *hlc,
+            }
+            .sign(&shared.keypair);
+            shared.tables.checkpoints.put(
+                wtxn,
+                &log_key(&group.0, &author.0, cp.checkpoint.length),
+                &cp.encode(),
+            )?;
+        }
         Ok(())
     }
 
