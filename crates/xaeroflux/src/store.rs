@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::options::Durability;
 
 /// Format version of the store written by this build.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Magic value stored under the `magic` meta key.
 const MAGIC: &[u8] = b"xaeroflux-store";
 
@@ -92,6 +92,8 @@ pub(crate) mod meta_keys {
     pub const HASH_MARK: &[u8] = b"hash_index_mark";
     /// The sorted runs of the `hashes` table (see `hash_index`).
     pub const HASH_RUNS: &[u8] = b"hash_runs";
+    /// The merge of two runs in progress, if any (format 3, see `hash_index`).
+    pub const HASH_MERGE: &[u8] = b"hash_merge";
     /// Number of valid pages in the page file.
     pub const PAGE_COUNT: &[u8] = b"page_count";
     /// Next MMR id to hand out.
@@ -196,6 +198,12 @@ fn check_format(env: &Env0, t: &Tables, dir: &Path) -> Result<()> {
             match found {
                 FORMAT_VERSION => {}
                 1 => migrate_v1(env, t)?,
+                // Version 3 only adds the `hash_merge` meta key, absent in version 2.
+                2 => {
+                    let mut wtxn = env.write_txn()?;
+                    put_format_version(t, &mut wtxn)?;
+                    wtxn.commit()?;
+                }
                 found => {
                     return Err(Error::UnsupportedFormat {
                         found,
@@ -218,7 +226,7 @@ fn put_format_version(t: &Tables, wtxn: &mut heed::RwTxn<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites a format-1 store into format 2: `events` from one value per event into
+/// Rewrites a format-1 store into the current format: `events` from one value per event into
 /// blocks, `logs` from one entry per event into runs (see `docs/FORMAT.md`). One
 /// transaction: a crash before its commit leaves the store at version 1, untouched.
 fn migrate_v1(env: &Env0, t: &Tables) -> Result<()> {

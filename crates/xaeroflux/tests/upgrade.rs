@@ -184,3 +184,66 @@ fn format_1_store_is_upgraded_on_open() {
         logs[1].len() as u64
     );
 }
+
+/// Sets or reads a closed store's format version with plain LMDB.
+fn format_version(dir: &Path, set: Option<u32>) -> u32 {
+    let mut opts = EnvOpenOptions::new();
+    opts.max_dbs(16).map_size(1 << 30);
+    // SAFETY: the store is closed; nothing else in this process has it open.
+    let env = unsafe { opts.open(dir) }.unwrap();
+    let wtxn = env.write_txn().unwrap();
+    let meta: Db = match env
+        .create_databases_and_commit(wtxn, |opener, wtxn| {
+            Ok::<_, heed::Error>(CommitOrAbort::Commit(
+                opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?,
+            ))
+        })
+        .unwrap()
+    {
+        CommitOrAbort::Commit(db) => db,
+        CommitOrAbort::Abort(()) => unreachable!(),
+    };
+    let mut wtxn = env.write_txn().unwrap();
+    if let Some(v) = set {
+        meta.put(&mut wtxn, b"format_version", &v.to_le_bytes())
+            .unwrap();
+    }
+    let v = meta.get(&wtxn, b"format_version").unwrap().unwrap();
+    let v = u32::from_le_bytes(v.try_into().unwrap());
+    wtxn.commit().unwrap();
+    env.prepare_for_closing().wait();
+    v
+}
+
+/// A format-2 store (no id-index merge in progress, by construction) opens as format 3
+/// with every id still found through its sorted runs.
+#[test]
+fn format_2_store_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let mut o = xaeroflux::Options::new(dir.path());
+        o.hash_index_chunk = 500;
+        XaeroFlux::builder(dir.path())
+            .options(o)
+            .offline()
+            .open()
+            .unwrap()
+    };
+    let ids: Vec<EventId> = {
+        let store = open();
+        let ids = (0..3000u32)
+            .map(|i| store.write_event(&i.to_le_bytes(), 1000).unwrap())
+            .collect();
+        store.close().unwrap();
+        ids
+    };
+    assert_eq!(format_version(dir.path(), None), xaeroflux::FORMAT_VERSION);
+    format_version(dir.path(), Some(2));
+    let store = open();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(store.get(id).unwrap().unwrap().header.seq, i as u64);
+    }
+    assert_eq!(store.verify(|_, _| {}).unwrap().events, 3000);
+    store.close().unwrap();
+    assert_eq!(format_version(dir.path(), None), 3);
+}

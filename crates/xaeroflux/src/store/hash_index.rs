@@ -230,6 +230,10 @@ struct RunReader {
     /// Key of the part in `part` (the next one is read after it).
     at: Option<[u8; 16]>,
     last: Option<(u64, u64)>,
+    /// Keys of the parts read to their end.
+    consumed: Vec<[u8; 16]>,
+    /// The last part has been read.
+    done: bool,
 }
 
 impl RunReader {
@@ -240,7 +244,17 @@ impl RunReader {
             pos: 0,
             at: None,
             last: None,
+            consumed: Vec::new(),
+            done: false,
         }
+    }
+
+    /// Skips the entries with a prefix below `from`.
+    fn skip_below(&mut self, t: &Tables, txn: &RoTxn<'_>, from: u64) -> Result<()> {
+        while self.peek(t, txn)?.is_some_and(|e| e.0 < from) {
+            self.advance();
+        }
+        Ok(())
     }
 
     /// The next entry (checked to be in order), reading the next part when needed.
@@ -258,6 +272,10 @@ impl RunReader {
     fn load(&mut self, t: &Tables, txn: &RoTxn<'_>) -> Result<()> {
         self.part.clear();
         self.pos = 0;
+        if self.done {
+            return Ok(());
+        }
+        self.consumed.extend(self.at);
         let first = part_key(self.id, 0);
         let end = part_key(self.id, u64::MAX);
         let start = match &self.at {
@@ -269,6 +287,7 @@ impl RunReader {
             .range(txn, &(start, Bound::Included(&end[..])))?
             .next()
         else {
+            self.done = true;
             return Ok(());
         };
         let (k, v) = item?;
@@ -304,38 +323,204 @@ fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-/// Merges runs `a` and `b` into the new run `out`, a part at a time; returns its
-/// number of entries.
-fn merge_runs(t: &Tables, wtxn: &mut RwTxn<'_>, a: u64, b: u64, out: u64) -> Result<u64> {
-    let (mut ra, mut rb) = (RunReader::new(a), RunReader::new(b));
+/// A merge of two adjacent runs in progress, kept in the meta table (`hash_merge`,
+/// five little-endian u64s, absent when no merge runs).
+///
+/// Every input entry with a prefix below `from` is in run `out` (`written` entries so
+/// far); the rest are still in the inputs. Input parts read to their end are deleted
+/// as the merge goes, so an entry may be in `out` and in the one partly merged part of
+/// an input at once: lookups search both inputs and `out`, and a duplicate hit is the
+/// same event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Merge {
+    older: u64,
+    newer: u64,
+    out: u64,
+    written: u64,
+    from: u64,
+}
+
+impl Merge {
+    fn encode(&self) -> [u8; 40] {
+        let mut v = [0u8; 40];
+        let words = [self.older, self.newer, self.out, self.written, self.from];
+        for (c, w) in v.chunks_exact_mut(8).zip(words) {
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+        v
+    }
+
+    fn decode(v: &[u8]) -> Result<Self> {
+        let bad = || corrupt(format!("merge state of {} bytes", v.len()));
+        let (words, rest) = v.as_chunks::<8>();
+        let [older, newer, out, written, from] = words else {
+            return Err(bad());
+        };
+        if !rest.is_empty() {
+            return Err(bad());
+        }
+        let w = |b: &[u8; 8]| u64::from_le_bytes(*b);
+        Ok(Merge {
+            older: w(older),
+            newer: w(newer),
+            out: w(out),
+            written: w(written),
+            from: w(from),
+        })
+    }
+}
+
+fn read_merge(t: &Tables, txn: &RoTxn<'_>) -> Result<Option<Merge>> {
+    t.meta
+        .get(txn, meta_keys::HASH_MERGE)?
+        .map(Merge::decode)
+        .transpose()
+}
+
+/// Advances `m` by about `budget` input entries (more only to finish a part, which
+/// never ends between equal prefixes, so every part of `out` but its last holds at
+/// least [`PART_ENTRIES`]). Returns the entries merged and whether the inputs are
+/// exhausted; deletes the input parts it read to their end.
+fn merge_step(t: &Tables, wtxn: &mut RwTxn<'_>, m: &mut Merge, budget: u64) -> Result<(u64, bool)> {
+    let (mut ra, mut rb) = (RunReader::new(m.older), RunReader::new(m.newer));
+    ra.skip_below(t, wtxn, m.from)?;
+    rb.skip_below(t, wtxn, m.from)?;
     let mut part: Vec<(u64, u64)> = Vec::with_capacity(PART_ENTRIES + 1);
-    let mut count = 0u64;
-    loop {
+    let mut merged = 0u64;
+    let finished = loop {
         let next = match (ra.peek(t, wtxn)?, rb.peek(t, wtxn)?) {
-            (None, None) => break,
-            (Some(x), Some(y)) if x <= y => {
-                ra.advance();
-                x
-            }
-            (Some(x), None) => {
-                ra.advance();
-                x
-            }
-            (_, Some(y)) => {
-                rb.advance();
-                y
-            }
+            (None, None) => break true,
+            (Some(x), Some(y)) if x <= y => x,
+            (Some(x), None) => x,
+            (_, Some(y)) => y,
         };
         // A part ends at a full size, but never between equal prefixes.
         if part.len() >= PART_ENTRIES && part.last().is_some_and(|l| l.0 != next.0) {
-            put_run(t, wtxn, out, &part)?;
-            count += part.len() as u64;
+            put_run(t, wtxn, m.out, &part)?;
+            m.written += part.len() as u64;
             part.clear();
+            m.from = next.0;
+            if merged >= budget {
+                break false;
+            }
+        }
+        if ra.peek(t, wtxn)? == Some(next) {
+            ra.advance();
+        } else {
+            rb.advance();
         }
         part.push(next);
+        merged += 1;
+    };
+    if finished {
+        put_run(t, wtxn, m.out, &part)?;
+        m.written += part.len() as u64;
     }
-    put_run(t, wtxn, out, &part)?;
-    Ok(count + part.len() as u64)
+    for key in ra.consumed.iter().chain(&rb.consumed) {
+        t.hashes.delete(wtxn, key)?;
+    }
+    Ok((merged, finished))
+}
+
+/// Merges runs `a` and `b` into the new run `out` in one go; returns its entries.
+#[cfg(test)]
+fn merge_runs(t: &Tables, wtxn: &mut RwTxn<'_>, a: u64, b: u64, out: u64) -> Result<u64> {
+    let mut m = Merge {
+        older: a,
+        newer: b,
+        out,
+        written: 0,
+        from: 0,
+    };
+    merge_step(t, wtxn, &mut m, u64::MAX)?;
+    Ok(m.written)
+}
+
+/// Deletes every part of run `id`.
+fn delete_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64) -> Result<()> {
+    let range = (
+        Bound::Included(&part_key(id, 0)[..]),
+        Bound::Included(&part_key(id, u64::MAX)[..]),
+    );
+    t.hashes.delete_range(wtxn, &range)?;
+    Ok(())
+}
+
+/// Merge work for a flush of `chunk` entries into a table of `total`: enough to keep up
+/// with a binary counter, which rewrites each entry once per doubling of the table
+/// (about `log2(total / chunk)` times), so no flush rewrites the whole table at once.
+fn merge_budget(chunk: u64, total: u64) -> u64 {
+    let doublings = u64::from((total / chunk.max(1)).max(1).ilog2());
+    chunk.max(PART_ENTRIES as u64) * (doublings + 2)
+}
+
+/// Runs merges for one flush: continues the merge in progress, then starts the next
+/// one the binary counter calls for (the newest adjacent pair whose newer run is at
+/// least as large as the older), until `budget` entries have been merged.
+fn merge_some(
+    t: &Tables,
+    wtxn: &mut RwTxn<'_>,
+    runs: &mut Vec<RunMeta>,
+    next_id: &mut u64,
+    mut budget: u64,
+) -> Result<()> {
+    let mut current = read_merge(t, wtxn)?;
+    loop {
+        let mut m = match current.take() {
+            Some(m) => m,
+            None => {
+                let pair = runs
+                    .windows(2)
+                    .rposition(|w| w[1].entries >= w[0].entries)
+                    .and_then(|i| Some((runs.get(i)?.id, runs.get(i + 1)?.id)));
+                let Some((older, newer)) = pair else { break };
+                let m = Merge {
+                    older,
+                    newer,
+                    out: *next_id,
+                    written: 0,
+                    from: 0,
+                };
+                *next_id += 1;
+                m
+            }
+        };
+        let (merged, finished) = merge_step(t, wtxn, &mut m, budget)?;
+        budget = budget.saturating_sub(merged);
+        if !finished {
+            current = Some(m);
+            break;
+        }
+        let at = runs
+            .iter()
+            .position(|r| r.id == m.older)
+            .filter(|i| runs.get(i + 1).is_some_and(|r| r.id == m.newer))
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "merged runs {} and {} not listed",
+                    m.older, m.newer
+                ))
+            })?;
+        delete_run(t, wtxn, m.older)?;
+        delete_run(t, wtxn, m.newer)?;
+        runs.splice(
+            at..at + 2,
+            [RunMeta {
+                id: m.out,
+                entries: m.written,
+            }],
+        );
+        if budget == 0 {
+            break;
+        }
+    }
+    match current {
+        Some(m) => t.meta.put(wtxn, meta_keys::HASH_MERGE, &m.encode())?,
+        None => {
+            t.meta.delete(wtxn, meta_keys::HASH_MERGE)?;
+        }
+    }
+    Ok(())
 }
 
 /// Local sequences of run `id` under `prefix`.
@@ -498,8 +683,10 @@ impl HashIndex {
         }
         let rtxn = env.read_txn()?;
         let prefix = prefix_of(id);
-        for run in read_runs(t, &rtxn)?.iter().rev() {
-            for local in run_lookup(t, &rtxn, run.id, prefix)? {
+        let merging = read_merge(t, &rtxn)?.map(|m| m.out);
+        let runs = read_runs(t, &rtxn)?;
+        for run in runs.iter().rev().map(|r| r.id).chain(merging) {
+            for local in run_lookup(t, &rtxn, run, prefix)? {
                 if stored_id(t, &rtxn, local)? == Some(*id) {
                     return Ok(Some(local));
                 }
@@ -550,32 +737,22 @@ impl HashIndex {
         let write = || -> Result<()> {
             let mut wtxn = env.write_txn()?;
             let mut runs = read_runs(t, &wtxn)?;
-            let mut next_id = runs.iter().map(|r| r.id + 1).max().unwrap_or(0);
+            let merge = read_merge(t, &wtxn)?;
+            let mut next_id = runs
+                .iter()
+                .map(|r| r.id + 1)
+                .chain(merge.map(|m| m.out + 1))
+                .max()
+                .unwrap_or(0);
             put_run(t, &mut wtxn, next_id, entries)?;
             runs.push(RunMeta {
                 id: next_id,
                 entries: entries.len() as u64,
             });
             next_id += 1;
-            // Merge the newest two runs while the newer is at least as large.
-            while let [.., older, newer] = runs[..]
-                && newer.entries >= older.entries
-            {
-                let merged = merge_runs(t, &mut wtxn, older.id, newer.id, next_id)?;
-                for old in [older.id, newer.id] {
-                    let range = (
-                        Bound::Included(&part_key(old, 0)[..]),
-                        Bound::Included(&part_key(old, u64::MAX)[..]),
-                    );
-                    t.hashes.delete_range(&mut wtxn, &range)?;
-                }
-                runs.truncate(runs.len() - 2);
-                runs.push(RunMeta {
-                    id: next_id,
-                    entries: merged,
-                });
-                next_id += 1;
-            }
+            let total = runs.iter().map(|r| r.entries).sum();
+            let budget = merge_budget(entries.len() as u64, total);
+            merge_some(t, &mut wtxn, &mut runs, &mut next_id, budget)?;
             write_runs(t, &mut wtxn, &runs)?;
             t.meta
                 .put(&mut wtxn, meta_keys::HASH_MARK, &upto.to_le_bytes())?;
@@ -758,9 +935,21 @@ mod tests {
         let mut b: Vec<(u64, u64)> = (0..7_000u64).map(|i| (2 * i + 1, 50_000 + i)).collect();
         b.extend((0..5).map(|i| (shared, 200_000 + i)));
         b.sort_unstable();
+        let parts_of = |txn: &RoTxn<'_>, run: u64| -> Vec<Vec<u8>> {
+            let range = (
+                Bound::Included(&part_key(run, 0)[..]),
+                Bound::Included(&part_key(run, u64::MAX)[..]),
+            );
+            t.hashes
+                .range(txn, &range)
+                .unwrap()
+                .map(|e| e.unwrap().1.to_vec())
+                .collect()
+        };
         let mut wtxn = env.write_txn().unwrap();
         put_run(&t, &mut wtxn, 0, &a).unwrap();
         put_run(&t, &mut wtxn, 1, &b).unwrap();
+        let input = parts_of(&wtxn, 0);
         let n = merge_runs(&t, &mut wtxn, 0, 1, 2).unwrap();
         wtxn.commit().unwrap();
         let mut want = [a, b].concat();
@@ -768,19 +957,11 @@ mod tests {
         assert_eq!(n, want.len() as u64);
         let rtxn = env.read_txn().unwrap();
         assert_eq!(read_run(&t, &rtxn, 2).unwrap(), want);
+        // The inputs' parts are deleted as they are merged.
+        assert!(parts_of(&rtxn, 0).is_empty() && parts_of(&rtxn, 1).is_empty());
         // Parts: at least PART_ENTRIES each but the last, never splitting a prefix, in
         // the merged run and in run 0 (written by `put_run`).
-        for (run, count) in [(0, 3), (2, 5)] {
-            let range = (
-                Bound::Included(&part_key(run, 0)[..]),
-                Bound::Included(&part_key(run, u64::MAX)[..]),
-            );
-            let parts: Vec<Vec<u8>> = t
-                .hashes
-                .range(&rtxn, &range)
-                .unwrap()
-                .map(|e| e.unwrap().1.to_vec())
-                .collect();
+        for (run, parts, count) in [(0, input, 3), (2, parts_of(&rtxn, 2), 5)] {
             assert_eq!(parts.len(), count, "parts of run {run}");
             for w in parts.windows(2) {
                 assert!(w[0].len() / ENTRY >= PART_ENTRIES);
@@ -794,6 +975,102 @@ mod tests {
         expect.sort_unstable();
         assert_eq!(hits.len(), 26);
         assert_eq!(hits, expect);
+    }
+
+    /// A merge larger than one flush's budget runs over several flushes: in every state
+    /// in between, each entry is found (in `out` or in an input), every part of `out`
+    /// but the last is full and none splits a prefix, the merged input parts are gone,
+    /// and the state survives in the meta table until the merge ends.
+    #[test]
+    fn merges_advance_a_budget_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, t) = open_env(dir.path(), 64 << 20, Durability::Batched).unwrap();
+        // Two runs of about 20,000 entries (the newer one larger, so the counter merges
+        // them); 300 entries share one prefix across both.
+        let shared = 20_000;
+        let mut a: Vec<(u64, u64)> = (0..20_000u64).map(|i| (2 * i, i)).collect();
+        a.extend((0..100).map(|i| (shared, 100_000 + i)));
+        a.sort_unstable();
+        let mut b: Vec<(u64, u64)> = (0..20_000u64).map(|i| (2 * i + 1, 50_000 + i)).collect();
+        b.extend((0..200).map(|i| (shared, 200_000 + i)));
+        b.sort_unstable();
+        let mut want = [a.clone(), b.clone()].concat();
+        want.sort_unstable();
+        let mut runs = vec![
+            RunMeta {
+                id: 0,
+                entries: a.len() as u64,
+            },
+            RunMeta {
+                id: 1,
+                entries: b.len() as u64,
+            },
+        ];
+        let mut wtxn = env.write_txn().unwrap();
+        put_run(&t, &mut wtxn, 0, &a).unwrap();
+        put_run(&t, &mut wtxn, 1, &b).unwrap();
+        wtxn.commit().unwrap();
+        let mut next_id = 2;
+        let mut steps = 0;
+        loop {
+            let mut wtxn = env.write_txn().unwrap();
+            merge_some(&t, &mut wtxn, &mut runs, &mut next_id, 5_000).unwrap();
+            wtxn.commit().unwrap();
+            steps += 1;
+            let rtxn = env.read_txn().unwrap();
+            let merge = read_merge(&t, &rtxn).unwrap();
+            let searched: Vec<u64> = runs
+                .iter()
+                .map(|r| r.id)
+                .chain(merge.map(|m| m.out))
+                .collect();
+            for (prefix, local) in want
+                .iter()
+                .step_by(97)
+                .chain(want.iter().filter(|e| e.0 == shared))
+            {
+                let found = searched.iter().any(|run| {
+                    run_lookup(&t, &rtxn, *run, *prefix)
+                        .unwrap()
+                        .contains(local)
+                });
+                assert!(found, "entry ({prefix}, {local}) lost after step {steps}");
+            }
+            let Some(m) = merge else { break };
+            assert_eq!((m.older, m.newer, m.out), (0, 1, 2));
+            let out = read_run(&t, &rtxn, 2).unwrap();
+            assert_eq!(out.len() as u64, m.written);
+            assert!(out.iter().all(|e| e.0 < m.from));
+            assert_eq!(out, want[..out.len()], "merged prefix of the union");
+            // Input parts left: at most one with entries below `from`.
+            for run in [0, 1] {
+                let left = read_run(&t, &rtxn, run).unwrap();
+                let below = left.iter().filter(|e| e.0 < m.from).count();
+                assert!(
+                    below < 2 * PART_ENTRIES,
+                    "run {run} kept {below} merged entries"
+                );
+            }
+        }
+        assert!(steps >= 4, "the merge took {steps} steps");
+        assert_eq!(
+            runs,
+            vec![RunMeta {
+                id: 2,
+                entries: want.len() as u64
+            }]
+        );
+        let rtxn = env.read_txn().unwrap();
+        assert_eq!(read_run(&t, &rtxn, 2).unwrap(), want);
+        assert!(read_run(&t, &rtxn, 0).unwrap().is_empty());
+        assert!(read_run(&t, &rtxn, 1).unwrap().is_empty());
+        // Nothing else is left in the table.
+        let out = (
+            Bound::Included(&part_key(2, 0)[..]),
+            Bound::Included(&part_key(2, u64::MAX)[..]),
+        );
+        let out_parts = t.hashes.range(&rtxn, &out).unwrap().count() as u64;
+        assert_eq!(t.hashes.len(&rtxn).unwrap(), out_parts);
     }
 
     #[test]
