@@ -155,6 +155,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 "disk         lmdb {} B, merkle pages {} B",
                 st.disk_bytes.0, st.disk_bytes.1
             );
+            println!(
+                "id index     {} runs, {} ids in memory",
+                st.hash_index_runs, st.hash_index_pending
+            );
             print_vector_index(&dir);
             Ok(ExitCode::SUCCESS)
         }

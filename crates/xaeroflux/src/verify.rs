@@ -26,6 +26,11 @@ pub struct Stats {
     pub disk_bytes: (u64, u64),
     /// Ids held only in memory by the hash index.
     pub hash_index_pending: usize,
+    /// Sorted runs of the hash index table (about log2 of its flushed chunks).
+    pub hash_index_runs: usize,
+    /// The longest hash index flush (write a chunk, advance merges) since open: the
+    /// longest pause it put between two commits.
+    pub hash_index_longest_flush: std::time::Duration,
 }
 
 /// What a successful `verify()` checked.
@@ -64,6 +69,9 @@ impl XaeroFlux {
             hash_index_pending: self.shared().hashes.pending(),
             ..Stats::default()
         };
+        let sh = self.shared();
+        (st.hash_index_longest_flush, st.hash_index_runs) =
+            sh.hashes.table_stats(&sh.env, &sh.tables)?;
         for ev in snap.since(0)? {
             let ev = ev?;
             if let Some(c) = SizeClass::for_len(ev.event.payload.len()) {
@@ -77,7 +85,6 @@ impl XaeroFlux {
                 }
             }
         }
-        let sh = self.shared();
         let lmdb = std::fs::metadata(sh.opts.data_dir.join("data.mdb")).map_or(0, |m| m.len());
         let pages = std::fs::metadata(sh.pages.path()).map_or(0, |m| m.len());
         st.disk_bytes = (lmdb, pages);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvOpenOptions, PutFlags};
-use xaeroflux::{Durability, EventId, XaeroFlux};
+use xaeroflux::{Durability, EventId, Options, XaeroFlux};
 use xaeroflux_core::event::encode_into;
 use xaeroflux_core::mmr::{MemStore, Mmr, leaf_hash};
 use xaeroflux_core::{AuthorId, EventHeader, GroupId, Hlc};
@@ -33,6 +33,9 @@ struct Args {
     only_ours: bool,
     /// Payload sizes to run.
     sizes: Vec<usize>,
+    /// Ids per hash index flush (`Options::hash_index_chunk`); a small chunk makes a
+    /// short run show the id index of a much larger store (table / chunk ratio).
+    hash_chunk: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -43,6 +46,7 @@ fn parse_args() -> Args {
         open_child: None,
         only_ours: false,
         sizes: vec![64, 1024],
+        hash_chunk: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -54,9 +58,13 @@ fn parse_args() -> Args {
             "--open-child" => a.open_child = Some(PathBuf::from(val())),
             "--only-ours" => a.only_ours = true,
             "--size" => a.sizes = vec![val().parse().unwrap()],
+            "--hash-chunk" => a.hash_chunk = Some(val().parse().unwrap()),
             "--bench" => {}
             other => {
-                panic!("unknown argument {other}; use --events N, --hash-events N, --dir PATH")
+                panic!(
+                    "unknown argument {other}; use --events N, --hash-events N, --dir PATH, \
+                     --only-ours, --size BYTES, --hash-chunk N"
+                )
             }
         }
     }
@@ -80,11 +88,13 @@ fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-fn ours(dir: &Path, n: u64, size: usize) -> Duration {
-    let store = XaeroFlux::builder(dir)
-        .durability(Durability::Batched)
-        .open()
-        .unwrap();
+fn ours(dir: &Path, n: u64, size: usize, hash_chunk: Option<usize>) -> Duration {
+    let mut opts = Options::new(dir);
+    opts.durability = Durability::Batched;
+    if let Some(chunk) = hash_chunk {
+        opts.hash_index_chunk = chunk;
+    }
+    let store = XaeroFlux::builder(dir).options(opts).open().unwrap();
     let mut p = payload_template(size);
     let t = Instant::now();
     for i in 0..n {
@@ -94,11 +104,15 @@ fn ours(dir: &Path, n: u64, size: usize) -> Duration {
     let produced = t.elapsed();
     store.flush().unwrap();
     let d = t.elapsed();
+    let st = store.stats().unwrap();
     store.close().unwrap();
     eprintln!(
-        "  ours {size} B: producer loop {:.0} ms, flush wait {:.0} ms",
+        "  ours {size} B: producer loop {:.0} ms, flush wait {:.0} ms; id index: {} runs, \
+         longest flush {:.1} ms",
         produced.as_secs_f64() * 1e3,
-        (d - produced).as_secs_f64() * 1e3
+        (d - produced).as_secs_f64() * 1e3,
+        st.hash_index_runs,
+        st.hash_index_longest_flush.as_secs_f64() * 1e3
     );
     d
 }
@@ -350,7 +364,7 @@ fn main() {
     let mut open_report = None;
     for &size in &args.sizes {
         let d = root.path().join(format!("ours-{size}"));
-        let t_ours = rate(n, ours(&d, n, size));
+        let t_ours = rate(n, ours(&d, n, size, args.hash_chunk));
         if size == 64 && !args.only_ours {
             let out = Command::new(std::env::current_exe().unwrap())
                 .arg("--open-child")

@@ -26,6 +26,7 @@
 //! event it points at.
 use std::hash::Hasher;
 use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 use hashbrown::HashTable;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -454,9 +455,14 @@ fn merge_budget(chunk: u64, total: u64) -> u64 {
     chunk.max(PART_ENTRIES as u64) * (doublings + 2)
 }
 
-/// Runs merges for one flush: continues the merge in progress, then starts the next
-/// one the binary counter calls for (the newest adjacent pair whose newer run is at
-/// least as large as the older), until `budget` entries have been merged.
+/// Runs merges for one flush, `budget` input entries in all.
+///
+/// The binary counter merges the newest adjacent pair whose newer run holds at least as
+/// many entries as the older. First, such pairs that fit in what is left of the budget
+/// are merged whole (they need no saved state); then the merge in progress, or else
+/// the next pair (too large to merge whole), advances by the rest. Small merges thus
+/// keep going while a large one takes many flushes, and the runs stay about
+/// `2 * log2(table / chunk)`.
 fn merge_some(
     t: &Tables,
     wtxn: &mut RwTxn<'_>,
@@ -465,53 +471,44 @@ fn merge_some(
     mut budget: u64,
 ) -> Result<()> {
     let mut current = read_merge(t, wtxn)?;
-    loop {
-        let mut m = match current.take() {
-            Some(m) => m,
-            None => {
-                let pair = runs
-                    .windows(2)
-                    .rposition(|w| w[1].entries >= w[0].entries)
-                    .and_then(|i| Some((runs.get(i)?.id, runs.get(i + 1)?.id)));
-                let Some((older, newer)) = pair else { break };
-                let m = Merge {
-                    older,
-                    newer,
-                    out: *next_id,
-                    written: 0,
-                    from: 0,
-                };
-                *next_id += 1;
-                m
-            }
+    // The newest pair the counter calls for, leaving out the runs being merged.
+    let next_pair = |runs: &[RunMeta], current: Option<Merge>| {
+        let busy = |id: u64| current.is_some_and(|m| m.older == id || m.newer == id);
+        runs.windows(2)
+            .rposition(|w| w[1].entries >= w[0].entries && !busy(w[0].id) && !busy(w[1].id))
+    };
+    let mut start = |runs: &[RunMeta], i: usize| -> Option<Merge> {
+        let m = Merge {
+            older: runs.get(i)?.id,
+            newer: runs.get(i + 1)?.id,
+            out: *next_id,
+            written: 0,
+            from: 0,
         };
-        let (merged, finished) = merge_step(t, wtxn, &mut m, budget)?;
-        budget = budget.saturating_sub(merged);
-        if !finished {
-            current = Some(m);
+        *next_id += 1;
+        Some(m)
+    };
+    while let Some(i) = next_pair(runs, current) {
+        let size = runs
+            .get(i..i + 2)
+            .map_or(u64::MAX, |p| p[0].entries + p[1].entries);
+        if size > budget {
             break;
         }
-        let at = runs
-            .iter()
-            .position(|r| r.id == m.older)
-            .filter(|i| runs.get(i + 1).is_some_and(|r| r.id == m.newer))
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "merged runs {} and {} not listed",
-                    m.older, m.newer
-                ))
-            })?;
-        delete_run(t, wtxn, m.older)?;
-        delete_run(t, wtxn, m.newer)?;
-        runs.splice(
-            at..at + 2,
-            [RunMeta {
-                id: m.out,
-                entries: m.written,
-            }],
-        );
-        if budget == 0 {
-            break;
+        let Some(mut m) = start(runs, i) else { break };
+        merge_step(t, wtxn, &mut m, u64::MAX)?;
+        finish_merge(t, wtxn, runs, &m)?;
+        budget -= size;
+    }
+    if current.is_none() {
+        current = next_pair(runs, current).and_then(|i| start(runs, i));
+    }
+    if let Some(mut m) = current.take().filter(|_| budget > 0) {
+        let (_, finished) = merge_step(t, wtxn, &mut m, budget)?;
+        if finished {
+            finish_merge(t, wtxn, runs, &m)?;
+        } else {
+            current = Some(m);
         }
     }
     match current {
@@ -520,6 +517,36 @@ fn merge_some(
             t.meta.delete(wtxn, meta_keys::HASH_MERGE)?;
         }
     }
+    Ok(())
+}
+
+/// Replaces the inputs of the finished merge `m` with its output in `runs`, and deletes
+/// what is left of them.
+fn finish_merge(
+    t: &Tables,
+    wtxn: &mut RwTxn<'_>,
+    runs: &mut Vec<RunMeta>,
+    m: &Merge,
+) -> Result<()> {
+    let at = runs
+        .iter()
+        .position(|r| r.id == m.older)
+        .filter(|i| runs.get(i + 1).is_some_and(|r| r.id == m.newer))
+        .ok_or_else(|| {
+            corrupt(format!(
+                "merged runs {} and {} not listed",
+                m.older, m.newer
+            ))
+        })?;
+    delete_run(t, wtxn, m.older)?;
+    delete_run(t, wtxn, m.newer)?;
+    runs.splice(
+        at..at + 2,
+        [RunMeta {
+            id: m.out,
+            entries: m.written,
+        }],
+    );
     Ok(())
 }
 
@@ -585,6 +612,8 @@ struct OfferSlot {
 /// In-memory part of the hash index.
 pub(crate) struct HashIndex {
     recent: RwLock<Recent>,
+    /// The longest flush since open, in microseconds (reported by `stats`).
+    longest_flush_us: AtomicU64,
     /// The sorted (prefix, local) entries of a flush, reused from flush to flush.
     sorted: Mutex<Vec<(u64, u64)>>,
     /// Ids computed by `write_event` callers, by write ticket, so the writer need not
@@ -597,6 +626,7 @@ impl Default for HashIndex {
     fn default() -> Self {
         HashIndex {
             recent: RwLock::default(),
+            longest_flush_us: AtomicU64::new(0),
             sorted: Mutex::default(),
             offered: (0..OFFER_SLOTS).map(|_| OfferSlot::default()).collect(),
         }
@@ -713,6 +743,7 @@ impl HashIndex {
     /// they stay visible to `lookup` in the `flushing` generation. On error nothing is
     /// lost: the chunk is merged back and a later call retries.
     pub(crate) fn flush(&self, env: &Env0, t: &Tables, upto: u64) -> Result<()> {
+        let started = std::time::Instant::now();
         let mut entries = self.sorted.lock().unwrap_or_else(|p| p.into_inner());
         entries.clear();
         {
@@ -763,9 +794,11 @@ impl HashIndex {
         let mut r = self.recent.write().unwrap_or_else(|p| p.into_inner());
         match res {
             Ok(()) => {
-                // Keep the allocation: the next flush swaps it in as the live map,
-                // which then fills without rehashing.
+                // Keep the allocations: the next flush swaps them in as the live
+                // generation, which then fills without growing.
                 r.flushing.clear();
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.longest_flush_us.fetch_max(us, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -775,6 +808,15 @@ impl HashIndex {
                 Err(e)
             }
         }
+    }
+
+    /// The longest flush since open, and the table's runs (a merge in progress counts
+    /// its output as one more).
+    pub(crate) fn table_stats(&self, env: &Env0, t: &Tables) -> Result<(Duration, usize)> {
+        let rtxn = env.read_txn()?;
+        let runs = read_runs(t, &rtxn)?.len() + usize::from(read_merge(t, &rtxn)?.is_some());
+        let us = self.longest_flush_us.load(Ordering::Relaxed);
+        Ok((Duration::from_micros(us), runs))
     }
 
     /// Bytes the next flush may need in the map: every page of the table may be copied.
@@ -1071,6 +1113,77 @@ mod tests {
         );
         let out_parts = t.hashes.range(&rtxn, &out).unwrap().count() as u64;
         assert_eq!(t.hashes.len(&rtxn).unwrap(), out_parts);
+    }
+
+    /// Flush after flush with the flush's budget: the runs stay few (small merges go on
+    /// while a large one takes several flushes), a large merge does span flushes, and
+    /// every entry stays findable.
+    #[test]
+    fn runs_stay_few_while_large_merges_span_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, t) = open_env(dir.path(), 256 << 20, Durability::Batched).unwrap();
+        let chunk = 1500u64;
+        let mut runs: Vec<RunMeta> = Vec::new();
+        let mut next_id = 0;
+        let mut all: Vec<(u64, u64)> = Vec::new();
+        let mut spanning = 0;
+        for flush in 0..120u64 {
+            let mut entries: Vec<(u64, u64)> = (0..chunk)
+                .map(|i| {
+                    let local = flush * chunk + i;
+                    (
+                        u64::from_le_bytes(
+                            blake3::hash(&local.to_le_bytes()).as_bytes()[..8]
+                                .try_into()
+                                .unwrap(),
+                        ),
+                        local,
+                    )
+                })
+                .collect();
+            entries.sort_unstable();
+            all.extend(&entries);
+            let mut wtxn = env.write_txn().unwrap();
+            put_run(&t, &mut wtxn, next_id, &entries).unwrap();
+            runs.push(RunMeta {
+                id: next_id,
+                entries: chunk,
+            });
+            next_id += 1;
+            let total: u64 = runs.iter().map(|r| r.entries).sum();
+            merge_some(
+                &t,
+                &mut wtxn,
+                &mut runs,
+                &mut next_id,
+                merge_budget(chunk, total),
+            )
+            .unwrap();
+            let merging = read_merge(&t, &wtxn).unwrap();
+            wtxn.commit().unwrap();
+            spanning += usize::from(merging.is_some());
+            let doublings = (total / chunk).ilog2() as usize;
+            let count = runs.len() + usize::from(merging.is_some());
+            assert!(
+                count <= 2 * (doublings + 1) + 1,
+                "{count} runs after flush {flush}"
+            );
+        }
+        assert!(spanning > 0, "no merge spanned flushes");
+        let rtxn = env.read_txn().unwrap();
+        let searched: Vec<u64> = runs
+            .iter()
+            .map(|r| r.id)
+            .chain(read_merge(&t, &rtxn).unwrap().map(|m| m.out))
+            .collect();
+        for (prefix, local) in all.iter().step_by(13) {
+            let found = searched.iter().any(|run| {
+                run_lookup(&t, &rtxn, *run, *prefix)
+                    .unwrap()
+                    .contains(local)
+            });
+            assert!(found, "entry of local {local} lost");
+        }
     }
 
     #[test]
