@@ -12,11 +12,14 @@
 //! opened after the check.
 //!
 //! The table holds sorted *runs* (a log-structured merge of sorted chunks): a flush
-//! writes its chunk as a new run, sequentially, then merges the newest two runs while
-//! the newer is at least as large as the older (a binary counter: O(log n) runs, each
-//! entry rewritten O(log n) times; a merge holds one part of each run in memory).
-//! Inserting a chunk into one B-tree instead touched nearly every leaf page of the
-//! table per flush and cost a third of the write path.
+//! writes its chunk as a new run, sequentially, then merges adjacent runs like a binary
+//! counter (O(log n) runs, each entry rewritten O(log n) times; a merge holds one part
+//! of each run in memory). A flush does a bounded amount of merge work, about
+//! `chunk * log2(table / chunk)` entries ([`merge_budget`]); a larger merge keeps its
+//! position in the meta table and goes on at the next flushes, so no flush (and no
+//! commit waiting behind it) rewrites the whole table. Inserting a chunk into one
+//! B-tree instead touched nearly every leaf page of the table per flush and cost a
+//! third of the write path.
 //!
 //! An entry is the id's first 8 bytes (its *prefix*) and the local sequence, 16 bytes,
 //! big-endian. A run is stored in parts of at most [`PART_ENTRIES`] entries (more only
