@@ -523,6 +523,20 @@ fn merge_some(
     Ok(())
 }
 
+/// The runs that may hold `prefix`, newest first: every listed run, except that while a
+/// merge runs, a prefix below its `from` is only in its output (or, at most, also in a
+/// partly merged input part) and any other prefix only in its inputs.
+fn searched_runs(runs: &[RunMeta], merge: Option<Merge>, prefix: u64) -> impl Iterator<Item = u64> {
+    let merged = merge.is_some_and(|m| prefix < m.from);
+    let skip = move |id: u64| merged && merge.is_some_and(|m| id == m.older || id == m.newer);
+    let out = merge.filter(|_| merged).map(|m| m.out);
+    runs.iter()
+        .rev()
+        .map(|r| r.id)
+        .filter(move |id| !skip(*id))
+        .chain(out)
+}
+
 /// Replaces the inputs of the finished merge `m` with its output in `runs`, and deletes
 /// what is left of them.
 fn finish_merge(
@@ -716,9 +730,9 @@ impl HashIndex {
         }
         let rtxn = env.read_txn()?;
         let prefix = prefix_of(id);
-        let merging = read_merge(t, &rtxn)?.map(|m| m.out);
+        let merge = read_merge(t, &rtxn)?;
         let runs = read_runs(t, &rtxn)?;
-        for run in runs.iter().rev().map(|r| r.id).chain(merging) {
+        for run in searched_runs(&runs, merge, prefix) {
             for local in run_lookup(t, &rtxn, run, prefix)? {
                 if stored_id(t, &rtxn, local)? == Some(*id) {
                     return Ok(Some(local));
@@ -1064,25 +1078,24 @@ mod tests {
             steps += 1;
             let rtxn = env.read_txn().unwrap();
             let merge = read_merge(&t, &rtxn).unwrap();
-            let searched: Vec<u64> = runs
-                .iter()
-                .map(|r| r.id)
-                .chain(merge.map(|m| m.out))
-                .collect();
             for (prefix, local) in want
                 .iter()
                 .step_by(97)
                 .chain(want.iter().filter(|e| e.0 == shared))
             {
-                let found = searched.iter().any(|run| {
-                    run_lookup(&t, &rtxn, *run, *prefix)
-                        .unwrap()
-                        .contains(local)
-                });
+                let found = searched_runs(&runs, merge, *prefix)
+                    .any(|run| run_lookup(&t, &rtxn, run, *prefix).unwrap().contains(local));
                 assert!(found, "entry ({prefix}, {local}) lost after step {steps}");
             }
             let Some(m) = merge else { break };
             assert_eq!((m.older, m.newer, m.out), (0, 1, 2));
+            // Around `from`, where lookups switch from the output to the inputs.
+            let at = want.partition_point(|e| e.0 < m.from);
+            for (prefix, local) in &want[at.saturating_sub(3)..(at + 3).min(want.len())] {
+                let found = searched_runs(&runs, merge, *prefix)
+                    .any(|run| run_lookup(&t, &rtxn, run, *prefix).unwrap().contains(local));
+                assert!(found, "entry ({prefix}, {local}) next to {} lost", m.from);
+            }
             let out = read_run(&t, &rtxn, 2).unwrap();
             assert_eq!(out.len() as u64, m.written);
             assert!(out.iter().all(|e| e.0 < m.from));
@@ -1174,17 +1187,10 @@ mod tests {
         }
         assert!(spanning > 0, "no merge spanned flushes");
         let rtxn = env.read_txn().unwrap();
-        let searched: Vec<u64> = runs
-            .iter()
-            .map(|r| r.id)
-            .chain(read_merge(&t, &rtxn).unwrap().map(|m| m.out))
-            .collect();
+        let merge = read_merge(&t, &rtxn).unwrap();
         for (prefix, local) in all.iter().step_by(13) {
-            let found = searched.iter().any(|run| {
-                run_lookup(&t, &rtxn, *run, *prefix)
-                    .unwrap()
-                    .contains(local)
-            });
+            let found = searched_runs(&runs, merge, *prefix)
+                .any(|run| run_lookup(&t, &rtxn, run, *prefix).unwrap().contains(local));
             assert!(found, "entry of local {local} lost");
         }
     }
