@@ -21,8 +21,12 @@ use std::io::{self, Write};
 
 /// Most events in one block.
 pub const MAX_BLOCK_EVENTS: usize = 4096;
-/// A builder closes its block once its data reaches this many bytes.
-pub const TARGET_BLOCK_BYTES: usize = 32 * 1024;
+/// Target size of an encoded block: 32 KiB less LMDB's 16-byte page header, so a block
+/// of this size fills whole overflow pages (8 of 4 KiB, or 2 of 16 KiB) and no page
+/// holds only its last bytes. A writer that checks [`BlockBuilder::has_room`] before
+/// each push stays within it (unless one event is larger); [`BlockBuilder::is_full`]
+/// says when a block has reached it.
+pub const TARGET_BLOCK_BYTES: usize = 32 * 1024 - 16;
 
 /// Why bytes are not a valid block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,7 +149,13 @@ impl BlockBuilder {
 
     /// Whether the block should be closed before the next push.
     pub fn is_full(&self) -> bool {
-        self.ends.len() >= MAX_BLOCK_EVENTS || self.data.len() >= TARGET_BLOCK_BYTES
+        self.ends.len() >= MAX_BLOCK_EVENTS || self.encoded_len() >= TARGET_BLOCK_BYTES
+    }
+
+    /// Whether an event of `len` bytes fits without taking the block past
+    /// [`TARGET_BLOCK_BYTES`]; an empty block takes any event.
+    pub fn has_room(&self, len: usize) -> bool {
+        self.is_empty() || self.encoded_len() + 4 + len <= TARGET_BLOCK_BYTES
     }
 
     /// Events pushed.
@@ -267,10 +277,28 @@ mod tests {
     #[test]
     fn builder_closes_at_its_limits() {
         let mut b = BlockBuilder::new();
-        b.push(&vec![7; TARGET_BLOCK_BYTES - 1]);
+        // count + one end offset + the event: one byte short of the target.
+        b.push(&vec![7; TARGET_BLOCK_BYTES - 9]);
+        assert_eq!(b.encoded_len(), TARGET_BLOCK_BYTES - 1);
         assert!(!b.is_full());
         b.push(&[1]);
         assert!(b.is_full());
+        // Pushing only what has room fills the target to within one event, in whole
+        // 4 KiB LMDB pages after their 16-byte header.
+        b.clear();
+        let event = [3u8; 156]; // a 64-byte payload with its 92-byte header
+        while b.has_room(event.len()) {
+            b.push(&event);
+        }
+        assert!(b.encoded_len() <= TARGET_BLOCK_BYTES);
+        assert!(b.encoded_len() + 4 + event.len() > TARGET_BLOCK_BYTES);
+        assert_eq!((16 + b.encoded_len()).div_ceil(4096), 8);
+        // An empty block takes any event; a second large one does not fit.
+        b.clear();
+        assert!(b.has_room(TARGET_BLOCK_BYTES * 2));
+        b.push(&vec![1; 16 * 1024]);
+        assert!(b.has_room(16 * 1024 - 100));
+        assert!(!b.has_room(16 * 1024));
         b.clear();
         for _ in 0..MAX_BLOCK_EVENTS {
             assert!(!b.is_full());

@@ -108,11 +108,13 @@ fn ours(dir: &Path, n: u64, size: usize, hash_chunk: Option<usize>) -> Duration 
     store.close().unwrap();
     eprintln!(
         "  ours {size} B: producer loop {:.0} ms, flush wait {:.0} ms; id index: {} runs, \
-         longest flush {:.1} ms",
+         longest flush {:.1} ms; on disk: lmdb {:.1} MB, pages {:.1} MB",
         produced.as_secs_f64() * 1e3,
         (d - produced).as_secs_f64() * 1e3,
         st.hash_index_runs,
-        st.hash_index_longest_flush.as_secs_f64() * 1e3
+        st.hash_index_longest_flush.as_secs_f64() * 1e3,
+        st.disk_bytes.0 as f64 / 1e6,
+        st.disk_bytes.1 as f64 / 1e6
     );
     d
 }

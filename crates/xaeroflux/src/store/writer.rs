@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use heed::{PutFlags, RwTxn};
 use xaeroflux_core::bus::BusReader;
-use xaeroflux_core::event::encode_into;
+use xaeroflux_core::event::{HEADER_LEN, encode_into};
 use xaeroflux_core::mmr::{Hash32, Mmr, leaf_hash};
 use xaeroflux_core::{AuthorId, BlockBuilder, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
@@ -231,6 +231,14 @@ impl Deferred {
             Deferred::Local { local, .. } | Deferred::Remote { local, .. } => local,
         }
     }
+}
+
+/// An event going into a block: a local one is encoded there, a remote one (already
+/// encoded and verified) copied.
+#[derive(Clone, Copy)]
+enum BlockEvent<'a> {
+    Encode(&'a EventHeader, &'a [u8]),
+    Copy(&'a [u8]),
 }
 
 /// A write cursor over one table for the batch's puts. Keys are tried as LMDB
@@ -865,25 +873,38 @@ impl Writer {
         block.clear();
         let mut first = None;
         for d in deferred {
+            let event = match *d {
+                Deferred::Local { i, .. } => {
+                    let inc = local_event(batch, i)?;
+                    BlockEvent::Encode(&inc.header, &self.arena[inc.start..inc.start + inc.len])
+                }
+                Deferred::Remote { batch, event, .. } => self
+                    .remote
+                    .get(batch)
+                    .and_then(|b| b.events.get(event))
+                    .map(BlockEvent::Copy)
+                    .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?,
+            };
+            let len = match event {
+                BlockEvent::Encode(_, payload) => HEADER_LEN + payload.len(),
+                BlockEvent::Copy(raw) => raw.len(),
+            };
+            if !block.has_room(len)
+                && let Some(start) = first.take()
+            {
+                put_block(&mut events, start, block)?;
+                block.clear();
+            }
             let local = d.local();
             let start = *first.get_or_insert(local);
             if local != start + block.len() as u64 {
                 return Err(Error::Mmr("deferred events out of order".into()));
             }
-            match *d {
-                Deferred::Local { i, .. } => {
-                    let inc = local_event(batch, i)?;
-                    let payload = &self.arena[inc.start..inc.start + inc.len];
-                    block.push_with(|buf| encode_into(&inc.header, payload, buf));
+            match event {
+                BlockEvent::Encode(header, payload) => {
+                    block.push_with(|buf| encode_into(header, payload, buf));
                 }
-                Deferred::Remote { batch, event, .. } => {
-                    let raw = self
-                        .remote
-                        .get(batch)
-                        .and_then(|b| b.events.get(event))
-                        .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?;
-                    block.push(raw);
-                }
+                BlockEvent::Copy(raw) => block.push(raw),
             }
             if block.is_full() {
                 put_block(&mut events, start, block)?;
