@@ -1195,6 +1195,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The merge state read back from the meta table is what was written, and any
+        /// other value is a corrupt-table error, never a panic.
+        #[test]
+        fn merge_state_round_trips(words in proptest::array::uniform5(proptest::prelude::any::<u64>()),
+                                   junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let [older, newer, out, written, from] = words;
+            let m = Merge { older, newer, out, written, from };
+            proptest::prop_assert_eq!(Merge::decode(&m.encode()).unwrap(), m);
+            match Merge::decode(&junk) {
+                Ok(d) => proptest::prop_assert_eq!(&d.encode()[..], &junk[..]),
+                Err(e) => {
+                    let corrupt = matches!(e, Error::CorruptTable { table: "hashes", .. });
+                    proptest::prop_assert!(corrupt, "unexpected error {:?}", e);
+                }
+            }
+        }
+    }
+
     #[test]
     fn offered_ids_round_trip_and_expire() {
         let idx = HashIndex::default();
