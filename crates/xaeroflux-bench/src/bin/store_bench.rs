@@ -5,7 +5,12 @@
 //! and random `get(id)` rate of the large store.
 //!
 //! `cargo run --release -p xaeroflux-bench --bin store_bench -- [--events N]
-//! [--hash-events N] [--dir PATH]`
+//! [--hash-events N] [--dir PATH] [--repeat N] [--only-ours] [--size BYTES]
+//! [--hash-chunk N]`
+//!
+//! `--repeat N` runs every implementation N times, interleaved, and reports medians
+//! (and every run), because this machine's disk and page cache vary a lot between
+//! runs; (a) runs once.
 #![allow(clippy::unwrap_used)]
 
 use std::fs::File;
@@ -33,6 +38,8 @@ struct Args {
     only_ours: bool,
     /// Payload sizes to run.
     sizes: Vec<usize>,
+    /// Rounds of every implementation; the table shows medians.
+    repeat: usize,
     /// Ids per hash index flush (`Options::hash_index_chunk`); a small chunk makes a
     /// short run show the id index of a much larger store (table / chunk ratio).
     hash_chunk: Option<usize>,
@@ -47,6 +54,7 @@ fn parse_args() -> Args {
         only_ours: false,
         sizes: vec![64, 1024],
         hash_chunk: None,
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,11 +67,12 @@ fn parse_args() -> Args {
             "--only-ours" => a.only_ours = true,
             "--size" => a.sizes = vec![val().parse().unwrap()],
             "--hash-chunk" => a.hash_chunk = Some(val().parse().unwrap()),
+            "--repeat" => a.repeat = val().parse::<usize>().unwrap().max(1),
             "--bench" => {}
             other => {
                 panic!(
                     "unknown argument {other}; use --events N, --hash-events N, --dir PATH, \
-                     --only-ours, --size BYTES, --hash-chunk N"
+                     --only-ours, --size BYTES, --hash-chunk N, --repeat N"
                 )
             }
         }
@@ -281,6 +290,12 @@ fn floors(n: u64, size: usize) -> (Duration, Duration) {
     (hashing, mmrs)
 }
 
+/// The median of the runs (the upper one of an even count); 0 for none.
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs.get(runs.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn vm_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -364,46 +379,73 @@ fn main() {
     );
     let mut rows: Vec<(String, usize, f64, f64, f64)> = Vec::new();
     let mut open_report = None;
+    let mut spread: Vec<String> = Vec::new();
     for &size in &args.sizes {
-        let d = root.path().join(format!("ours-{size}"));
-        let t_ours = rate(n, ours(&d, n, size, args.hash_chunk));
-        if size == 64 && !args.only_ours {
-            let out = Command::new(std::env::current_exe().unwrap())
-                .arg("--open-child")
-                .arg(&d)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            open_report = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        // Each round runs every implementation once, in the same order; the table
+        // shows each one's median over the rounds, so one slow run of the disk or page
+        // cache (this machine varies by up to 2x between runs) moves no ratio alone.
+        let mut runs: [Vec<f64>; 7] = Default::default();
+        for round in 0..args.repeat {
+            let d = root.path().join(format!("ours-{size}"));
+            let t_ours = rate(n, ours(&d, n, size, args.hash_chunk));
+            if size == 64 && !args.only_ours && round == 0 {
+                let out = Command::new(std::env::current_exe().unwrap())
+                    .arg("--open-child")
+                    .arg(&d)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                open_report = Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+            }
+            settle(&d);
+            eprintln!("  ours {size} B: {t_ours:.0}/s");
+            runs[0].push(t_ours);
+            if args.only_ours {
+                continue;
+            }
+            // (a) is 20-30x slower than the rest: once is enough.
+            if round == 0 {
+                let d = root.path().join(format!("hash-{size}"));
+                let t_hash = rate(args.hash_events, raw_heed(&d, args.hash_events, size, true));
+                settle(&d);
+                eprintln!("  raw-hash {size} B: {t_hash:.0}/s");
+                runs[1].push(t_hash);
+            }
+            let d = root.path().join(format!("seq-{size}"));
+            let t_seq = rate(n, raw_heed(&d, n, size, false));
+            settle(&d);
+            eprintln!("  raw-seq {size} B: {t_seq:.0}/s");
+            runs[2].push(t_seq);
+            let d = root.path().join(format!("seqidx-{size}"));
+            let t_seqidx = rate(n, raw_seq_with_hash_index(&d, n, size));
+            settle(&d);
+            eprintln!("  raw-seq+index {size} B: {t_seqidx:.0}/s");
+            runs[3].push(t_seqidx);
+            let d = root.path().join(format!("file-{size}"));
+            let t_file = rate(n, plain_file(&d, n, size));
+            settle(&d);
+            eprintln!("  file {size} B: {t_file:.0}/s");
+            runs[4].push(t_file);
+            let (hashing, mmrs) = floors(n, size);
+            let (t_hashing, t_mmrs) = (rate(n, hashing), rate(n, mmrs));
+            eprintln!("  floors {size} B: encode+id {t_hashing:.0}/s, both MMRs {t_mmrs:.0}/s");
+            runs[5].push(t_hashing);
+            runs[6].push(t_mmrs);
         }
-        settle(&d);
-        eprintln!("  ours {size} B: {t_ours:.0}/s");
         if args.only_ours {
             continue;
         }
-        let d = root.path().join(format!("hash-{size}"));
-        let t_hash = rate(args.hash_events, raw_heed(&d, args.hash_events, size, true));
-        settle(&d);
-        eprintln!("  raw-hash {size} B: {t_hash:.0}/s");
-        let d = root.path().join(format!("seq-{size}"));
-        let t_seq = rate(n, raw_heed(&d, n, size, false));
-        settle(&d);
-        eprintln!("  raw-seq {size} B: {t_seq:.0}/s");
-        let d = root.path().join(format!("seqidx-{size}"));
-        let t_seqidx = rate(n, raw_seq_with_hash_index(&d, n, size));
-        settle(&d);
-        eprintln!("  raw-seq+index {size} B: {t_seqidx:.0}/s");
-        let d = root.path().join(format!("file-{size}"));
-        let t_file = rate(n, plain_file(&d, n, size));
-        settle(&d);
-        eprintln!("  file {size} B: {t_file:.0}/s");
-        let (hashing, mmrs) = floors(n, size);
-        let (t_hashing, t_mmrs) = (rate(n, hashing), rate(n, mmrs));
-        eprintln!("  floors {size} B: encode+id {t_hashing:.0}/s, both MMRs {t_mmrs:.0}/s");
+        if args.repeat > 1 {
+            for (name, i) in [("ours", 0), ("(b)", 2), ("(c)", 4)] {
+                let list: Vec<String> = runs[i].iter().map(|r| format!("{r:.0}")).collect();
+                spread.push(format!("{size} B {name}: {}", list.join(" / ")));
+            }
+        }
+        let [t_ours, t_hash, t_seq, t_seqidx, t_file, t_hashing, t_mmrs] = runs.map(median);
         for (name, r) in [
             ("xaeroflux write_event+flush", t_ours),
             ("(a) heed, BLAKE3 key", t_hash),
@@ -424,6 +466,13 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     for (name, size, r, rb, rc) in &rows {
         println!("| {name} | {size} B | {r:.0} | {rb:.2} | {rc:.2} |");
+    }
+    if !spread.is_empty() {
+        println!();
+        println!("Medians of {} rounds; every round, events/s:", args.repeat);
+        for line in &spread {
+            println!("  {line}");
+        }
     }
     if let Some(rep) = open_report {
         let f: Vec<&str> = rep.split_whitespace().collect();
