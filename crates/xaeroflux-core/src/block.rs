@@ -28,6 +28,50 @@ pub const MAX_BLOCK_EVENTS: usize = 4096;
 /// says when a block has reached it.
 pub const TARGET_BLOCK_BYTES: usize = 32 * 1024 - 16;
 
+/// Whether an event of `len` bytes may join a block of `count` events and `block_len`
+/// encoded bytes: an empty block takes any event; otherwise the block must stay within
+/// [`MAX_BLOCK_EVENTS`] and [`TARGET_BLOCK_BYTES`].
+pub fn has_room(count: usize, block_len: usize, len: usize) -> bool {
+    count == 0 || (count < MAX_BLOCK_EVENTS && block_len + 4 + len <= TARGET_BLOCK_BYTES)
+}
+
+/// Size of the block of events of these lengths.
+pub fn encoded_block_len(lens: &[usize]) -> usize {
+    4 + 4 * lens.len() + lens.iter().sum::<usize>()
+}
+
+/// Writes the head of a block (its count and end offsets) for events of these lengths,
+/// without the events: the caller writes them next, back to back, in the same order,
+/// [`encoded_block_len`] bytes in all. A writer that has the events in several places
+/// (a header to encode, a payload elsewhere) writes a block in one pass this way,
+/// without first copying them into a [`BlockBuilder`].
+pub fn write_block_head(out: &mut impl Write, lens: &[usize]) -> io::Result<()> {
+    let mut end = 0u32;
+    let ends = lens.iter().map(|len| {
+        end = end.saturating_add(u32::try_from(*len).unwrap_or(u32::MAX));
+        end
+    });
+    write_head(out, ends)
+}
+
+/// Writes the event count and the end offsets.
+fn write_head(out: &mut impl Write, ends: impl ExactSizeIterator<Item = u32>) -> io::Result<()> {
+    let count = u32::try_from(ends.len()).map_err(io::Error::other)?;
+    out.write_all(&count.to_le_bytes())?;
+    // The table goes out in few writes: LMDB's reserved space takes each as a copy.
+    let mut table = [0u8; 4 * 256];
+    let mut filled = 0;
+    for end in ends {
+        table[filled..filled + 4].copy_from_slice(&end.to_le_bytes());
+        filled += 4;
+        if filled == table.len() {
+            out.write_all(&table)?;
+            filled = 0;
+        }
+    }
+    out.write_all(&table[..filled])
+}
+
 /// Why bytes are not a valid block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -152,10 +196,9 @@ impl BlockBuilder {
         self.ends.len() >= MAX_BLOCK_EVENTS || self.encoded_len() >= TARGET_BLOCK_BYTES
     }
 
-    /// Whether an event of `len` bytes fits without taking the block past
-    /// [`TARGET_BLOCK_BYTES`]; an empty block takes any event.
+    /// Whether an event of `len` bytes may join the block (see [`has_room`]).
     pub fn has_room(&self, len: usize) -> bool {
-        self.is_empty() || self.encoded_len() + 4 + len <= TARGET_BLOCK_BYTES
+        has_room(self.len(), self.encoded_len(), len)
     }
 
     /// Events pushed.
@@ -175,16 +218,7 @@ impl BlockBuilder {
 
     /// Writes the block (exactly [`BlockBuilder::encoded_len`] bytes).
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        let count = u32::try_from(self.ends.len()).map_err(io::Error::other)?;
-        out.write_all(&count.to_le_bytes())?;
-        // The table goes out in one write: LMDB's reserved space takes it as a copy.
-        let mut table = [0u8; 4 * 256];
-        for chunk in self.ends.chunks(256) {
-            for (dst, end) in table.chunks_exact_mut(4).zip(chunk) {
-                dst.copy_from_slice(&end.to_le_bytes());
-            }
-            out.write_all(&table[..chunk.len() * 4])?;
-        }
+        write_head(out, self.ends.iter().copied())?;
         out.write_all(&self.data)
     }
 
@@ -218,6 +252,20 @@ mod tests {
     }
 
     proptest! {
+        /// A block written in one pass (head, then the events) is byte for byte the
+        /// builder's block.
+        #[test]
+        fn streamed_blocks_equal_built_ones(events in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..300), 1..600)) {
+            let lens: Vec<usize> = events.iter().map(Vec::len).collect();
+            let mut streamed = Vec::new();
+            write_block_head(&mut streamed, &lens).unwrap();
+            for e in &events {
+                streamed.extend_from_slice(e);
+            }
+            prop_assert_eq!(streamed.len(), encoded_block_len(&lens));
+            prop_assert_eq!(streamed, build(&events));
+        }
+
         #[test]
         fn round_trip(events in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..300), 1..300)) {
             let bytes = build(&events);

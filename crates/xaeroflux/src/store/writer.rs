@@ -15,15 +15,17 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use heed::{PutFlags, RwTxn};
+use xaeroflux_core::block::{encoded_block_len, has_room, write_block_head};
 use xaeroflux_core::bus::BusReader;
 use xaeroflux_core::event::{HEADER_LEN, encode_into};
 use xaeroflux_core::mmr::{Hash32, Mmr, leaf_hash};
-use xaeroflux_core::{AuthorId, BlockBuilder, Checkpoint, EventHeader, EventId, GroupId, Hlc};
+use xaeroflux_core::{AuthorId, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
 mod remote;
 
@@ -196,8 +198,6 @@ pub(crate) struct Writer {
     leaves: Vec<Hash32>,
     /// Per log the batch appends to: its next seq and the leaf hashes it appends.
     log_leaves: Vec<(u64, Vec<Hash32>)>,
-    /// The block being built (buffers reused across batches).
-    block: BlockBuilder,
     /// Log runs of the batch being written.
     runs: Vec<(LogKey, LogRun)>,
     /// Events of the batch being written whose puts are deferred (see [`Deferred`]).
@@ -239,6 +239,16 @@ impl Deferred {
 enum BlockEvent<'a> {
     Encode(&'a EventHeader, &'a [u8]),
     Copy(&'a [u8]),
+}
+
+impl BlockEvent<'_> {
+    /// Length of the event's encoding.
+    fn len(&self) -> usize {
+        match *self {
+            BlockEvent::Encode(_, payload) => HEADER_LEN + payload.len(),
+            BlockEvent::Copy(raw) => raw.len(),
+        }
+    }
 }
 
 /// A write cursor over one table for the batch's puts. Keys are tried as LMDB
@@ -321,16 +331,32 @@ fn put_postings(
 fn put_block(
     cursor: &mut heed::RwIter<'_, heed::types::Bytes, heed::types::Bytes>,
     first: u64,
-    block: &BlockBuilder,
+    events: &[BlockEvent<'_>],
+    lens: &[usize],
 ) -> Result<()> {
-    // SAFETY: the closure writes the builder's own bytes, nothing borrowed from the
+    // SAFETY: the closure writes only the batch's own bytes, nothing borrowed from the
     // table; keys increase (the local sequence), so `APPEND` never overwrites.
     unsafe {
         cursor.put_current_reserved_with_flags(
             PutFlags::APPEND,
             &be(first),
-            block.encoded_len(),
-            |space| block.write_to(space),
+            encoded_block_len(lens),
+            |space| {
+                write_block_head(space, lens)?;
+                let mut head = [0u8; HEADER_LEN];
+                for event in events {
+                    match *event {
+                        BlockEvent::Encode(header, payload) => {
+                            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+                            header.encode(len, &mut head);
+                            space.write_all(&head)?;
+                            space.write_all(payload)?;
+                        }
+                        BlockEvent::Copy(raw) => space.write_all(raw)?,
+                    }
+                }
+                Ok(())
+            },
         )
     }?;
     Ok(())
@@ -388,7 +414,6 @@ impl Writer {
             leaves: Vec::new(),
             log_leaves: Vec::new(),
             deferred: Vec::new(),
-            block: BlockBuilder::new(),
             runs: Vec::new(),
             remote: Vec::new(),
             forks_found: Vec::new(),
@@ -860,17 +885,20 @@ impl Writer {
         put_postings(&t.times, wtxn, times.finish(), &mut self.scratch)
     }
 
-    /// Appends the batch's encodings to `events` in blocks (see [`super::blocks`]).
+    /// Appends the batch's encodings to `events` in blocks (see [`super::blocks`]):
+    /// each block is written once, straight into LMDB's reserved space, with local
+    /// events encoded there and remote ones copied there.
     fn put_blocks(
-        &mut self,
+        &self,
         t: &Tables,
         wtxn: &mut RwTxn<'_>,
         batch: &[Incoming],
         deferred: &[Deferred],
     ) -> Result<()> {
-        let mut events = t.events.iter_mut(wtxn)?;
-        let block = &mut self.block;
-        block.clear();
+        let mut cursor = t.events.iter_mut(wtxn)?;
+        let mut events: Vec<BlockEvent<'_>> = Vec::new();
+        let mut lens: Vec<usize> = Vec::new();
+        let mut block_len = encoded_block_len(&[]);
         let mut first = None;
         for d in deferred {
             let event = match *d {
@@ -885,35 +913,26 @@ impl Writer {
                     .map(BlockEvent::Copy)
                     .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?,
             };
-            let len = match event {
-                BlockEvent::Encode(_, payload) => HEADER_LEN + payload.len(),
-                BlockEvent::Copy(raw) => raw.len(),
-            };
-            if !block.has_room(len)
+            let len = event.len();
+            if !has_room(lens.len(), block_len, len)
                 && let Some(start) = first.take()
             {
-                put_block(&mut events, start, block)?;
-                block.clear();
+                put_block(&mut cursor, start, &events, &lens)?;
+                events.clear();
+                lens.clear();
+                block_len = encoded_block_len(&[]);
             }
             let local = d.local();
             let start = *first.get_or_insert(local);
-            if local != start + block.len() as u64 {
+            if local != start + lens.len() as u64 {
                 return Err(Error::Mmr("deferred events out of order".into()));
             }
-            match event {
-                BlockEvent::Encode(header, payload) => {
-                    block.push_with(|buf| encode_into(header, payload, buf));
-                }
-                BlockEvent::Copy(raw) => block.push(raw),
-            }
-            if block.is_full() {
-                put_block(&mut events, start, block)?;
-                block.clear();
-                first = None;
-            }
+            events.push(event);
+            lens.push(len);
+            block_len += 4 + len;
         }
         if let Some(start) = first {
-            put_block(&mut events, start, block)?;
+            put_block(&mut cursor, start, &events, &lens)?;
         }
         Ok(())
     }
