@@ -3,12 +3,13 @@
 //! data directory that is already open.
 #![allow(clippy::unwrap_used)]
 
+mod raw_lmdb;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, EnvOpenOptions};
+use raw_lmdb::with_tables;
 use xaeroflux::{Error, EventId, XaeroFlux};
 use xaeroflux_core::page::PAGE_SIZE;
 
@@ -32,28 +33,11 @@ fn page_count(dir: &Path) -> u64 {
     std::fs::metadata(dir.join(PAGE_FILE)).unwrap().len() / PAGE_SIZE as u64
 }
 
-/// Opens the store's LMDB environment raw and puts `key = value` in the `meta` table.
+/// Puts `key = value` in the closed store's `meta` table.
 fn put_meta(dir: &Path, key: &[u8], value: &[u8]) {
-    let mut opts = EnvOpenOptions::new();
-    opts.max_dbs(16).map_size(1 << 30);
-    // SAFETY: the store is closed; nothing else in this process has the environment open.
-    let env = unsafe { opts.open(dir) }.unwrap();
-    let wtxn = env.write_txn().unwrap();
-    let meta: Database<Bytes, Bytes> = match env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            Ok::<_, heed::Error>(CommitOrAbort::Commit(
-                opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?,
-            ))
-        })
-        .unwrap()
-    {
-        CommitOrAbort::Commit(db) => db,
-        CommitOrAbort::Abort(()) => unreachable!(),
-    };
-    let mut wtxn = env.write_txn().unwrap();
-    meta.put(&mut wtxn, key, value).unwrap();
-    wtxn.commit().unwrap();
-    env.prepare_for_closing().wait();
+    with_tables(dir, ["meta"], |[meta], wtxn| {
+        meta.put(wtxn, key, value).unwrap()
+    });
 }
 
 #[test]

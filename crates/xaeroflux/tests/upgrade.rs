@@ -5,40 +5,27 @@
 
 use std::path::Path;
 
-use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, EnvOpenOptions};
+use heed::RwTxn;
+use raw_lmdb::{Db, with_tables};
 use xaeroflux::{EventId, GroupId, XaeroFlux};
 use xaeroflux_core::{BlockRef, EventRef, Hlc};
 
-type Db = Database<'static, Bytes, Bytes>;
+mod raw_lmdb;
 
 /// Rewrites a closed format-2 store into the format-1 layout, as an earlier build
 /// wrote it.
 fn downgrade(dir: &Path) {
-    let mut opts = EnvOpenOptions::new();
-    opts.max_dbs(16).map_size(1 << 30);
-    // SAFETY: the store is closed; nothing else in this process has it open.
-    let env = unsafe { opts.open(dir) }.unwrap();
-    let wtxn = env.write_txn().unwrap();
-    let [meta, events, logs, types, times]: [Db; 5] = match env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            let mut open = |name| opener.create_database::<Bytes, Bytes>(wtxn, Some(name));
-            Ok::<_, heed::Error>(CommitOrAbort::Commit([
-                open("meta")?,
-                open("events")?,
-                open("logs")?,
-                open("types")?,
-                open("times")?,
-            ]))
-        })
-        .unwrap()
-    {
-        CommitOrAbort::Commit(dbs) => dbs,
-        CommitOrAbort::Abort(()) => unreachable!(),
-    };
-    let mut wtxn = env.write_txn().unwrap();
+    let tables = ["meta", "events", "logs", "types", "times"];
+    with_tables(dir, tables, |[meta, events, logs, types, times], wtxn| {
+        rewrite_as_format_1(wtxn, meta, events, logs, types, times);
+    });
+}
+
+/// The rewrite: blocks back to one `events` value per event, log runs to one entry per
+/// event, posting runs to one `types` and one `times` entry per event, version 1.
+fn rewrite_as_format_1(wtxn: &mut RwTxn<'_>, meta: Db, events: Db, logs: Db, types: Db, times: Db) {
     let mut per_event: Vec<(u64, Vec<u8>)> = Vec::new();
-    for item in events.iter(&wtxn).unwrap() {
+    for item in events.iter(wtxn).unwrap() {
         let (k, v) = item.unwrap();
         let first = u64::from_be_bytes(k.try_into().unwrap());
         let block = BlockRef::decode(v).unwrap();
@@ -47,7 +34,7 @@ fn downgrade(dir: &Path) {
         }
     }
     let mut entries: Vec<(Vec<u8>, u64)> = Vec::new();
-    for item in logs.iter(&wtxn).unwrap() {
+    for item in logs.iter(wtxn).unwrap() {
         let (k, v) = item.unwrap();
         let first_seq = u64::from_be_bytes(k[64..].try_into().unwrap());
         let first_local = u64::from_be_bytes(v[..8].try_into().unwrap());
@@ -58,10 +45,10 @@ fn downgrade(dir: &Path) {
             entries.push((key, first_local + i));
         }
     }
-    events.clear(&mut wtxn).unwrap();
-    logs.clear(&mut wtxn).unwrap();
-    types.clear(&mut wtxn).unwrap();
-    times.clear(&mut wtxn).unwrap();
+    events.clear(wtxn).unwrap();
+    logs.clear(wtxn).unwrap();
+    types.clear(wtxn).unwrap();
+    times.clear(wtxn).unwrap();
     for (local, e) in &per_event {
         let h = EventRef::decode(e).unwrap().header;
         let hlc = h.hlc.as_u64().to_be_bytes();
@@ -71,22 +58,20 @@ fn downgrade(dir: &Path) {
             &hlc,
             &local.to_be_bytes(),
         ];
-        types.put(&mut wtxn, &type_key.concat(), &[]).unwrap();
+        types.put(wtxn, &type_key.concat(), &[]).unwrap();
         let time_key = [&h.group.0[..], &hlc, &h.author.0, &h.seq.to_be_bytes()];
         times
-            .put(&mut wtxn, &time_key.concat(), &local.to_be_bytes())
+            .put(wtxn, &time_key.concat(), &local.to_be_bytes())
             .unwrap();
     }
     for (local, e) in &per_event {
-        events.put(&mut wtxn, &local.to_be_bytes(), e).unwrap();
+        events.put(wtxn, &local.to_be_bytes(), e).unwrap();
     }
     for (k, local) in &entries {
-        logs.put(&mut wtxn, k, &local.to_be_bytes()).unwrap();
+        logs.put(wtxn, k, &local.to_be_bytes()).unwrap();
     }
-    meta.put(&mut wtxn, b"format_version", &1u32.to_le_bytes())
+    meta.put(wtxn, b"format_version", &1u32.to_le_bytes())
         .unwrap();
-    wtxn.commit().unwrap();
-    env.prepare_for_closing().wait();
 }
 
 /// Ids of the type and time queries over every group and type.
@@ -187,32 +172,13 @@ fn format_1_store_is_upgraded_on_open() {
 
 /// Sets or reads a closed store's format version with plain LMDB.
 fn format_version(dir: &Path, set: Option<u32>) -> u32 {
-    let mut opts = EnvOpenOptions::new();
-    opts.max_dbs(16).map_size(1 << 30);
-    // SAFETY: the store is closed; nothing else in this process has it open.
-    let env = unsafe { opts.open(dir) }.unwrap();
-    let wtxn = env.write_txn().unwrap();
-    let meta: Db = match env
-        .create_databases_and_commit(wtxn, |opener, wtxn| {
-            Ok::<_, heed::Error>(CommitOrAbort::Commit(
-                opener.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?,
-            ))
-        })
-        .unwrap()
-    {
-        CommitOrAbort::Commit(db) => db,
-        CommitOrAbort::Abort(()) => unreachable!(),
-    };
-    let mut wtxn = env.write_txn().unwrap();
-    if let Some(v) = set {
-        meta.put(&mut wtxn, b"format_version", &v.to_le_bytes())
-            .unwrap();
-    }
-    let v = meta.get(&wtxn, b"format_version").unwrap().unwrap();
-    let v = u32::from_le_bytes(v.try_into().unwrap());
-    wtxn.commit().unwrap();
-    env.prepare_for_closing().wait();
-    v
+    with_tables(dir, ["meta"], |[meta], wtxn| {
+        if let Some(v) = set {
+            meta.put(wtxn, b"format_version", &v.to_le_bytes()).unwrap();
+        }
+        let v = meta.get(wtxn, b"format_version").unwrap().unwrap();
+        u32::from_le_bytes(v.try_into().unwrap())
+    })
 }
 
 /// A format-2 store (no id-index merge in progress, by construction) opens as format 3

@@ -167,6 +167,11 @@ fn part_key(run: u64, prefix: u64) -> [u8; 16] {
     k
 }
 
+/// The lowest and highest key any part of run `id` can have.
+fn run_bounds(id: u64) -> ([u8; 16], [u8; 16]) {
+    (part_key(id, 0), part_key(id, u64::MAX))
+}
+
 fn entry(part: &[u8], i: usize) -> (u64, u64) {
     let e = &part[i * ENTRY..(i + 1) * ENTRY];
     let word = |b: &[u8]| {
@@ -280,8 +285,7 @@ impl RunReader {
             return Ok(());
         }
         self.consumed.extend(self.at);
-        let first = part_key(self.id, 0);
-        let end = part_key(self.id, u64::MAX);
+        let (first, end) = run_bounds(self.id);
         let start = match &self.at {
             Some(k) => Bound::Excluded(&k[..]),
             None => Bound::Included(&first[..]),
@@ -442,10 +446,8 @@ fn merge_runs(t: &Tables, wtxn: &mut RwTxn<'_>, a: u64, b: u64, out: u64) -> Res
 
 /// Deletes every part of run `id`.
 fn delete_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64) -> Result<()> {
-    let range = (
-        Bound::Included(&part_key(id, 0)[..]),
-        Bound::Included(&part_key(id, u64::MAX)[..]),
-    );
+    let (first, last) = run_bounds(id);
+    let range = (Bound::Included(&first[..]), Bound::Included(&last[..]));
     t.hashes.delete_range(wtxn, &range)?;
     Ok(())
 }
@@ -910,6 +912,32 @@ mod tests {
         assert!(g.offsets.capacity() >= room);
     }
 
+    /// Two sorted runs to merge: `lens[0]` even and `lens[1]` odd prefixes (locals from
+    /// 0 and from 50,000), plus `extra[i]` entries of each under the prefix `shared`
+    /// (locals from 100,000 and from 200,000).
+    fn paired_runs(lens: [u64; 2], shared: u64, extra: [u64; 2]) -> [Vec<(u64, u64)>; 2] {
+        let run = |i: u64| {
+            let mut r: Vec<(u64, u64)> = (0..lens[i as usize])
+                .map(|j| (2 * j + i, 50_000 * i + j))
+                .collect();
+            r.extend((0..extra[i as usize]).map(|j| (shared, 100_000 * (i + 1) + j)));
+            r.sort_unstable();
+            r
+        };
+        [run(0), run(1)]
+    }
+
+    /// Every part of run `run`, in key order.
+    fn parts_of(t: &Tables, txn: &RoTxn<'_>, run: u64) -> Vec<Vec<u8>> {
+        let (first, last) = run_bounds(run);
+        let range = (Bound::Included(&first[..]), Bound::Included(&last[..]));
+        t.hashes
+            .range(txn, &range)
+            .unwrap()
+            .map(|e| e.unwrap().1.to_vec())
+            .collect()
+    }
+
     /// Entries are found by prefix and trusted only if the event re-hashes to the id:
     /// an entry under the same prefix that points elsewhere is skipped.
     #[test]
@@ -988,27 +1016,11 @@ mod tests {
         // 8190 is entry 4095 of run 0 and about entry 8190 of the merged run: both
         // part boundaries (4096, 8192) fall inside its entries.
         let shared = 8190;
-        let mut a: Vec<(u64, u64)> = (0..10_000u64).map(|i| (2 * i, i)).collect();
-        a.extend((0..20).map(|i| (shared, 100_000 + i)));
-        a.sort_unstable();
-        let mut b: Vec<(u64, u64)> = (0..7_000u64).map(|i| (2 * i + 1, 50_000 + i)).collect();
-        b.extend((0..5).map(|i| (shared, 200_000 + i)));
-        b.sort_unstable();
-        let parts_of = |txn: &RoTxn<'_>, run: u64| -> Vec<Vec<u8>> {
-            let range = (
-                Bound::Included(&part_key(run, 0)[..]),
-                Bound::Included(&part_key(run, u64::MAX)[..]),
-            );
-            t.hashes
-                .range(txn, &range)
-                .unwrap()
-                .map(|e| e.unwrap().1.to_vec())
-                .collect()
-        };
+        let [a, b] = paired_runs([10_000, 7_000], shared, [20, 5]);
         let mut wtxn = env.write_txn().unwrap();
         put_run(&t, &mut wtxn, 0, &a).unwrap();
         put_run(&t, &mut wtxn, 1, &b).unwrap();
-        let input = parts_of(&wtxn, 0);
+        let input = parts_of(&t, &wtxn, 0);
         let n = merge_runs(&t, &mut wtxn, 0, 1, 2).unwrap();
         wtxn.commit().unwrap();
         let mut want = [a, b].concat();
@@ -1017,10 +1029,10 @@ mod tests {
         let rtxn = env.read_txn().unwrap();
         assert_eq!(read_run(&t, &rtxn, 2).unwrap(), want);
         // The inputs' parts are deleted as they are merged.
-        assert!(parts_of(&rtxn, 0).is_empty() && parts_of(&rtxn, 1).is_empty());
+        assert!(parts_of(&t, &rtxn, 0).is_empty() && parts_of(&t, &rtxn, 1).is_empty());
         // Parts: at least PART_ENTRIES each but the last, never splitting a prefix, in
         // the merged run and in run 0 (written by `put_run`).
-        for (run, parts, count) in [(0, input, 3), (2, parts_of(&rtxn, 2), 5)] {
+        for (run, parts, count) in [(0, input, 3), (2, parts_of(&t, &rtxn, 2), 5)] {
             assert_eq!(parts.len(), count, "parts of run {run}");
             for w in parts.windows(2) {
                 assert!(w[0].len() / ENTRY >= PART_ENTRIES);
@@ -1047,12 +1059,7 @@ mod tests {
         // Two runs of about 20,000 entries (the newer one larger, so the counter merges
         // them); 300 entries share one prefix across both.
         let shared = 20_000;
-        let mut a: Vec<(u64, u64)> = (0..20_000u64).map(|i| (2 * i, i)).collect();
-        a.extend((0..100).map(|i| (shared, 100_000 + i)));
-        a.sort_unstable();
-        let mut b: Vec<(u64, u64)> = (0..20_000u64).map(|i| (2 * i + 1, 50_000 + i)).collect();
-        b.extend((0..200).map(|i| (shared, 200_000 + i)));
-        b.sort_unstable();
+        let [a, b] = paired_runs([20_000, 20_000], shared, [100, 200]);
         let mut want = [a.clone(), b.clone()].concat();
         want.sort_unstable();
         let mut runs = vec![
@@ -1123,11 +1130,7 @@ mod tests {
         assert!(read_run(&t, &rtxn, 0).unwrap().is_empty());
         assert!(read_run(&t, &rtxn, 1).unwrap().is_empty());
         // Nothing else is left in the table.
-        let out = (
-            Bound::Included(&part_key(2, 0)[..]),
-            Bound::Included(&part_key(2, u64::MAX)[..]),
-        );
-        let out_parts = t.hashes.range(&rtxn, &out).unwrap().count() as u64;
+        let out_parts = parts_of(&t, &rtxn, 2).len() as u64;
         assert_eq!(t.hashes.len(&rtxn).unwrap(), out_parts);
     }
 
