@@ -5,6 +5,7 @@ pub mod bus;
 pub mod checkpoint;
 pub mod event;
 pub mod group;
+mod hash;
 pub mod hlc;
 pub mod mmr;
 pub mod page;

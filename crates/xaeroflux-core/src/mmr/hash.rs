@@ -2,9 +2,12 @@
 
 use std::sync::LazyLock;
 
-use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
-use blake3::platform::Platform;
-use blake3::{Hasher, IncrementCounter};
+use blake3::IncrementCounter;
+use blake3::hazmat::{ContextKey, hash_derive_key_context};
+
+use crate::hash::{
+    CHUNK_END, CHUNK_START, DERIVE_KEY_MATERIAL, PLATFORM, ROOT, key_words, one_block,
+};
 
 use super::Hash32;
 
@@ -24,40 +27,24 @@ static NODE_KEY: LazyLock<ContextKey> = LazyLock::new(|| hash_derive_key_context
 /// `blake3::Hasher::new_derive_key(LEAF_CONTEXT).update(value).finalize()`.
 #[inline]
 pub fn leaf_hash(value: &Hash32) -> Hash32 {
-    let mut hasher = Hasher::new_from_context_key(&LEAF_KEY);
-    hasher.update(value);
-    *hasher.finalize().as_bytes()
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(value);
+    one_block(&LEAF_KEY_WORDS, DERIVE_KEY_MATERIAL, &block, 32)
 }
 
-/// Hash of an interior node or a bagging step:
+/// Hash of an interior node (or of two peaks while bagging):
 /// `BLAKE3-derive_key("xaeroflux/mmr/v1/node", left || right)`.
 #[inline]
 pub fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(left);
     block[32..].copy_from_slice(right);
-    let mut hasher = Hasher::new_from_context_key(&NODE_KEY);
-    hasher.update(&block);
-    *hasher.finalize().as_bytes()
+    one_block(&NODE_KEY_WORDS, DERIVE_KEY_MATERIAL, &block, 64)
 }
 
-// BLAKE3 domain flags (BLAKE3 spec, section 2.1).
-const CHUNK_START: u8 = 1;
-const CHUNK_END: u8 = 2;
-const ROOT: u8 = 8;
-const DERIVE_KEY_MATERIAL: u8 = 64;
+static LEAF_KEY_WORDS: LazyLock<[u32; 8]> = LazyLock::new(|| key_words(&LEAF_KEY));
+static NODE_KEY_WORDS: LazyLock<[u32; 8]> = LazyLock::new(|| key_words(&NODE_KEY));
 
-/// The node context key as the compression function's key words.
-static NODE_KEY_WORDS: LazyLock<[u32; 8]> = LazyLock::new(|| {
-    let mut words = [0u32; 8];
-    for (w, b) in words.iter_mut().zip(NODE_KEY.chunks_exact(4)) {
-        *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    }
-    words
-});
-static PLATFORM: LazyLock<Platform> = LazyLock::new(Platform::detect);
-
-/// Inputs per `hash_many` call: the widest SIMD degree (AVX-512).
 const LANES: usize = 16;
 
 /// [`node_hash`] of many nodes at once: `out[i] = node_hash(left, right)` where
@@ -66,7 +53,7 @@ const LANES: usize = 16;
 /// A node is one 64-byte BLAKE3 block, so its derive-key hash is a single compression
 /// with the chunk-start, chunk-end and root flags. BLAKE3's `hash_many` runs up to 16
 /// such compressions side by side in SIMD lanes: about 25 ns a node on this project's
-/// reference machine, against about 95 ns through a [`Hasher`] each. The result is
+/// reference machine, against about 95 ns through a [`blake3::Hasher`] each. The result is
 /// checked against [`node_hash`] in the tests.
 pub(crate) fn node_hashes(pairs: &[[u8; 64]], out: &mut [Hash32]) {
     debug_assert_eq!(pairs.len(), out.len());
@@ -105,6 +92,7 @@ pub(crate) fn bag_peaks(peaks: &[Hash32]) -> Option<Hash32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use blake3::Hasher;
 
     #[test]
     fn matches_plain_derive_key() {
