@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use heed::{PutFlags, RwTxn};
@@ -192,6 +192,8 @@ pub(crate) struct Writer {
     enc: Vec<u8>,
     scratch: Vec<u8>,
     page_buf: Vec<u8>,
+    /// Writes and syncs each commit's new pages on its own thread (started by `run`).
+    flusher: Option<PageFlusher>,
     /// (id, local seq) of the batch being written; reused across batches.
     ids: Vec<(EventId, u64)>,
     /// Leaf hashes of the batch's local events, for the node MMR.
@@ -208,6 +210,52 @@ pub(crate) struct Writer {
     forks_found: Vec<(GroupId, AuthorId, u64)>,
     /// Remote events added by the batch being written.
     remote_events: u64,
+}
+
+/// The page file's flusher: one long-lived thread that writes and syncs a commit's new
+/// pages while the writer does the commit's signing and puts. (A thread per commit
+/// spent about 1% of the writer in thread creation and teardown.)
+struct PageFlusher {
+    jobs: mpsc::SyncSender<(u64, Vec<u8>)>,
+    done: mpsc::Receiver<(Result<()>, Vec<u8>)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PageFlusher {
+    fn start(shared: Arc<Shared>) -> std::io::Result<Self> {
+        let (jobs, rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(1);
+        let (tx, done) = mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("xaeroflux-pages".into())
+            .spawn(move || {
+                for (first, pages) in rx {
+                    let res = shared.pages.write_pages(first, &pages, true);
+                    if tx.send((res, pages)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(PageFlusher { jobs, done, thread })
+    }
+
+    /// Hands `pages` (starting at page `first`) to the thread; gives them back if the
+    /// thread is gone.
+    fn begin(&self, first: u64, pages: Vec<u8>) -> std::result::Result<(), Vec<u8>> {
+        self.jobs.send((first, pages)).map_err(|e| e.0.1)
+    }
+
+    /// Waits for the pages handed over by `begin` to be durable; returns their buffer.
+    fn finish(&self) -> (Result<()>, Vec<u8>) {
+        self.done.recv().unwrap_or_else(|_| {
+            let e = Error::Config("page flusher thread stopped".into());
+            (Err(e), Vec::new())
+        })
+    }
+
+    fn stop(self) {
+        drop(self.jobs);
+        let _ = self.thread.join();
+    }
 }
 
 /// An event whose table and index puts wait until the batch's Merkle pages are being
@@ -410,6 +458,7 @@ impl Writer {
             enc: Vec::new(),
             scratch: Vec::new(),
             page_buf: Vec::new(),
+            flusher: None,
             ids: Vec::new(),
             leaves: Vec::new(),
             log_leaves: Vec::new(),
@@ -437,10 +486,17 @@ impl Writer {
                 .map_err(|e| tracing::error!(error = %e, "cannot start the drainer thread"))
                 .ok()
         });
+        // Without a flusher thread (the OS refused one) pages are flushed inline.
+        self.flusher = PageFlusher::start(self.shared.clone())
+            .map_err(|e| tracing::warn!(error = %e, "no page flusher thread; flushing inline"))
+            .ok();
         let result = match drainer {
             Some(_) => self.run_inner(),
             None => Err(Error::Config("cannot start the drainer thread".into())),
         };
+        if let Some(f) = self.flusher.take() {
+            f.stop();
+        }
         // Stop the drainer first: dropping its reader unregisters it, so producers
         // blocked on a full ring wake up and see the poison or the shutdown.
         self.stage.stop.store(true, Ordering::Release);
@@ -769,35 +825,27 @@ impl Writer {
         // event and index puts; the commit waits for both.
         let pages = std::mem::take(&mut self.page_buf);
         let deferred = std::mem::take(&mut self.deferred);
-        let res = std::thread::scope(|s| {
-            let write = || shared.pages.write_pages(first_page, &pages, true);
-            let flush = if pages.is_empty() {
-                None
-            } else {
-                let spawned = std::thread::Builder::new()
-                    .name("xaeroflux-pages".into())
-                    .spawn_scoped(s, write);
-                match spawned {
-                    Ok(h) => Some(h),
-                    // No thread to spare (the OS refused one): flush here, first.
-                    Err(_) => {
-                        write()?;
-                        None
-                    }
-                }
-            };
-            // Signing and the puts overlap the page flush.
-            let puts = self
-                .sign_checkpoints(shared, &mut wtxn, &touched)
-                .and_then(|()| self.put_deferred(t, &mut wtxn, batch, &deferred));
-            let flushed = match flush {
-                Some(h) => h
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Config("page flush thread panicked".into()))),
-                None => Ok(()),
-            };
-            puts.and(flushed)
-        });
+        // Signing and the puts overlap the page flush. Without a flusher thread (or
+        // with nothing to flush) the pages are flushed here, first.
+        let unhanded = match &self.flusher {
+            Some(f) if !pages.is_empty() => f.begin(first_page, pages).err(),
+            _ => Some(pages),
+        };
+        let inline = match &unhanded {
+            Some(pages) => shared.pages.write_pages(first_page, pages, true),
+            None => Ok(()),
+        };
+        let puts = inline
+            .and_then(|()| self.sign_checkpoints(shared, &mut wtxn, &touched))
+            .and_then(|()| self.put_deferred(t, &mut wtxn, batch, &deferred));
+        // Whatever the puts did, a handed-over flush is waited for: its result belongs
+        // to this commit.
+        let (flushed, pages) = match (unhanded, &self.flusher) {
+            (Some(pages), _) => (Ok(()), pages),
+            (None, Some(f)) => f.finish(),
+            (None, None) => (Ok(()), Vec::new()),
+        };
+        let res = puts.and(flushed);
         self.page_buf = pages;
         self.deferred = deferred;
         res?;
