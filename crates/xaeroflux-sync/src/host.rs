@@ -130,6 +130,15 @@ pub trait CommittedFeed: Send {
     /// `Err(HostError::Closed)` once the node is closed. Never skips a batch; a feed
     /// that falls behind catches up from the store.
     fn next_batch(&mut self, timeout: Duration) -> Result<Option<CommittedBatch>, HostError>;
+
+    /// Drops everything committed so far without reading it, for a feed nobody listens
+    /// to (no established session): a session established later gets what it missed
+    /// from anti-entropy, as it does when its queue overflows. The next batch starts
+    /// after the skipped events. The default reads and drops the batches.
+    fn skip(&mut self) -> Result<(), HostError> {
+        while self.next_batch(Duration::ZERO)?.is_some() {}
+        Ok(())
+    }
 }
 
 /// The node a transport syncs.

@@ -678,6 +678,16 @@ impl Feed {
 }
 
 impl CommittedFeed for Feed {
+    fn skip(&mut self) -> Result<(), HostError> {
+        self.out.clear();
+        self.carry.clear();
+        self.cursor = self.cursor.max(self.shared.committed.get());
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            return Err(HostError::Closed);
+        }
+        Ok(())
+    }
+
     fn next_batch(&mut self, timeout: Duration) -> Result<Option<CommittedBatch>, HostError> {
         let deadline = Instant::now() + timeout;
         loop {

@@ -758,3 +758,29 @@ fn peer_events_become_system_events_and_bad_batches_are_refused() {
     );
     assert!(host.committed_feed().is_err());
 }
+
+#[test]
+fn skipped_feed_resumes_after_the_skipped_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::open(dir.path(), 31);
+    let store = node.store();
+    let g = store.create_group().unwrap().id();
+    let me = author_of(&XaeroKeypair::generate_from_seed(&[31; 32]));
+    write(store, g, 5, 1);
+    node.feed.skip().unwrap();
+    assert!(node.feed.next_batch(Duration::ZERO).unwrap().is_none());
+    write(node.store(), g, 3, 2);
+    let batch = node
+        .feed
+        .next_batch(Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!((batch.first_seq, batch.count), (5, 3));
+    assert_eq!(batch.checkpoint.checkpoint.author, me);
+    assert_eq!(batch.checkpoint.checkpoint.length, 8);
+    assert!(node.feed.next_batch(Duration::ZERO).unwrap().is_none());
+    // Closed: skipping answers Closed too.
+    let mut feed = std::mem::replace(&mut node.feed, node.host.committed_feed().unwrap());
+    drop(node);
+    assert_eq!(feed.skip(), Err(xaeroflux_sync::HostError::Closed));
+}
