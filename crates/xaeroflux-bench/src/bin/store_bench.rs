@@ -45,6 +45,9 @@ struct Args {
     hash_chunk: Option<usize>,
 }
 
+const USAGE: &str = "usage: store_bench [--events N] [--hash-events N] [--dir PATH] \
+    [--only-ours] [--size BYTES] [--hash-chunk N] [--repeat N]";
+
 fn parse_args() -> Args {
     let mut a = Args {
         events: 1_000_000,
@@ -69,11 +72,13 @@ fn parse_args() -> Args {
             "--hash-chunk" => a.hash_chunk = Some(val().parse().unwrap()),
             "--repeat" => a.repeat = val().parse::<usize>().unwrap().max(1),
             "--bench" => {}
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => {
-                panic!(
-                    "unknown argument {other}; use --events N, --hash-events N, --dir PATH, \
-                     --only-ours, --size BYTES, --hash-chunk N, --repeat N"
-                )
+                eprintln!("store_bench: unknown argument {other}\n{USAGE}");
+                std::process::exit(2);
             }
         }
     }
