@@ -11,6 +11,7 @@
 use std::sync::LazyLock;
 
 use blake3::BLOCK_LEN;
+use blake3::hazmat::hash_derive_key_context;
 use blake3::platform::{Platform, le_bytes_from_words_32, words_from_le_bytes_32};
 
 /// Block flags of the BLAKE3 specification.
@@ -29,14 +30,15 @@ pub(crate) const IV: [u32; 8] = [
 /// The best compression implementation this CPU has, detected once.
 pub(crate) static PLATFORM: LazyLock<Platform> = LazyLock::new(Platform::detect);
 
-/// A 32-byte key (or derived context key) as the compression function's words.
-pub(crate) fn key_words(key: &[u8; 32]) -> [u32; 8] {
-    words_from_le_bytes_32(key)
+/// The key of `derive_key(context, ..)`'s second phase, as the compression function's
+/// words.
+pub(crate) fn context_key_words(context: &str) -> [u32; 8] {
+    words_from_le_bytes_32(&hash_derive_key_context(context))
 }
 
 /// BLAKE3 of the first `len` bytes of `block` (the rest must be zero), an input of one
-/// block, in the mode given by `key` and `mode`: BLAKE3's IV and 0 for plain hashing, a context
-/// key and [`DERIVE_KEY_MATERIAL`] for `derive_key`.
+/// block, in the mode given by `key` and `mode`: BLAKE3's IV and 0 for plain hashing,
+/// [`context_key_words`] and [`DERIVE_KEY_MATERIAL`] for `derive_key`.
 #[inline]
 pub(crate) fn one_block(key: &[u32; 8], mode: u8, block: &[u8; BLOCK_LEN], len: u8) -> [u8; 32] {
     let mut cv = *key;
@@ -57,7 +59,7 @@ mod tests {
     #[test]
     fn one_block_matches_blake3_at_every_length() {
         let context = "xaeroflux/test/v1";
-        let key = key_words(&blake3::hazmat::hash_derive_key_context(context));
+        let key = context_key_words(context);
         for len in 0..=BLOCK_LEN {
             let mut block = [0u8; BLOCK_LEN];
             for (i, b) in block[..len].iter_mut().enumerate() {

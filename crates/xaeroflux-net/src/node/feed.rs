@@ -30,18 +30,15 @@ pub(super) fn spawn(
                 // of a 64 B write run). A session established later gets the skipped
                 // events from its anti-entropy, and pushes from the next commit on.
                 let listening = inner.tables().sessions.values().any(|s| s.established);
-                if !listening {
-                    match feed.skip() {
-                        Ok(()) => std::thread::sleep(FEED_POLL),
-                        Err(HostError::Closed) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "committed feed failed");
-                            std::thread::sleep(FEED_POLL);
-                        }
-                    }
-                    continue;
-                }
-                let batch = match feed.next_batch(FEED_POLL) {
+                let next = if listening {
+                    feed.next_batch(FEED_POLL)
+                } else {
+                    feed.skip().map(|()| {
+                        std::thread::sleep(FEED_POLL);
+                        None
+                    })
+                };
+                let batch = match next {
                     Ok(Some(b)) => b,
                     Ok(None) => continue,
                     Err(HostError::Closed) => break,
