@@ -100,3 +100,34 @@ pub enum FormatError {
         reason: &'static str,
     },
 }
+
+/// Failures of the vector search service of a store (re-exported by `xaeroflux` as
+/// `VectorSearchError`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SearchError {
+    /// `search_*` or `vector_search_stats` before `start_vector_search`.
+    #[error("vector search is not started")]
+    NotStarted,
+    /// `start_vector_search` twice.
+    #[error("vector search is already started")]
+    AlreadyStarted,
+    /// No extractor registered.
+    #[error("no extractors registered")]
+    NoExtractors,
+    /// A configuration value out of range.
+    #[error("invalid vector search config {name}: {reason}")]
+    InvalidConfig {
+        /// The field.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The index refused a query (wrong dimension, NaN/inf, zero vector, `k = 0`,
+    /// threshold outside `[-1, 1]`) or failed.
+    #[error("vector index")]
+    Index(#[from] Error),
+    /// The indexer thread could not be started.
+    #[error("indexer thread")]
+    Thread(#[source] std::io::Error),
+}

@@ -55,7 +55,7 @@ mod params;
 mod persist;
 
 pub use distance::simd_level;
-pub use error::{Error, FormatError, Result};
+pub use error::{Error, FormatError, Result, SearchError};
 pub use extractor::{NgramTextExtractor, VectorExtractor};
 pub use index::{Hit, HnswIndex};
 pub use params::{

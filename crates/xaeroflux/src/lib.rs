@@ -1,5 +1,10 @@
 //! XaeroFlux: an embeddable, offline-first event store.
 //!
+//! This crate is what applications depend on: [`XaeroFlux`] composes the storage
+//! engine (`xaeroflux-store`, re-exported here), peer-to-peer sync over iroh QUIC
+//! (`xaeroflux-net`) and vector search (`xaeroflux-vector`). A program that needs only
+//! the store can depend on `xaeroflux-store` alone (no iroh, no tokio).
+//!
 //! Applications write small events; XaeroFlux hands them to lock-free size-classed ring
 //! buffers, and one storage writer thread persists them in LMDB with group commit,
 //! content-addressed by BLAKE3, indexed by author log, type and time, and covered by
@@ -21,42 +26,28 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod checkpoints;
-mod engine;
-mod error;
+mod flux;
 mod network;
-mod options;
-mod read;
-mod store;
-mod subscribe;
-mod sync_host;
-mod system;
 mod vector;
-mod verify;
 
-pub use checkpoints::CheckpointOutcome;
-pub use engine::{Builder, XaeroFlux};
-pub use error::{Error, Result};
+pub use flux::{Builder, XaeroFlux};
 pub use network::{
     DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
     Traffic, known_peers,
 };
-pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
-pub use read::{Snapshot, StoredEvent, event_leaf_hash};
-pub use store::FORMAT_VERSION;
-pub use subscribe::{
-    CommittedEvent, Filter, NextEvent, Observable, READ_AHEAD, Start, Subscription,
-};
-pub use sync_host::SyncNode;
-pub use system::{SYSTEM_QUEUE, SystemEvent, SystemSubscription};
 pub use vector::{
     IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,
     VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats, vector_index_info,
 };
-pub use verify::{Stats, VerifyReport};
 pub use xaeroflux_core::mmr::MerkleProof;
 pub use xaeroflux_core::{
     AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint,
+};
+pub use xaeroflux_store::{
+    Capacities, CheckpointOutcome, CommitPolicy, CommittedEvent, Durability, Engine, EngineBuilder,
+    Error, FORMAT_VERSION, Filter, NextEvent, Observable, Options, READ_AHEAD, Result,
+    SYSTEM_QUEUE, Snapshot, Start, Stats, StoredEvent, Subscription, SyncNode, SystemEvent,
+    SystemSubscription, VerifyReport, default_data_dir, event_leaf_hash,
 };
 pub use xaeroflux_vector::{
     Error as VectorIndexError, Metric, NgramTextExtractor, VectorExtractor,

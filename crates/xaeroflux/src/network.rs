@@ -12,9 +12,9 @@ use std::sync::Mutex;
 pub use xaeroflux_net::state::KnownPeer;
 pub use xaeroflux_net::{NetConfig, NetHandle, PeerAddr, PeerInfo, Ticket, Traffic};
 
-use crate::engine::XaeroFlux;
-use crate::error::{Error, Result};
+use crate::flux::XaeroFlux;
 use crate::{Group, GroupId, GroupSecret};
+use xaeroflux_store::{Error, Result};
 
 /// Subdirectory of the data directory holding the network state (endpoint key, peers).
 pub const NET_DIR: &str = "net";

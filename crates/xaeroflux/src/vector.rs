@@ -37,10 +37,10 @@ use std::time::Duration;
 use xaeroflux_core::{AuthorId, Event, EventId, GroupId};
 use xaeroflux_vector::{Hit, HnswIndex, HnswParams, Metric, VectorExtractor};
 
-use crate::engine::XaeroFlux;
-use crate::error::{Error, Result};
-use crate::read::Snapshot;
-use crate::subscribe::{Filter, Start};
+use xaeroflux_store::{Error, Filter, Result, Snapshot, Start};
+pub use xaeroflux_vector::SearchError as VectorSearchError;
+
+use crate::flux::XaeroFlux;
 
 /// Default name of the index file in the data directory.
 pub const VECTOR_INDEX_FILE: &str = "vector_index.bin";
@@ -272,42 +272,6 @@ pub struct VectorHit {
     pub event: Event,
 }
 
-/// Failures of vector search.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VectorSearchError {
-    /// `search_*` or `vector_search_stats` before `start_vector_search`.
-    #[error("vector search is not started")]
-    NotStarted,
-    /// `start_vector_search` twice.
-    #[error("vector search is already started")]
-    AlreadyStarted,
-    /// No extractor registered.
-    #[error("no extractors registered")]
-    NoExtractors,
-    /// A configuration value out of range.
-    #[error("invalid vector search config {name}: {reason}")]
-    InvalidConfig {
-        /// The field.
-        name: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The index refused a query (wrong dimension, NaN/inf, zero vector, `k = 0`,
-    /// threshold outside `[-1, 1]`) or failed.
-    #[error("vector index")]
-    Index(#[from] xaeroflux_vector::Error),
-    /// The indexer thread could not be started.
-    #[error("indexer thread")]
-    Thread(#[source] std::io::Error),
-}
-
-impl From<VectorSearchError> for Error {
-    fn from(e: VectorSearchError) -> Self {
-        Error::Vector(e)
-    }
-}
-
 fn index_err(e: xaeroflux_vector::Error) -> Error {
     Error::Vector(VectorSearchError::Index(e))
 }
@@ -417,11 +381,11 @@ impl XaeroFlux {
         let path = config
             .index_path
             .clone()
-            .unwrap_or_else(|| self.shared().opts.data_dir.join(VECTOR_INDEX_FILE));
-        let committed = self.shared().committed.get();
+            .unwrap_or_else(|| self.data_dir().join(VECTOR_INDEX_FILE));
+        let committed = self.committed_count();
         let (index, position, load) = indexer::load(&path, &params, committed)?;
         let per_type = if position > 0 {
-            indexer::count_per_type(&Snapshot::new(self.shared())?, &index, &types, position)?
+            indexer::count_per_type(&self.read()?, &index, &types, position)?
         } else {
             BTreeMap::new()
         };
@@ -481,7 +445,7 @@ impl XaeroFlux {
         filter: &VectorFilter,
     ) -> Result<Vec<VectorHit>> {
         let inner = self.vector.inner()?;
-        let snap = Snapshot::new(self.shared())?;
+        let snap = self.read()?;
         let len = inner.index.len().max(1);
         let mut want = if filter.is_empty() {
             k
@@ -521,7 +485,7 @@ impl XaeroFlux {
                 .search_batch_threshold(queries, k, ef, threshold)
         }
         .map_err(index_err)?;
-        let snap = Snapshot::new(self.shared())?;
+        let snap = self.read()?;
         all.into_iter()
             .map(|hits| resolve(&snap, hits, &VectorFilter::default(), k))
             .collect()
@@ -531,7 +495,7 @@ impl XaeroFlux {
     pub fn vector_search_stats(&self) -> Result<VectorStats> {
         let inner = self.vector.inner()?;
         let position = inner.position.load(Ordering::Acquire);
-        let committed = self.shared().committed.get();
+        let committed = self.committed_count();
         let persisted = inner.persisted.load(Ordering::Acquire);
         Ok(VectorStats {
             indexed: inner.index.len() as u64,
@@ -575,7 +539,12 @@ pub fn vector_index_info(path: &std::path::Path) -> Result<Option<VectorIndexInf
     let file_bytes = match std::fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path)(e)),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     let (index, position) = HnswIndex::load(path).map_err(index_err)?;
     Ok(Some(VectorIndexInfo {

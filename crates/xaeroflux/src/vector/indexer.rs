@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use xaeroflux_vector::{HnswIndex, HnswParams};
 
 use super::{IndexLoad, Inner, VectorProgress, index_err};
-use crate::error::Result;
-use crate::read::Snapshot;
-use crate::subscribe::{CommittedEvent, Subscription};
+use xaeroflux_store::Result;
+use xaeroflux_store::Snapshot;
+use xaeroflux_store::{CommittedEvent, Subscription};
 
 /// How long the indexer waits for a commit before re-checking its stop flag.
 const POLL: Duration = Duration::from_millis(50);

@@ -1,173 +1,46 @@
-//! The event-id -> local-sequence index, kept off the commit path.
+//! The sorted runs of the `hashes` table: the log-structured merge that keeps the
+//! id index on disk (run parts, the run list and the persisted merge state in the meta
+//! table, budgeted merges; see the module docs of `hash_index` for the layout).
 //!
-//! Event ids are random (BLAKE3), so inserting each into a B-tree as it commits touches a
-//! random leaf page per event (measured: ~10x slower commits, ~8x more bytes written).
-//! Instead, ids of recent events live in memory and are written to the `hashes` table in
-//! sorted chunks. The `hash_index_mark` meta key records up to which local sequence the
-//! table is complete; on open, events from the mark on are re-hashed into memory.
-//!
-//! Lookup protocol (correct at every moment): check memory first, then a *fresh* read
-//! transaction on the table. The writer removes ids from memory only after the chunk
-//! that holds them has committed, so an id missing from memory is in any transaction
-//! opened after the check.
-//!
-//! The table holds sorted *runs* (a log-structured merge of sorted chunks): a flush
-//! writes its chunk as a new run, sequentially, then merges adjacent runs like a binary
-//! counter (O(log n) runs, each entry rewritten O(log n) times; a merge holds one part
-//! of each run in memory). A flush does a bounded amount of merge work, about
-//! `chunk * log2(table / chunk)` entries ([`merge_budget`]); a larger merge keeps its
-//! position in the meta table and goes on at the next flushes, so no flush (and no
-//! commit waiting behind it) rewrites the whole table. Inserting a chunk into one
-//! B-tree instead touched nearly every leaf page of the table per flush and cost a
-//! third of the write path.
-//!
-//! An entry is the id's first 8 bytes (its *prefix*) and the local sequence, 16 bytes,
-//! big-endian. A run is stored in parts of at most [`PART_ENTRIES`] entries (more only
-//! to keep equal prefixes in one part) under `run id u64 | first prefix u64`; the
-//! `hash_runs` meta key lists the runs (`run id u64 | entries u64`, little-endian,
-//! oldest first). A prefix is not unique, so a lookup confirms a hit by re-hashing the
-//! event it points at.
-use std::hash::Hasher;
-use std::sync::{Mutex, RwLock};
-use std::time::Duration;
-
-use hashbrown::HashTable;
-use std::sync::atomic::{AtomicU64, Ordering, fence};
-
-use xaeroflux_core::{EventId, EventRef};
+//! Over 700 lines: about 500 of code and 300 of tests that drive merges through their
+//! intermediate states (parts, saved merge state, budgets); they belong together.
 
 use std::ops::Bound;
 
 use heed::{RoTxn, RwTxn};
+use xaeroflux_core::{EventId, EventRef};
 
-use super::{Env0, Tables, meta_keys, meta_u64};
+use super::prefix_of;
 use crate::error::{Error, Result};
-
-/// Hasher for maps keyed by [`EventId`]: ids are BLAKE3 outputs, already uniform, so
-/// the first 8 bytes are the hash (SipHash over 32 bytes cost ~4% of the write path).
-/// Anything else written to it (the slice length prefix) is mixed in cheaply.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        if let Some(head) = bytes.first_chunk::<8>() {
-            self.0 ^= u64::from_le_bytes(*head);
-        } else {
-            for b in bytes {
-                self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-            }
-        }
-    }
-    fn write_usize(&mut self, _len: usize) {
-        // Only the array length prefix of `[u8; 32]`: constant, carries no information.
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Committed ids held in memory: the (id, local) pairs in commit order, and a hash
-/// table of their offsets keyed by the id's prefix.
-///
-/// A `HashMap<EventId, u64>` spent most of its insert time on cache misses into 40-byte
-/// buckets (about 20 MB at a full chunk) and on growing; here the pairs are appended
-/// sequentially and the table holds 4-byte offsets (about 2.6 MB at a full chunk), and
-/// both keep their allocations from chunk to chunk.
-#[derive(Default)]
-struct Generation {
-    entries: Vec<(EventId, u64)>,
-    offsets: HashTable<u32>,
-}
-
-impl Generation {
-    /// Room for `n` ids (capped at 4M: a larger chunk grows as it fills). The table
-    /// rounds its room up; the pairs get the same room, so a generation that passes
-    /// the flush threshold by a commit's worth of ids grows neither.
-    fn with_capacity(n: usize) -> Self {
-        let offsets = HashTable::with_capacity(n.min(1 << 22));
-        Generation {
-            entries: Vec::with_capacity(offsets.capacity()),
-            offsets,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn extend(&mut self, new: &[(EventId, u64)]) {
-        let start = self.entries.len();
-        self.entries.extend_from_slice(new);
-        let Generation { entries, offsets } = self;
-        for (i, (id, _)) in entries.iter().enumerate().skip(start) {
-            // A generation holds at most a few chunks of ids: far below 2^32.
-            let offset = u32::try_from(i).unwrap_or(u32::MAX);
-            offsets.insert_unique(prefix_of(id), offset, |o| {
-                entries.get(*o as usize).map_or(0, |(id, _)| prefix_of(id))
-            });
-        }
-    }
-
-    fn get(&self, id: &EventId) -> Option<u64> {
-        let entry = |o: &u32| self.entries.get(*o as usize);
-        self.offsets
-            .find(prefix_of(id), |o| entry(o).is_some_and(|(e, _)| e == id))
-            .and_then(entry)
-            .map(|(_, local)| *local)
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.offsets.clear();
-    }
-}
-
-/// The two in-memory generations: ids not yet handed to a flush, and the chunk being
-/// flushed (kept until its transaction has committed).
-#[derive(Default)]
-struct Recent {
-    live: Generation,
-    flushing: Generation,
-}
+use crate::store::{Tables, meta_keys};
 
 /// Most entries in one part of a run (64 KiB).
 pub(crate) const PART_ENTRIES: usize = 4096;
 /// Bytes of one entry: prefix and local sequence.
-const ENTRY: usize = 16;
+pub(super) const ENTRY: usize = 16;
 
 /// One sorted run of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RunMeta {
-    id: u64,
-    entries: u64,
+pub(super) struct RunMeta {
+    pub(super) id: u64,
+    pub(super) entries: u64,
 }
 
-fn corrupt(reason: String) -> Error {
+pub(super) fn corrupt(reason: String) -> Error {
     Error::CorruptTable {
         table: "hashes",
         reason,
     }
 }
 
-fn prefix_of(id: &EventId) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&id.0[..8]);
-    u64::from_be_bytes(b)
-}
-
 /// Writes the (prefix, local) entries of `pairs` to `out`, sorted.
 ///
 /// A counting sort on the prefix's top bits, then each bucket sorted on its own: ids are
 /// BLAKE3 output, so a bucket holds a few entries, and the whole costs two passes over
-/// the chunk (3.7-4.1 ms for 262,144 entries, against 6.1 ms for a comparison sort,
-/// which was about 3% of a 64 B write run's CPU). Ids ground to share their top bits only make some buckets larger, still sorted
+/// the chunk, cheaper than a comparison sort (figures in `docs/MEASUREMENTS.md`). Ids
+/// ground to share their top bits only make some buckets larger, still sorted
 /// correctly. `pairs` is in commit order, so equal prefixes come out by local sequence.
-fn sort_entries(pairs: &[(EventId, u64)], out: &mut Vec<(u64, u64)>) {
+pub(super) fn sort_entries(pairs: &[(EventId, u64)], out: &mut Vec<(u64, u64)>) {
     out.clear();
     // About four entries per bucket, at most 2^16 buckets (256 KiB of counts).
     let bits = (usize::BITS - pairs.len().leading_zeros())
@@ -197,7 +70,7 @@ fn sort_entries(pairs: &[(EventId, u64)], out: &mut Vec<(u64, u64)>) {
     }
 }
 
-fn part_key(run: u64, prefix: u64) -> [u8; 16] {
+pub(super) fn part_key(run: u64, prefix: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&run.to_be_bytes());
     k[8..].copy_from_slice(&prefix.to_be_bytes());
@@ -205,11 +78,11 @@ fn part_key(run: u64, prefix: u64) -> [u8; 16] {
 }
 
 /// The lowest and highest key any part of run `id` can have.
-fn run_bounds(id: u64) -> ([u8; 16], [u8; 16]) {
+pub(super) fn run_bounds(id: u64) -> ([u8; 16], [u8; 16]) {
     (part_key(id, 0), part_key(id, u64::MAX))
 }
 
-fn entry(part: &[u8], i: usize) -> (u64, u64) {
+pub(super) fn entry(part: &[u8], i: usize) -> (u64, u64) {
     let e = &part[i * ENTRY..(i + 1) * ENTRY];
     let word = |b: &[u8]| {
         let mut w = [0u8; 8];
@@ -220,7 +93,7 @@ fn entry(part: &[u8], i: usize) -> (u64, u64) {
 }
 
 /// The runs listed in the meta table, oldest first.
-fn read_runs(t: &Tables, txn: &RoTxn<'_>) -> Result<Vec<RunMeta>> {
+pub(super) fn read_runs(t: &Tables, txn: &RoTxn<'_>) -> Result<Vec<RunMeta>> {
     let Some(v) = t.meta.get(txn, meta_keys::HASH_RUNS)? else {
         return Ok(Vec::new());
     };
@@ -238,7 +111,7 @@ fn read_runs(t: &Tables, txn: &RoTxn<'_>) -> Result<Vec<RunMeta>> {
         .collect())
 }
 
-fn write_runs(t: &Tables, wtxn: &mut RwTxn<'_>, runs: &[RunMeta]) -> Result<()> {
+pub(super) fn write_runs(t: &Tables, wtxn: &mut RwTxn<'_>, runs: &[RunMeta]) -> Result<()> {
     let mut v = Vec::with_capacity(runs.len() * 16);
     for r in runs {
         v.extend_from_slice(&r.id.to_le_bytes());
@@ -249,7 +122,12 @@ fn write_runs(t: &Tables, wtxn: &mut RwTxn<'_>, runs: &[RunMeta]) -> Result<()> 
 }
 
 /// Writes sorted `entries` as run `id`.
-fn put_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64, entries: &[(u64, u64)]) -> Result<()> {
+pub(super) fn put_run(
+    t: &Tables,
+    wtxn: &mut RwTxn<'_>,
+    id: u64,
+    entries: &[(u64, u64)],
+) -> Result<()> {
     let mut buf = Vec::with_capacity(PART_ENTRIES * ENTRY);
     let mut i = 0;
     while i < entries.len() {
@@ -269,7 +147,7 @@ fn put_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64, entries: &[(u64, u64)]) ->
 }
 
 /// Reads a run part by part, so a merge holds one part of each input in memory.
-struct RunReader {
+pub(super) struct RunReader {
     id: u64,
     part: Vec<(u64, u64)>,
     pos: usize,
@@ -358,7 +236,7 @@ impl RunReader {
 
 /// Every entry of run `id`, in order (checked).
 #[cfg(test)]
-fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
+pub(super) fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
     let mut r = RunReader::new(id);
     let mut out = Vec::new();
     while let Some(e) = r.peek(t, txn)? {
@@ -377,12 +255,12 @@ fn read_run(t: &Tables, txn: &RoTxn<'_>, id: u64) -> Result<Vec<(u64, u64)>> {
 /// an input at once: lookups search both inputs and `out`, and a duplicate hit is the
 /// same event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Merge {
-    older: u64,
-    newer: u64,
-    out: u64,
-    written: u64,
-    from: u64,
+pub(super) struct Merge {
+    pub(super) older: u64,
+    pub(super) newer: u64,
+    pub(super) out: u64,
+    pub(super) written: u64,
+    pub(super) from: u64,
 }
 
 impl Merge {
@@ -415,7 +293,7 @@ impl Merge {
     }
 }
 
-fn read_merge(t: &Tables, txn: &RoTxn<'_>) -> Result<Option<Merge>> {
+pub(super) fn read_merge(t: &Tables, txn: &RoTxn<'_>) -> Result<Option<Merge>> {
     t.meta
         .get(txn, meta_keys::HASH_MERGE)?
         .map(Merge::decode)
@@ -426,7 +304,12 @@ fn read_merge(t: &Tables, txn: &RoTxn<'_>) -> Result<Option<Merge>> {
 /// never ends between equal prefixes, so every part of `out` but its last holds at
 /// least [`PART_ENTRIES`]). Returns the entries merged and whether the inputs are
 /// exhausted; deletes the input parts it read to their end.
-fn merge_step(t: &Tables, wtxn: &mut RwTxn<'_>, m: &mut Merge, budget: u64) -> Result<(u64, bool)> {
+pub(super) fn merge_step(
+    t: &Tables,
+    wtxn: &mut RwTxn<'_>,
+    m: &mut Merge,
+    budget: u64,
+) -> Result<(u64, bool)> {
     let (mut ra, mut rb) = (RunReader::new(m.older), RunReader::new(m.newer));
     ra.skip_below(t, wtxn, m.from)?;
     rb.skip_below(t, wtxn, m.from)?;
@@ -469,7 +352,13 @@ fn merge_step(t: &Tables, wtxn: &mut RwTxn<'_>, m: &mut Merge, budget: u64) -> R
 
 /// Merges runs `a` and `b` into the new run `out` in one go; returns its entries.
 #[cfg(test)]
-fn merge_runs(t: &Tables, wtxn: &mut RwTxn<'_>, a: u64, b: u64, out: u64) -> Result<u64> {
+pub(super) fn merge_runs(
+    t: &Tables,
+    wtxn: &mut RwTxn<'_>,
+    a: u64,
+    b: u64,
+    out: u64,
+) -> Result<u64> {
     let mut m = Merge {
         older: a,
         newer: b,
@@ -482,7 +371,7 @@ fn merge_runs(t: &Tables, wtxn: &mut RwTxn<'_>, a: u64, b: u64, out: u64) -> Res
 }
 
 /// Deletes every part of run `id`.
-fn delete_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64) -> Result<()> {
+pub(super) fn delete_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64) -> Result<()> {
     let (first, last) = run_bounds(id);
     let range = (Bound::Included(&first[..]), Bound::Included(&last[..]));
     t.hashes.delete_range(wtxn, &range)?;
@@ -492,7 +381,7 @@ fn delete_run(t: &Tables, wtxn: &mut RwTxn<'_>, id: u64) -> Result<()> {
 /// Merge work for a flush of `chunk` entries into a table of `total`: enough to keep up
 /// with a binary counter, which rewrites each entry once per doubling of the table
 /// (about `log2(total / chunk)` times), so no flush rewrites the whole table at once.
-fn merge_budget(chunk: u64, total: u64) -> u64 {
+pub(super) fn merge_budget(chunk: u64, total: u64) -> u64 {
     let doublings = u64::from((total / chunk.max(1)).max(1).ilog2());
     chunk.max(PART_ENTRIES as u64) * (doublings + 2)
 }
@@ -505,7 +394,7 @@ fn merge_budget(chunk: u64, total: u64) -> u64 {
 /// the next pair (too large to merge whole), advances by the rest. Small merges thus
 /// keep going while a large one takes many flushes, and the runs stay about
 /// `2 * log2(table / chunk)`.
-fn merge_some(
+pub(super) fn merge_some(
     t: &Tables,
     wtxn: &mut RwTxn<'_>,
     runs: &mut Vec<RunMeta>,
@@ -565,7 +454,11 @@ fn merge_some(
 /// The runs that may hold `prefix`, newest first: every listed run, except that while a
 /// merge runs, a prefix below its `from` is only in its output (or, at most, also in a
 /// partly merged input part) and any other prefix only in its inputs.
-fn searched_runs(runs: &[RunMeta], merge: Option<Merge>, prefix: u64) -> impl Iterator<Item = u64> {
+pub(super) fn searched_runs(
+    runs: &[RunMeta],
+    merge: Option<Merge>,
+    prefix: u64,
+) -> impl Iterator<Item = u64> {
     let merged = merge.is_some_and(|m| prefix < m.from);
     let skip = move |id: u64| merged && merge.is_some_and(|m| id == m.older || id == m.newer);
     let out = merge.filter(|_| merged).map(|m| m.out);
@@ -578,7 +471,7 @@ fn searched_runs(runs: &[RunMeta], merge: Option<Merge>, prefix: u64) -> impl It
 
 /// Replaces the inputs of the finished merge `m` with its output in `runs`, and deletes
 /// what is left of them.
-fn finish_merge(
+pub(super) fn finish_merge(
     t: &Tables,
     wtxn: &mut RwTxn<'_>,
     runs: &mut Vec<RunMeta>,
@@ -607,7 +500,7 @@ fn finish_merge(
 }
 
 /// Local sequences of run `id` under `prefix`.
-fn run_lookup(t: &Tables, txn: &RoTxn<'_>, id: u64, prefix: u64) -> Result<Vec<u64>> {
+pub(super) fn run_lookup(t: &Tables, txn: &RoTxn<'_>, id: u64, prefix: u64) -> Result<Vec<u64>> {
     let Some((k, part)) = t
         .hashes
         .get_lower_than_or_equal_to(txn, &part_key(id, prefix))?
@@ -639,8 +532,8 @@ fn run_lookup(t: &Tables, txn: &RoTxn<'_>, id: u64, prefix: u64) -> Result<Vec<u
 }
 
 /// The id of the event stored at `local_seq`, if any.
-fn stored_id(t: &Tables, txn: &RoTxn<'_>, local_seq: u64) -> Result<Option<EventId>> {
-    match super::blocks::event_at(t, txn, local_seq)? {
+pub(super) fn stored_id(t: &Tables, txn: &RoTxn<'_>, local_seq: u64) -> Result<Option<EventId>> {
+    match crate::store::blocks::event_at(t, txn, local_seq)? {
         Some(v) => Ok(Some(
             EventRef::decode(v)
                 .map_err(|source| Error::CorruptEvent { local_seq, source })?
@@ -650,305 +543,12 @@ fn stored_id(t: &Tables, txn: &RoTxn<'_>, local_seq: u64) -> Result<Option<Event
     }
 }
 
-/// Slots of the id hand-off (see [`HashIndex::offer`]); a power of two.
-const OFFER_SLOTS: usize = 1 << 14;
-/// Tag of a slot being written.
-const OFFER_BUSY: u64 = u64::MAX;
-
-/// One id handed from a producer to the storage writer, guarded like a seqlock:
-/// `tag` is `ticket + 1` when `words` hold that ticket's id, `OFFER_BUSY` while a
-/// producer (which claims the slot by compare-exchange) writes it.
-#[derive(Default)]
-struct OfferSlot {
-    tag: AtomicU64,
-    /// The id, then its MMR leaf hash.
-    words: [AtomicU64; 8],
-}
-
-/// In-memory part of the hash index.
-pub(crate) struct HashIndex {
-    recent: RwLock<Recent>,
-    /// The longest flush since open, in microseconds (reported by `stats`).
-    longest_flush_us: AtomicU64,
-    /// The sorted (prefix, local) entries of a flush, reused from flush to flush.
-    sorted: Mutex<Vec<(u64, u64)>>,
-    /// Ids computed by `write_event` callers, by write ticket, so the writer need not
-    /// hash each event a second time. Best effort: a missing or overwritten entry
-    /// only means the writer hashes the event itself.
-    offered: Box<[OfferSlot]>,
-}
-
-impl Default for HashIndex {
-    fn default() -> Self {
-        HashIndex {
-            recent: RwLock::default(),
-            longest_flush_us: AtomicU64::new(0),
-            sorted: Mutex::default(),
-            offered: (0..OFFER_SLOTS).map(|_| OfferSlot::default()).collect(),
-        }
-    }
-}
-
-impl HashIndex {
-    /// Rebuilds the in-memory part from the events at and after the mark, with room
-    /// for `chunk` ids per generation (the flush threshold).
-    pub(crate) fn open(env: &Env0, t: &Tables, chunk: usize) -> Result<Self> {
-        let rtxn = env.read_txn()?;
-        let mark = meta_u64(t, &rtxn, meta_keys::HASH_MARK)?;
-        let mut live = Generation::with_capacity(chunk);
-        let mut batch = Vec::with_capacity(4096);
-        for item in super::blocks::events_from(t, &rtxn, mark)? {
-            let (local_seq, v) = item?;
-            let ev =
-                EventRef::decode(v).map_err(|source| Error::CorruptEvent { local_seq, source })?;
-            batch.push((ev.id(), local_seq));
-            if batch.len() == batch.capacity() {
-                live.extend(&batch);
-                batch.clear();
-            }
-        }
-        live.extend(&batch);
-        Ok(HashIndex {
-            recent: RwLock::new(Recent {
-                live,
-                flushing: Generation::with_capacity(chunk),
-            }),
-            ..HashIndex::default()
-        })
-    }
-
-    /// Records the id a producer computed for write ticket `ticket`.
-    pub(crate) fn offer(&self, ticket: u64, id: &EventId, leaf: &[u8; 32]) {
-        let slot = &self.offered[ticket as usize % OFFER_SLOTS];
-        let cur = slot.tag.load(Ordering::Relaxed);
-        if cur == OFFER_BUSY
-            || slot
-                .tag
-                .compare_exchange(cur, OFFER_BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            return; // another producer is writing this slot: the writer will hash.
-        }
-        fence(Ordering::Release);
-        let bytes = id.0.chunks_exact(8).chain(leaf.chunks_exact(8));
-        for (w, c) in slot.words.iter().zip(bytes) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            w.store(u64::from_le_bytes(b), Ordering::Relaxed);
-        }
-        slot.tag.store(ticket.wrapping_add(1), Ordering::Release);
-    }
-
-    /// The id and leaf hash offered for `ticket`, if still there and not being
-    /// overwritten.
-    pub(crate) fn offered(&self, ticket: u64) -> Option<(EventId, [u8; 32])> {
-        let slot = &self.offered[ticket as usize % OFFER_SLOTS];
-        let want = ticket.wrapping_add(1);
-        if slot.tag.load(Ordering::Acquire) != want {
-            return None;
-        }
-        let mut bytes = [0u8; 64];
-        for (w, c) in slot.words.iter().zip(bytes.chunks_exact_mut(8)) {
-            c.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-        }
-        fence(Ordering::Acquire);
-        if slot.tag.load(Ordering::Relaxed) != want {
-            return None;
-        }
-        let (id, leaf) = bytes.split_at(32);
-        Some((EventId(id.try_into().ok()?), leaf.try_into().ok()?))
-    }
-
-    /// Local sequence of `id`, if stored.
-    pub(crate) fn lookup(&self, env: &Env0, t: &Tables, id: &EventId) -> Result<Option<u64>> {
-        {
-            let r = self.recent.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = r.live.get(id).or_else(|| r.flushing.get(id)) {
-                return Ok(Some(s));
-            }
-        }
-        let rtxn = env.read_txn()?;
-        let prefix = prefix_of(id);
-        let merge = read_merge(t, &rtxn)?;
-        let runs = read_runs(t, &rtxn)?;
-        for run in searched_runs(&runs, merge, prefix) {
-            for local in run_lookup(t, &rtxn, run, prefix)? {
-                if stored_id(t, &rtxn, local)? == Some(*id) {
-                    return Ok(Some(local));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Adds committed entries.
-    pub(crate) fn insert_committed(&self, entries: &[(EventId, u64)]) {
-        let mut m = self.recent.write().unwrap_or_else(|p| p.into_inner());
-        m.live.extend(entries);
-    }
-
-    /// Number of ids held only in memory.
-    pub(crate) fn pending(&self) -> usize {
-        let r = self.recent.read().unwrap_or_else(|p| p.into_inner());
-        r.live.len() + r.flushing.len()
-    }
-
-    /// Writes every in-memory id (all are committed: the writer inserts only after its
-    /// commit) to the table in one sorted transaction, moves the mark to `upto` (the
-    /// writer's next local sequence), then drops them from memory. Until that commit
-    /// they stay visible to `lookup` in the `flushing` generation. On error nothing is
-    /// lost: the chunk is merged back and a later call retries.
-    pub(crate) fn flush(&self, env: &Env0, t: &Tables, upto: u64) -> Result<()> {
-        let started = std::time::Instant::now();
-        let mut entries = self.sorted.lock().unwrap_or_else(|p| p.into_inner());
-        {
-            let mut r = self.recent.write().unwrap_or_else(|p| p.into_inner());
-            let Recent { live, flushing } = &mut *r;
-            if flushing.is_empty() {
-                std::mem::swap(live, flushing);
-            } else {
-                // A previous attempt failed: retry with everything.
-                flushing.extend(&live.entries);
-                live.clear();
-            }
-            debug_assert!(flushing.entries.iter().all(|(_, s)| *s < upto));
-        }
-        {
-            // Lookups only read the generations: they may go on while this sorts.
-            let r = self.recent.read().unwrap_or_else(|p| p.into_inner());
-            sort_entries(&r.flushing.entries, &mut entries);
-        }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let entries = &*entries;
-        let write = || -> Result<()> {
-            let mut wtxn = env.write_txn()?;
-            let mut runs = read_runs(t, &wtxn)?;
-            let merge = read_merge(t, &wtxn)?;
-            let mut next_id = runs
-                .iter()
-                .map(|r| r.id + 1)
-                .chain(merge.map(|m| m.out + 1))
-                .max()
-                .unwrap_or(0);
-            put_run(t, &mut wtxn, next_id, entries)?;
-            runs.push(RunMeta {
-                id: next_id,
-                entries: entries.len() as u64,
-            });
-            next_id += 1;
-            let total = runs.iter().map(|r| r.entries).sum();
-            let budget = merge_budget(entries.len() as u64, total);
-            merge_some(t, &mut wtxn, &mut runs, &mut next_id, budget)?;
-            write_runs(t, &mut wtxn, &runs)?;
-            t.meta
-                .put(&mut wtxn, meta_keys::HASH_MARK, &upto.to_le_bytes())?;
-            wtxn.commit()?;
-            Ok(())
-        };
-        let res = write();
-        let mut r = self.recent.write().unwrap_or_else(|p| p.into_inner());
-        match res {
-            Ok(()) => {
-                // Keep the allocations: the next flush swaps them in as the live
-                // generation, which then fills without growing.
-                r.flushing.clear();
-                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                self.longest_flush_us.fetch_max(us, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                let Recent { live, flushing } = &mut *r;
-                live.extend(&flushing.entries);
-                flushing.clear();
-                Err(e)
-            }
-        }
-    }
-
-    /// The longest flush since open, and the table's runs (a merge in progress counts
-    /// its output as one more).
-    pub(crate) fn table_stats(&self, env: &Env0, t: &Tables) -> Result<(Duration, usize)> {
-        let rtxn = env.read_txn()?;
-        let runs = read_runs(t, &rtxn)?.len() + usize::from(read_merge(t, &rtxn)?.is_some());
-        let us = self.longest_flush_us.load(Ordering::Relaxed);
-        Ok((Duration::from_micros(us), runs))
-    }
-
-    /// Bytes the next flush may need in the map: every page of the table may be copied.
-    pub(crate) fn flush_room(&self, env: &Env0, t: &Tables) -> Result<usize> {
-        let rtxn = env.read_txn()?;
-        let st = t.hashes.stat(&rtxn)?;
-        let pages = st.branch_pages + st.leaf_pages + st.overflow_pages;
-        Ok((pages * st.page_size as usize) * 2 + self.pending() * 128 + (4 << 20))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::options::Durability;
-    use crate::store::be;
     use crate::store::open_env;
-    use xaeroflux_core::event::encode_into;
-    use xaeroflux_core::{AuthorId, EventHeader, GroupId, Hlc};
-
-    /// A store whose `events` table holds `n` events in one block; returns their ids.
-    fn store_with(n: u64) -> (tempfile::TempDir, Env0, Tables, Vec<EventId>) {
-        let dir = tempfile::tempdir().unwrap();
-        let (env, t) = open_env(dir.path(), 16 << 20, Durability::Batched).unwrap();
-        let mut enc = Vec::new();
-        let mut ids = Vec::new();
-        let mut block = xaeroflux_core::BlockBuilder::new();
-        for seq in 0..n {
-            let header = EventHeader {
-                event_type: 1000,
-                group: GroupId([7; 32]),
-                author: AuthorId([9; 32]),
-                seq,
-                hlc: Hlc::from_u64(seq + 1),
-            };
-            enc.clear();
-            encode_into(&header, b"payload", &mut enc);
-            ids.push(EventId(*blake3::hash(&enc).as_bytes()));
-            block.push(&enc);
-        }
-        let mut wtxn = env.write_txn().unwrap();
-        t.events.put(&mut wtxn, &be(0), &block.to_vec()).unwrap();
-        wtxn.commit().unwrap();
-        (dir, env, t, ids)
-    }
-
-    /// The in-memory generation finds every id it was given, across several extends,
-    /// including ids that share a prefix, and nothing else; clearing keeps its room.
-    #[test]
-    fn generation_finds_exactly_its_ids() {
-        let id = |i: u64| EventId(*blake3::hash(&i.to_le_bytes()).as_bytes());
-        let mut g = Generation::with_capacity(1000);
-        let room = g.offsets.capacity();
-        let mut twin = id(7);
-        twin.0[31] ^= 0xff; // same 8-byte prefix as id(7)
-        let first: Vec<(EventId, u64)> = (0..700).map(|i| (id(i), 10 + i)).collect();
-        g.extend(&first);
-        g.extend(&[(twin, 5_000)]);
-        let second: Vec<(EventId, u64)> = (700..1500).map(|i| (id(i), 10 + i)).collect();
-        g.extend(&second);
-        assert_eq!(g.len(), 1501);
-        for i in 0..1500 {
-            assert_eq!(g.get(&id(i)), Some(10 + i), "id {i}");
-        }
-        assert_eq!(g.get(&twin), Some(5_000));
-        assert_eq!(g.get(&id(1500)), None);
-        let mut near = id(3);
-        near.0[20] ^= 1;
-        assert_eq!(g.get(&near), None);
-        g.clear();
-        assert!(g.is_empty());
-        assert_eq!(g.get(&id(3)), None);
-        assert!(g.offsets.capacity() >= room);
-    }
 
     /// Two sorted runs to merge: `lens[0]` even and `lens[1]` odd prefixes (locals from
     /// 0 and from 50,000), plus `extra[i]` entries of each under the prefix `shared`
@@ -974,73 +574,6 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().1.to_vec())
             .collect()
-    }
-
-    /// Entries are found by prefix and trusted only if the event re-hashes to the id:
-    /// an entry under the same prefix that points elsewhere is skipped.
-    #[test]
-    fn prefix_hits_are_confirmed_by_rehashing() {
-        let (_dir, env, t, ids) = store_with(2);
-        let a = ids[0];
-        // Shares `a`'s prefix but points at event 1 (a real collision needs ~2^32 ids).
-        let mut fake = a;
-        fake.0[31] ^= 1;
-        let mut absent = a;
-        absent.0[20] ^= 1;
-        let idx = HashIndex::default();
-        idx.insert_committed(&[(fake, 1), (a, 0)]);
-        idx.flush(&env, &t, 2).unwrap();
-        assert_eq!(idx.pending(), 0);
-        let rtxn = env.read_txn().unwrap();
-        assert_eq!(run_lookup(&t, &rtxn, 0, prefix_of(&a)).unwrap(), vec![0, 1]);
-        drop(rtxn);
-        assert_eq!(idx.lookup(&env, &t, &a).unwrap(), Some(0));
-        assert_eq!(idx.lookup(&env, &t, &fake).unwrap(), None);
-        assert_eq!(idx.lookup(&env, &t, &absent).unwrap(), None);
-        assert_eq!(idx.lookup(&env, &t, &ids[1]).unwrap(), None);
-    }
-
-    /// Flushed chunks become runs that merge like a binary counter, and every id
-    /// stays found through the merges.
-    #[test]
-    fn runs_merge_like_a_binary_counter() {
-        let (_dir, env, t, ids) = store_with(40);
-        let idx = HashIndex::default();
-        let mut next = 0usize;
-        let mut sizes = Vec::new();
-        for chunk in [8, 8, 8, 4, 4, 8] {
-            let entries: Vec<(EventId, u64)> =
-                (next..next + chunk).map(|i| (ids[i], i as u64)).collect();
-            idx.insert_committed(&entries);
-            next += chunk;
-            idx.flush(&env, &t, next as u64).unwrap();
-            let rtxn = env.read_txn().unwrap();
-            let runs = read_runs(&t, &rtxn).unwrap();
-            sizes.push(runs.iter().map(|r| r.entries).collect::<Vec<_>>());
-            let total: usize = runs
-                .iter()
-                .map(|r| read_run(&t, &rtxn, r.id).unwrap().len())
-                .sum();
-            assert_eq!(total, next);
-            drop(rtxn);
-            for (i, id) in ids.iter().enumerate() {
-                let want = (i < next).then_some(i as u64);
-                assert_eq!(
-                    idx.lookup(&env, &t, id).unwrap(),
-                    want,
-                    "id {i} after {next}"
-                );
-            }
-        }
-        let expect: Vec<Vec<u64>> = vec![
-            vec![8],
-            vec![16],
-            vec![16, 8],
-            vec![16, 8, 4],
-            vec![32],
-            vec![32, 8],
-        ];
-        assert_eq!(sizes, expect);
     }
 
     /// Runs of many parts merge into one sorted run whose parts never split a prefix,
@@ -1281,16 +814,5 @@ mod tests {
             sort_entries(&pairs, &mut got);
             proptest::prop_assert_eq!(got, want);
         }
-    }
-
-    #[test]
-    fn offered_ids_round_trip_and_expire() {
-        let idx = HashIndex::default();
-        let id = EventId([5; 32]);
-        assert_eq!(idx.offered(3), None);
-        idx.offer(3, &id, &[7; 32]);
-        assert_eq!(idx.offered(3), Some((id, [7; 32])));
-        idx.offer(3 + OFFER_SLOTS as u64, &EventId([6; 32]), &[8; 32]);
-        assert_eq!(idx.offered(3), None);
     }
 }

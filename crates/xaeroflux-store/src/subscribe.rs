@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use xaeroflux_core::ring::Notifier;
 use xaeroflux_core::{Event, EventId, GroupId};
 
-use crate::engine::{Shared, XaeroFlux};
+use crate::engine::{Engine, Shared};
 use crate::error::Result;
 use crate::read::Snapshot;
 
@@ -269,7 +269,7 @@ impl Future for NextEvent<'_> {
     }
 }
 
-impl XaeroFlux {
+impl Engine {
     /// Subscribes to committed events (local, and later from peers) matching `filter`.
     pub fn subscribe(&self, filter: Filter) -> Subscription {
         let shared = self.shared_arc();

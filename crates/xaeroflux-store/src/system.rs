@@ -15,7 +15,7 @@ use xaeroflux_core::ring::Notifier;
 use xaeroflux_core::{AuthorId, GroupId};
 use xaeroid::IdHash;
 
-use crate::engine::{Shared, XaeroFlux};
+use crate::engine::{Engine, Shared};
 
 /// System events kept for subscribers.
 pub const SYSTEM_QUEUE: usize = 1024;
@@ -90,6 +90,12 @@ pub enum SystemEvent {
         /// Bytes of those events.
         bytes: u64,
     },
+    /// A store read failed while answering a sync session (the session saw an
+    /// incomplete view of the logs; the failure is also logged once).
+    SyncReadFailed {
+        /// The failure, with its causes.
+        reason: String,
+    },
     /// This subscriber fell behind and lost this many system events.
     Missed {
         /// How many.
@@ -142,7 +148,7 @@ impl SystemBus {
     }
 }
 
-/// A subscription to system events; see [`XaeroFlux::system_events`].
+/// A subscription to system events; see [`Engine::system_events`].
 pub struct SystemSubscription {
     shared: Arc<Shared>,
     next: u64,
@@ -213,7 +219,7 @@ impl Iterator for SystemSubscription {
     }
 }
 
-impl XaeroFlux {
+impl Engine {
     /// Subscribes to system events, starting with the oldest still queued (so a
     /// subscriber created right after `open()` sees `StoreOpened`).
     pub fn system_events(&self) -> SystemSubscription {

@@ -4,23 +4,83 @@
 //! LMDB's byte order is numeric order. Layouts are documented in `docs/FORMAT.md`.
 
 pub(crate) mod blocks;
+mod fork_rule;
 pub(crate) mod hash_index;
 pub(crate) mod mmrs;
 pub(crate) mod pagefile;
 pub(crate) mod postings;
+mod reads;
 pub(crate) mod runs;
 pub(crate) mod writer;
 
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, WithoutTls};
 
 use xaeroflux_core::EventRef;
 
+use hash_index::HashIndex;
+use pagefile::PageFile;
+
 use crate::error::{Error, Result};
 use crate::options::Durability;
+
+pub(crate) use fork_rule::Recorded;
+pub(crate) use reads::decode_checkpoint;
+
+/// The storage of one data directory: the LMDB environment and its tables, the page
+/// file of the MMRs and the id index. Every read that more than one part of the engine
+/// needs is a method of this type (`reads`), and so is the fork rule (`fork_rule`).
+pub(crate) struct Store {
+    pub env: Env0,
+    pub tables: Tables,
+    pub pages: Arc<PageFile>,
+    pub hashes: HashIndex,
+    /// Held shared by every transaction, exclusively while the map is resized.
+    resize_gate: RwLock<()>,
+    data_dir: PathBuf,
+}
+
+impl Store {
+    /// Wraps the parts `Engine::open` opened.
+    pub(crate) fn new(
+        env: Env0,
+        tables: Tables,
+        pages: Arc<PageFile>,
+        hashes: HashIndex,
+        data_dir: PathBuf,
+    ) -> Self {
+        Store {
+            env,
+            tables,
+            pages,
+            hashes,
+            resize_gate: RwLock::new(()),
+            data_dir,
+        }
+    }
+
+    /// Held while a transaction is open: the map is not resized under it.
+    pub(crate) fn gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.resize_gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held while the map is resized (no transaction is open).
+    pub(crate) fn gate_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.resize_gate.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A corruption of the store found by a read.
+    pub(crate) fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            path: self.data_dir.clone(),
+            reason,
+        }
+    }
+}
 
 /// Format version of the store written by this build.
 pub const FORMAT_VERSION: u32 = 3;

@@ -107,6 +107,32 @@ pub enum Error {
     /// The disk or the LMDB map is full.
     #[error("storage is full: {0}")]
     Full(String),
+    /// A verified batch from a sync session does not have the shape the engine stores
+    /// (another log's key, checkpoint or event; seqs past its checkpoint; ...).
+    #[error("verified batch refused: {reason}")]
+    BatchRefused {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The system's random number generator failed (generating a group secret).
+    #[error("random number generator")]
+    Rng(#[source] getrandom::Error),
+    /// The ring buffers refused (creating them or a write).
+    #[error("event bus")]
+    Bus(#[source] xaeroflux_core::bus::BusError),
+    /// A thread of the storage writer could not be started or stopped unexpectedly.
+    #[error("storage writer thread {thread} is not running")]
+    WriterThread {
+        /// Which thread.
+        thread: &'static str,
+    },
+    /// An internal invariant of the storage writer does not hold (a bug, not bad
+    /// input); the store is poisoned.
+    #[error("storage writer invariant: {what}")]
+    Invariant {
+        /// What does not hold.
+        what: String,
+    },
     /// An MMR operation failed.
     #[error("merkle mountain range: {0}")]
     Mmr(String),
@@ -124,7 +150,7 @@ pub enum Error {
     Identity(#[from] xaeroid::KeyFileError),
     /// Vector search failed or refused a query.
     #[error("vector search")]
-    Vector(#[source] crate::vector::VectorSearchError),
+    Vector(#[source] xaeroflux_vector::SearchError),
     /// File system failure.
     #[error("i/o on {path}")]
     Io {
@@ -149,7 +175,17 @@ impl From<xaeroflux_core::mmr::MmrError> for Error {
     }
 }
 
+impl From<xaeroflux_vector::SearchError> for Error {
+    fn from(e: xaeroflux_vector::SearchError) -> Self {
+        Error::Vector(e)
+    }
+}
+
 impl Error {
+    pub(crate) fn invariant(what: String) -> Error {
+        Error::Invariant { what }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }

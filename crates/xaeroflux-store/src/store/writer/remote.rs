@@ -27,9 +27,9 @@ use std::time::Duration;
 use heed::RwTxn;
 use xaeroflux_core::mmr::{leaf_hash, leaf_index_to_pos};
 use xaeroflux_core::ring::Notifier;
-use xaeroflux_core::{AuthorId, EventRef, GroupId, Hlc, SignedCheckpoint};
+use xaeroflux_core::{AuthorId, EventHeader, EventRef, GroupId, Hlc, SignedCheckpoint};
 use xaeroflux_core::{EventId, mmr::MmrStore};
-use xaeroflux_sync::EventList;
+use xaeroflux_sync::{EventList, VerifiedBatch};
 
 use super::{Deferred, LogKey, Stage, Writer, mmr_err};
 use crate::engine::Shared;
@@ -39,7 +39,8 @@ use crate::store::{Tables, log_key, log_prefix};
 /// Verified batches that may wait for the writer before `push` blocks.
 pub(crate) const INBOX_CAPACITY: usize = 64;
 
-/// A verified batch of one author log (see `xaeroflux_sync::VerifiedBatch`).
+/// A verified batch of one author log (see `xaeroflux_sync::VerifiedBatch`) that passed
+/// [`RemoteBatch::check`], the only place the engine checks a received batch's shape.
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteBatch {
     pub group: GroupId,
@@ -49,8 +50,65 @@ pub(crate) struct RemoteBatch {
     pub first_seq: u64,
     /// The id of each event (computed by the session that verified the batch).
     pub ids: Vec<EventId>,
+    /// The header of each event, decoded once by `check`.
+    pub headers: Vec<EventHeader>,
     pub events: EventList,
     pub checkpoint: SignedCheckpoint,
+}
+
+impl RemoteBatch {
+    /// Checks a batch a session verified before it is queued: one log (key, checkpoint
+    /// and every event of the batch's group and author), contiguous seqs from
+    /// `first_seq` within the checkpoint's length, one id per event, a checkpoint signed
+    /// by the author. Each event is decoded here, once. Returns the batch and its
+    /// greatest timestamp (`None` if empty). The group must be known (the caller
+    /// checks it against the node's groups).
+    pub(crate) fn check(b: VerifiedBatch) -> Result<(RemoteBatch, Option<Hlc>)> {
+        let refuse = |reason: &'static str| Error::BatchRefused { reason };
+        if b.author_key.id().as_bytes() != b.author.as_bytes() {
+            return Err(refuse("key of another author"));
+        }
+        let c = &b.checkpoint.checkpoint;
+        if c.group != b.group || c.author != b.author {
+            return Err(refuse("checkpoint of another log"));
+        }
+        let end = b
+            .first_seq
+            .checked_add(b.events.len() as u64)
+            .ok_or(refuse("seq overflow"))?;
+        if c.length < end {
+            return Err(refuse("batch past its checkpoint"));
+        }
+        if b.ids.len() != b.events.len() {
+            return Err(refuse("ids do not match the events"));
+        }
+        b.checkpoint
+            .verify(&b.author_key)
+            .map_err(Error::Checkpoint)?;
+        let mut max: Option<Hlc> = None;
+        let mut headers = Vec::with_capacity(b.events.len());
+        for (i, raw) in b.events.iter().enumerate() {
+            let h = EventRef::decode(raw)
+                .map_err(|_| refuse("undecodable event"))?
+                .header;
+            if h.group != b.group || h.author != b.author || h.seq != b.first_seq + i as u64 {
+                return Err(refuse("event of another log or seq"));
+            }
+            max = Some(max.map_or(h.hlc, |m| m.max(h.hlc)));
+            headers.push(h);
+        }
+        let batch = RemoteBatch {
+            group: b.group,
+            author: b.author,
+            key: b.author_key.as_bytes().to_vec(),
+            first_seq: b.first_seq,
+            ids: b.ids,
+            headers,
+            events: b.events,
+            checkpoint: *b.checkpoint,
+        };
+        Ok((batch, max))
+    }
 }
 
 #[derive(Default)]
@@ -235,25 +293,13 @@ impl Writer {
         }
         let mut conflict = false;
         let mut max_hlc: Option<Hlc> = None;
-        for (i, (raw, &id)) in b.events.iter().zip(&b.ids).enumerate() {
-            let seq = b.first_seq + i as u64;
-            let Ok(ev) = EventRef::decode(raw) else {
-                tracing::warn!(seq, "undecodable event in a verified batch; rest dropped");
-                break;
-            };
-            let h = ev.header;
-            if h.group != b.group || h.author != b.author || h.seq != seq {
-                tracing::warn!(
-                    seq,
-                    "event of another log in a verified batch; rest dropped"
-                );
-                break;
-            }
-            // The session hashed the event while verifying it; no second hash here.
-            debug_assert_eq!(id, ev.id());
+        // `RemoteBatch::check` decoded every event and checked its log and seq.
+        for (i, (&id, &h)) in b.ids.iter().zip(&b.headers).enumerate() {
+            let seq = h.seq;
             let mmr = self.log_mmr(wtxn, key)?;
             if seq < mmr.leaf_count() {
-                let pos = leaf_index_to_pos(seq).ok_or_else(|| Error::Mmr("seq".into()))?;
+                let pos = leaf_index_to_pos(seq)
+                    .ok_or_else(|| Error::Invariant { what: "seq".into() })?;
                 if mmr.store().get(pos)? != Some(leaf_hash(&id.0)) {
                     tracing::warn!(
                         author = %b.author.short(),
@@ -269,7 +315,7 @@ impl Writer {
             let hashed = leaf_hash(&id.0);
             let leaf = mmr.push_leaf_hash(hashed).map_err(mmr_err)?;
             if leaf != seq {
-                return Err(Error::Mmr(format!(
+                return Err(Error::invariant(format!(
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
@@ -281,7 +327,7 @@ impl Writer {
             });
             let node_leaf = self.node.push_leaf_hash(hashed).map_err(mmr_err)?;
             if node_leaf != *local {
-                return Err(Error::Mmr(format!(
+                return Err(Error::invariant(format!(
                     "node mmr expected leaf {local}, got {node_leaf}"
                 )));
             }
@@ -300,8 +346,9 @@ impl Writer {
         self.record_remote_checkpoint(t, wtxn, key, &b.checkpoint, conflict, out)
     }
 
-    /// Stores the batch's checkpoint if the log now reproduces it; a different root
-    /// already stored for that length becomes fork evidence.
+    /// Records the batch's checkpoint through the fork rule if the log now reaches its
+    /// length. A checkpoint new for that length is stored only if the log reproduces
+    /// its root (so `latest_checkpoint` never names events the log does not hold).
     fn record_remote_checkpoint(
         &mut self,
         t: &Tables,
@@ -319,34 +366,27 @@ impl Writer {
         if c.length == 0 || c.length > len || c.group != key.0 || c.author != key.1 {
             return Ok(());
         }
-        let k = log_key(&c.group.0, &c.author.0, c.length);
-        let existing = match t.checkpoints.get(wtxn, &k)? {
-            Some(v) => SignedCheckpoint::decode(v).ok(),
-            None => None,
-        };
-        match existing {
-            Some(e) if e.checkpoint.root == c.root => {}
-            Some(_) => {
-                if t.forks.get(wtxn, &k)?.is_none() {
-                    t.forks.put(wtxn, &k, &cp.encode())?;
-                    out.forks.push((c.group, c.author, c.length));
-                }
-            }
-            None => {
-                let (_, mmr) = self
-                    .logs
-                    .get(&key)
-                    .ok_or_else(|| Error::Mmr("log mmr missing".into()))?;
-                if mmr.root_at(c.length).map_err(mmr_err)? == c.root {
-                    t.checkpoints.put(wtxn, &k, &cp.encode())?;
-                } else if !conflict {
+        let store = &self.shared.store;
+        if t.checkpoints
+            .get(wtxn, &log_key(&c.group.0, &c.author.0, c.length))?
+            .is_none()
+        {
+            let (_, mmr) = self.logs.get(&key).ok_or_else(|| Error::Invariant {
+                what: "log mmr missing".into(),
+            })?;
+            if mmr.root_at(c.length).map_err(mmr_err)? != c.root {
+                if !conflict {
                     tracing::warn!(
                         author = %c.author.short(),
                         length = c.length,
                         "checkpoint does not match the stored events; ignored"
                     );
                 }
+                return Ok(());
             }
+        }
+        if store.record_checkpoint(wtxn, cp)?.new_fork() {
+            out.forks.push((c.group, c.author, c.length));
         }
         Ok(())
     }

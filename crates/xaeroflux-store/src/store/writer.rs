@@ -15,19 +15,21 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
-use heed::{PutFlags, RwTxn};
-use xaeroflux_core::block::{encoded_block_len, has_room, write_block_head};
+use heed::RwTxn;
+use xaeroflux_core::block::{encoded_block_len, has_room};
 use xaeroflux_core::bus::BusReader;
-use xaeroflux_core::event::{HEADER_LEN, encode_into};
+use xaeroflux_core::event::encode_into;
 use xaeroflux_core::mmr::{Hash32, Mmr, leaf_hash};
 use xaeroflux_core::{AuthorId, Checkpoint, EventHeader, EventId, GroupId, Hlc};
 
+mod puts;
 mod remote;
+
+use puts::{Appender, BlockEvent, put_block, put_postings};
 
 pub(crate) use remote::{Inbox, RemoteBatch};
 
@@ -38,7 +40,6 @@ use super::runs::{self, LogRun};
 use super::{Tables, be, blocks, from_be, log_key, log_prefix, meta_keys, meta_u64};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
-use xaeroflux_core::posting::PostingRun;
 
 /// Durable progress, guarded by `Shared::progress`.
 #[derive(Debug, Default)]
@@ -214,7 +215,7 @@ pub(crate) struct Writer {
 
 /// The page file's flusher: one long-lived thread that writes and syncs a commit's new
 /// pages while the writer does the commit's signing and puts. (A thread per commit
-/// spent about 1% of the writer in thread creation and teardown.)
+/// spent measurable writer time in thread creation and teardown.)
 struct PageFlusher {
     jobs: mpsc::SyncSender<(u64, Vec<u8>)>,
     done: mpsc::Receiver<(Result<()>, Vec<u8>)>,
@@ -229,7 +230,7 @@ impl PageFlusher {
             .name("xaeroflux-pages".into())
             .spawn(move || {
                 for (first, pages) in rx {
-                    let res = shared.pages.write_pages(first, &pages, true);
+                    let res = shared.store.pages.write_pages(first, &pages, true);
                     if tx.send((res, pages)).is_err() {
                         return;
                     }
@@ -247,7 +248,9 @@ impl PageFlusher {
     /// Waits for the pages handed over by `begin` to be durable; returns their buffer.
     fn finish(&self) -> (Result<()>, Vec<u8>) {
         self.done.recv().unwrap_or_else(|_| {
-            let e = Error::Config("page flusher thread stopped".into());
+            let e = Error::WriterThread {
+                thread: "page flusher",
+            };
             (Err(e), Vec::new())
         })
     }
@@ -281,74 +284,10 @@ impl Deferred {
     }
 }
 
-/// An event going into a block: a local one is encoded there, a remote one (already
-/// encoded and verified) copied.
-#[derive(Clone, Copy)]
-enum BlockEvent<'a> {
-    Encode(&'a EventHeader, &'a [u8]),
-    Copy(&'a [u8]),
-}
-
-impl BlockEvent<'_> {
-    /// Length of the event's encoding.
-    fn len(&self) -> usize {
-        match *self {
-            BlockEvent::Encode(_, payload) => HEADER_LEN + payload.len(),
-            BlockEvent::Copy(raw) => raw.len(),
-        }
-    }
-}
-
-/// A write cursor over one table for the batch's puts. Keys are tried as LMDB
-/// `APPEND`s: local writes produce increasing keys (local sequence, seq and HLC grow),
-/// and an `APPEND` through a cursor that sits on the last entry writes there without
-/// searching the B-tree, and fills pages completely. LMDB checks an `APPEND` key against
-/// the table's last key itself and refuses one that does not increase (`KEYEXIST`, the
-/// transaction stays usable): that put is redone as a normal one, and the rest of the
-/// batch takes normal puts (remote logs interleave their keys with ours).
-struct Appender<'t> {
-    cursor: heed::RwIter<'t, heed::types::Bytes, heed::types::Bytes>,
-    append: bool,
-}
-
-impl<'t> Appender<'t> {
-    fn new(db: &super::Db, wtxn: &'t mut RwTxn<'_>) -> Result<Self> {
-        Ok(Appender {
-            cursor: db.iter_mut(wtxn)?,
-            append: true,
-        })
-    }
-
-    fn put(&mut self, key: &[u8], val: &[u8]) -> Result<()> {
-        if self.append {
-            // SAFETY: `key` and `val` are the writer's own buffers, never bytes borrowed
-            // from this table, so the put cannot invalidate them.
-            let r = unsafe {
-                self.cursor.put_current_with_options::<heed::types::Bytes>(
-                    PutFlags::APPEND,
-                    key,
-                    val,
-                )
-            };
-            match r {
-                Ok(()) => return Ok(()),
-                Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => self.append = false,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // SAFETY: as above.
-        unsafe {
-            self.cursor
-                .put_current_with_options::<heed::types::Bytes>(PutFlags::empty(), key, val)
-        }?;
-        Ok(())
-    }
-}
-
 fn local_event(batch: &[Incoming], i: usize) -> Result<&Incoming> {
-    batch
-        .get(i)
-        .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))
+    batch.get(i).ok_or_else(|| Error::Invariant {
+        what: "deferred event out of the batch".into(),
+    })
 }
 
 /// The header and local sequence of a deferred event.
@@ -359,57 +298,6 @@ fn deferred_header(batch: &[Incoming], d: &Deferred) -> Result<(EventHeader, u64
     })
 }
 
-/// Puts a batch's posting runs (sorted by key) into `db`.
-fn put_postings(
-    db: &super::Db,
-    wtxn: &mut RwTxn<'_>,
-    runs: &[(Vec<u8>, PostingRun)],
-    buf: &mut Vec<u8>,
-) -> Result<()> {
-    let mut cursor = Appender::new(db, wtxn)?;
-    for (key, run) in runs {
-        buf.clear();
-        run.encode(buf);
-        cursor.put(key, buf)?;
-    }
-    Ok(())
-}
-
-/// Appends one block to `events` through `cursor`, written in place.
-fn put_block(
-    cursor: &mut heed::RwIter<'_, heed::types::Bytes, heed::types::Bytes>,
-    first: u64,
-    events: &[BlockEvent<'_>],
-    lens: &[usize],
-) -> Result<()> {
-    // SAFETY: the closure writes only the batch's own bytes, nothing borrowed from the
-    // table; keys increase (the local sequence), so `APPEND` never overwrites.
-    unsafe {
-        cursor.put_current_reserved_with_flags(
-            PutFlags::APPEND,
-            &be(first),
-            encoded_block_len(lens),
-            |space| {
-                write_block_head(space, lens)?;
-                let mut head = [0u8; HEADER_LEN];
-                for event in events {
-                    match *event {
-                        BlockEvent::Encode(header, payload) => {
-                            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-                            header.encode(len, &mut head);
-                            space.write_all(&head)?;
-                            space.write_all(payload)?;
-                        }
-                        BlockEvent::Copy(raw) => space.write_all(raw)?,
-                    }
-                }
-                Ok(())
-            },
-        )
-    }?;
-    Ok(())
-}
-
 fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
     Error::from(e)
 }
@@ -418,9 +306,10 @@ impl Writer {
     /// Loads the writer state from the committed store.
     pub(crate) fn open(shared: Arc<Shared>, reader: BusReader, next_ticket: u64) -> Result<Self> {
         let (node, next_local, next_mmr_id, page_count, max_hlc) = {
-            let rtxn = shared.env.read_txn()?;
-            let t = &shared.tables;
-            let (nodes, size) = PagedNodes::load(t, &rtxn, shared.pages.clone(), NODE_MMR_ID)?;
+            let rtxn = shared.store.env.read_txn()?;
+            let t = &shared.store.tables;
+            let (nodes, size) =
+                PagedNodes::load(t, &rtxn, shared.store.pages.clone(), NODE_MMR_ID)?;
             let node = Mmr::new(nodes, size).map_err(mmr_err)?;
             let next_local = blocks::event_count(t, &rtxn)?;
             if node.leaf_count() != next_local {
@@ -492,7 +381,7 @@ impl Writer {
             .ok();
         let result = match drainer {
             Some(_) => self.run_inner(),
-            None => Err(Error::Config("cannot start the drainer thread".into())),
+            None => Err(Error::WriterThread { thread: "drainer" }),
         };
         if let Some(f) = self.flusher.take() {
             f.stop();
@@ -602,7 +491,7 @@ impl Writer {
                 Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
                     attempts += 1;
                     self.reload_mmrs()?;
-                    let size = self.shared.env.info().map_size;
+                    let size = self.shared.store.env.info().map_size;
                     self.grow_map(size.saturating_mul(2))?;
                 }
                 Err(e) => return Err(e),
@@ -617,7 +506,7 @@ impl Writer {
         let batches = self.remote.len();
         self.remote.clear();
         let remote_events = std::mem::take(&mut self.remote_events);
-        self.shared.hashes.insert_committed(&ids);
+        self.shared.store.hashes.insert_committed(&ids);
         self.ids = ids; // keep the allocation for the next batch
         // Post-commit hook: the committed stream (subscriptions, later sync and the
         // vector indexer) sees the batch only now that it is durable. It moves before
@@ -643,7 +532,7 @@ impl Writer {
                     length,
                 });
         }
-        if self.shared.hashes.pending() >= self.shared.opts.hash_index_chunk {
+        if self.shared.store.hashes.pending() >= self.shared.opts.hash_index_chunk {
             self.flush_hash_index()?;
         }
         Ok(())
@@ -655,15 +544,21 @@ impl Writer {
         let shared = self.shared.clone();
         let mut attempts = 0;
         loop {
-            self.ensure_map_room(shared.hashes.flush_room(&shared.env, &shared.tables)?)?;
-            match shared
-                .hashes
-                .flush(&shared.env, &shared.tables, self.next_local)
-            {
+            self.ensure_map_room(
+                shared
+                    .store
+                    .hashes
+                    .flush_room(&shared.store.env, &shared.store.tables)?,
+            )?;
+            match shared.store.hashes.flush(
+                &shared.store.env,
+                &shared.store.tables,
+                self.next_local,
+            ) {
                 Ok(()) => return Ok(()),
                 Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
                     attempts += 1;
-                    let size = shared.env.info().map_size;
+                    let size = shared.store.env.info().map_size;
                     self.grow_map(size.saturating_mul(2))?;
                 }
                 Err(e) => return Err(e),
@@ -681,8 +576,8 @@ impl Writer {
 
     fn write_batch_inner(&mut self, batch: &[Incoming]) -> Result<()> {
         let shared = self.shared.clone();
-        let t: &Tables = &shared.tables;
-        let mut wtxn = shared.env.write_txn()?;
+        let t: &Tables = &shared.store.tables;
+        let mut wtxn = shared.store.env.write_txn()?;
         self.deferred.clear();
         let mut local = self.next_local;
         let mut ids = std::mem::take(&mut self.ids);
@@ -725,7 +620,7 @@ impl Writer {
             };
             // The producer's id and leaf hash for this ticket save encoding and hashing
             // the event again.
-            let (id, hashed) = match self.shared.hashes.offered(inc.ticket) {
+            let (id, hashed) = match self.shared.store.hashes.offered(inc.ticket) {
                 Some((id, leaf)) => {
                     debug_assert_eq!(id, hash());
                     debug_assert_eq!(leaf, leaf_hash(&id.0));
@@ -755,7 +650,7 @@ impl Writer {
             };
             let (next_seq, list) = &mut log_leaves[j];
             if *next_seq != h.seq {
-                return Err(Error::Mmr(format!(
+                return Err(Error::invariant(format!(
                     "log {}/{} expected seq {next_seq}, got {}",
                     h.group.short(),
                     h.author.short(),
@@ -791,7 +686,7 @@ impl Writer {
         touched: Vec<(LogKey, Hlc)>,
         local: u64,
     ) -> Result<()> {
-        let t: &Tables = &shared.tables;
+        let t: &Tables = &shared.store.tables;
         // Stage the node MMR and every touched log MMR: pages to the file, state to LMDB.
         self.page_buf.clear();
         let first_page = self.page_count;
@@ -807,10 +702,9 @@ impl Writer {
         )?;
         for (key, _) in &touched {
             staged.push((Some(*key), next_page));
-            let (_, mmr) = self
-                .logs
-                .get_mut(key)
-                .ok_or_else(|| Error::Mmr("log vanished".into()))?;
+            let (_, mmr) = self.logs.get_mut(key).ok_or_else(|| Error::Invariant {
+                what: "log vanished".into(),
+            })?;
             mmr.store_mut().stage(
                 t,
                 &mut wtxn,
@@ -832,7 +726,7 @@ impl Writer {
             _ => Some(pages),
         };
         let inline = match &unhanded {
-            Some(pages) => shared.pages.write_pages(first_page, pages, true),
+            Some(pages) => shared.store.pages.write_pages(first_page, pages, true),
             None => Ok(()),
         };
         let puts = inline
@@ -890,7 +784,9 @@ impl Writer {
             let (_, mmr) = self
                 .logs
                 .get(&(*group, *author))
-                .ok_or_else(|| Error::Mmr("log vanished".into()))?;
+                .ok_or_else(|| Error::Invariant {
+                    what: "log vanished".into(),
+                })?;
             let cp = Checkpoint {
                 group: *group,
                 author: *author,
@@ -899,7 +795,7 @@ impl Writer {
                 hlc: *hlc,
             }
             .sign(&shared.keypair);
-            shared.tables.checkpoints.put(
+            shared.store.tables.checkpoints.put(
                 wtxn,
                 &log_key(&group.0, &author.0, cp.checkpoint.length),
                 &cp.encode(),
@@ -959,7 +855,9 @@ impl Writer {
                     .get(batch)
                     .and_then(|b| b.events.get(event))
                     .map(BlockEvent::Copy)
-                    .ok_or_else(|| Error::Mmr("deferred event out of the batch".into()))?,
+                    .ok_or_else(|| Error::Invariant {
+                        what: "deferred event out of the batch".into(),
+                    })?,
             };
             let len = event.len();
             if !has_room(lens.len(), block_len, len)
@@ -973,7 +871,9 @@ impl Writer {
             let local = d.local();
             let start = *first.get_or_insert(local);
             if local != start + lens.len() as u64 {
-                return Err(Error::Mmr("deferred events out of order".into()));
+                return Err(Error::Invariant {
+                    what: "deferred events out of order".into(),
+                });
             }
             events.push(event);
             lens.push(len);
@@ -1040,7 +940,7 @@ impl Writer {
     /// The MMR of an author log, loading or creating it.
     fn log_mmr(&mut self, wtxn: &mut RwTxn<'_>, key: LogKey) -> Result<&mut Mmr<PagedNodes>> {
         if !self.logs.contains_key(&key) {
-            let t = &self.shared.tables;
+            let t = &self.shared.store.tables;
             let prefix = log_prefix(&key.0.0, &key.1.0);
             let id = match t.log_mmrs.get(wtxn, &prefix)?.and_then(from_be) {
                 Some(id) => id,
@@ -1051,21 +951,24 @@ impl Writer {
                     id
                 }
             };
-            let (nodes, size) = PagedNodes::load(t, wtxn, self.shared.pages.clone(), id)?;
+            let (nodes, size) = PagedNodes::load(t, wtxn, self.shared.store.pages.clone(), id)?;
             let mmr = Mmr::new(nodes, size).map_err(mmr_err)?;
             self.logs.insert(key, (id, mmr));
         }
         self.logs
             .get_mut(&key)
             .map(|(_, m)| m)
-            .ok_or_else(|| Error::Mmr("log mmr missing".into()))
+            .ok_or_else(|| Error::Invariant {
+                what: "log mmr missing".into(),
+            })
     }
 
     /// Forgets uncommitted MMR changes after an aborted transaction.
     fn reload_mmrs(&mut self) -> Result<()> {
-        let rtxn = self.shared.env.read_txn()?;
-        let t = &self.shared.tables;
-        let (nodes, size) = PagedNodes::load(t, &rtxn, self.shared.pages.clone(), NODE_MMR_ID)?;
+        let rtxn = self.shared.store.env.read_txn()?;
+        let t = &self.shared.store.tables;
+        let (nodes, size) =
+            PagedNodes::load(t, &rtxn, self.shared.store.pages.clone(), NODE_MMR_ID)?;
         self.node = Mmr::new(nodes, size).map_err(mmr_err)?;
         self.logs.clear();
         self.next_mmr_id = meta_u64(t, &rtxn, meta_keys::NEXT_MMR_ID)?.max(1);
@@ -1075,8 +978,8 @@ impl Writer {
 
     /// Grows the LMDB map if fewer than `needed` bytes are free.
     fn ensure_map_room(&self, needed: usize) -> Result<()> {
-        let info = self.shared.env.info();
-        let psize = self.shared.env.unnamed_database_stat().page_size as usize;
+        let info = self.shared.store.env.info();
+        let psize = self.shared.store.env.unnamed_database_stat().page_size as usize;
         let used = (info.last_page_number + 1) * psize;
         if used.saturating_add(needed) > info.map_size {
             let target = info.map_size.saturating_mul(2).max(used + needed * 2);
@@ -1090,15 +993,11 @@ impl Writer {
         let size = size.div_ceil(page) * page;
         // Readers hold the gate shared for the life of their transaction; taking it
         // exclusively guarantees no transaction of this process is active.
-        let _gate = self
-            .shared
-            .resize_gate
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _gate = self.shared.store.gate_exclusive();
         tracing::debug!(size, "growing lmdb map");
         // SAFETY: no transaction of this process is active (gate held exclusively, and
         // the writer has none open between batches).
-        unsafe { self.shared.env.resize(size) }.map_err(|e| match e {
+        unsafe { self.shared.store.env.resize(size) }.map_err(|e| match e {
             heed::Error::Io(io) if io.raw_os_error() == Some(28) => Error::Full(io.to_string()),
             e => Error::Lmdb(e),
         })

@@ -18,27 +18,27 @@
 //! The feed carries every group; a transport hands each batch only to the sessions of
 //! the batch's group (`checkpoint.checkpoint.group`).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore, leaf_count_for_size};
-use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint};
+use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore};
+use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, SignedCheckpoint};
 use xaeroflux_sync::{
     CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, MemLogs, PeerEvent,
     SyncHost, VerifiedBatch,
 };
 use xaeroid::{XaeroID, XaeroKeypair};
 
-use crate::engine::{Shared, XaeroFlux};
+use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
 use crate::read::Snapshot;
-use crate::store::blocks::{self, BlockCursor};
-use crate::store::mmrs::{MmrState, SnapshotNodes, snapshot_mmr};
+use crate::store::blocks;
+use crate::store::mmrs::{SnapshotNodes, snapshot_mmr};
 use crate::store::writer::RemoteBatch;
-use crate::store::{from_be, log_key, log_prefix, runs};
+use crate::store::writer::error_chain;
 use crate::system::SystemEvent;
 
 /// Events of one remote log the feed carries while no stored checkpoint covers them;
@@ -48,7 +48,7 @@ const FEED_CARRY_EVENTS: u64 = 4096;
 const FEED_READ: u64 = 4096;
 
 /// The engine as a [`SyncHost`]: what the network layer syncs. Get one with
-/// [`XaeroFlux::sync_host`]; it stays valid (answering `Closed`) after the store closes.
+/// [`Engine::sync_host`]; it stays valid (answering `Closed`) after the store closes.
 pub struct SyncNode {
     shared: Arc<Shared>,
 }
@@ -61,7 +61,7 @@ impl std::fmt::Debug for SyncNode {
     }
 }
 
-impl XaeroFlux {
+impl Engine {
     /// This store as a sync host, for the network layer (`Arc<SyncNode>` coerces to
     /// `Arc<dyn SyncHost>`).
     pub fn sync_host(&self) -> Arc<SyncNode> {
@@ -77,7 +77,7 @@ impl XaeroFlux {
             .find(|g| g.id() == *id))
     }
 
-    /// Joins a group known by its secret (same as [`XaeroFlux::add_group`]).
+    /// Joins a group known by its secret (same as [`Engine::add_group`]).
     pub fn join_group(&self, secret: GroupSecret) -> Result<Group> {
         self.add_group(secret)
     }
@@ -101,7 +101,7 @@ fn groups_with_secrets(shared: &Shared) -> Result<Vec<Group>> {
     let snap = Snapshot::new(shared)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(v) = shared.tables.groups.get(snap.txn(), id.as_bytes())? else {
+        let Some(v) = shared.store.tables.groups.get(snap.txn(), id.as_bytes())? else {
             continue;
         };
         let secret = <[u8; 32]>::try_from(v).map_err(|_| Error::Corrupt {
@@ -120,15 +120,15 @@ fn groups_with_secrets(shared: &Shared) -> Result<Vec<Group>> {
 /// case writes nothing).
 fn remember_key(shared: &Shared, key: &XaeroID) -> Result<()> {
     let id = key.id();
-    let t = &shared.tables;
-    let _gate = shared.resize_gate.read().unwrap_or_else(|p| p.into_inner());
+    let t = &shared.store.tables;
+    let _gate = shared.store.gate();
     {
-        let rtxn = shared.env.read_txn()?;
+        let rtxn = shared.store.env.read_txn()?;
         if t.authors.get(&rtxn, id.as_bytes())?.is_some() {
             return Ok(());
         }
     }
-    let mut wtxn = shared.env.write_txn()?;
+    let mut wtxn = shared.store.env.write_txn()?;
     if t.authors.get(&wtxn, id.as_bytes())?.is_none() {
         t.authors.put(&mut wtxn, id.as_bytes(), key.as_bytes())?;
         wtxn.commit()?;
@@ -136,6 +136,10 @@ fn remember_key(shared: &Shared, key: &XaeroID) -> Result<()> {
     Ok(())
 }
 
+/// Records fork evidence handed in by a session or the application: both checkpoints go
+/// through the fork rule (`Store::record_checkpoint`), so whichever is stored first for
+/// that length stays and the other becomes the evidence. Returns whether the evidence
+/// is new (then `ForkDetected` is raised).
 fn record_fork(
     shared: &Shared,
     ours: &SignedCheckpoint,
@@ -147,44 +151,21 @@ fn record_fork(
             "not two roots of one log length".into(),
         ));
     }
-    let k = log_key(&a.group.0, &a.author.0, a.length);
-    let _gate = shared.resize_gate.read().unwrap_or_else(|p| p.into_inner());
-    let mut wtxn = shared.env.write_txn()?;
-    let t = &shared.tables;
-    let key = t
-        .authors
-        .get(&wtxn, a.author.as_bytes())?
-        .map(XaeroID::from_bytes)
-        .transpose()
-        .map_err(|e| Error::ForkEvidence(format!("stored author key: {e}")))?
+    let store = &shared.store;
+    let _gate = store.gate();
+    let mut wtxn = store.env.write_txn()?;
+    let key = store
+        .author_key(&wtxn, &a.author)?
         .ok_or_else(|| Error::ForkEvidence("unknown author key".into()))?;
     for cp in [ours, theirs] {
         cp.verify(&key).map_err(Error::Checkpoint)?;
     }
-    let existing = match t.checkpoints.get(&wtxn, &k)? {
-        Some(v) => Some(SignedCheckpoint::decode(v).map_err(Error::Checkpoint)?),
-        None => None,
-    };
-    let other = match existing {
-        None => {
-            t.checkpoints.put(&mut wtxn, &k, &ours.encode())?;
-            theirs
-        }
-        Some(e) if e.checkpoint.root == a.root => theirs,
-        Some(_) => ours,
-    };
-    let new = t.forks.get(&wtxn, &k)?.is_none();
-    if new {
-        t.forks.put(&mut wtxn, &k, &other.encode())?;
+    let mut new = false;
+    for cp in [ours, theirs] {
+        new |= store.record_checkpoint(&mut wtxn, cp)?.new_fork();
     }
     wtxn.commit()?;
     if new {
-        tracing::warn!(
-            group = %a.group.short(),
-            author = %a.author.short(),
-            length = a.length,
-            "fork evidence recorded"
-        );
         shared.system.publish(SystemEvent::ForkDetected {
             group: a.group,
             author: a.author,
@@ -197,52 +178,7 @@ fn record_fork(
 fn host_err(e: Error) -> HostError {
     match e {
         Error::Closed => HostError::Closed,
-        e => HostError::Store(crate::store::writer::error_chain(&e)),
-    }
-}
-
-impl SyncNode {
-    fn check_batch(&self, b: &VerifiedBatch) -> Result<Option<Hlc>> {
-        let bad = |why: &str| Error::Config(format!("verified batch refused: {why}"));
-        let known = self
-            .shared
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&b.group);
-        if !known {
-            return Err(Error::UnknownGroup { group: b.group });
-        }
-        if b.author_key.id().as_bytes() != b.author.as_bytes() {
-            return Err(bad("key of another author"));
-        }
-        let c = &b.checkpoint.checkpoint;
-        if c.group != b.group || c.author != b.author {
-            return Err(bad("checkpoint of another log"));
-        }
-        let end = b
-            .first_seq
-            .checked_add(b.events.len() as u64)
-            .ok_or_else(|| bad("seq overflow"))?;
-        if c.length < end {
-            return Err(bad("batch past its checkpoint"));
-        }
-        if b.ids.len() != b.events.len() {
-            return Err(bad("ids do not match the events"));
-        }
-        b.checkpoint
-            .verify(&b.author_key)
-            .map_err(Error::Checkpoint)?;
-        let mut max: Option<Hlc> = None;
-        for (i, raw) in b.events.iter().enumerate() {
-            let ev = EventRef::decode(raw).map_err(|_| bad("undecodable event"))?;
-            let h = ev.header;
-            if h.group != b.group || h.author != b.author || h.seq != b.first_seq + i as u64 {
-                return Err(bad("event of another log or seq"));
-            }
-            max = Some(max.map_or(h.hlc, |m| m.max(h.hlc)));
-        }
-        Ok(max)
+        e => HostError::Store(error_chain(&e)),
     }
 }
 
@@ -259,12 +195,23 @@ impl SyncHost for SyncNode {
     }
 
     fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) {
-        match Snapshot::new(&self.shared) {
-            Ok(snap) => f(&StoreView { snap }),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open a read view; sessions see no logs");
-                f(&MemLogs::new());
+        let failed = match Snapshot::new(&self.shared) {
+            Ok(snap) => {
+                let view = StoreView::new(snap);
+                f(&view);
+                view.failed.into_inner()
             }
+            Err(e) => {
+                f(&MemLogs::new());
+                Some(e)
+            }
+        };
+        if let Some(e) = failed {
+            let reason = error_chain(&e);
+            tracing::warn!(error = %reason, "store read failed during sync");
+            self.shared
+                .system
+                .publish(SystemEvent::SyncReadFailed { reason });
         }
     }
 
@@ -272,25 +219,25 @@ impl SyncHost for SyncNode {
         if batch.events.is_empty() {
             return Ok(());
         }
-        let max_hlc = self.check_batch(&batch).map_err(host_err)?;
+        let known = self
+            .shared
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&batch.group);
+        if !known {
+            return Err(host_err(Error::UnknownGroup { group: batch.group }));
+        }
+        let (b, max_hlc) = RemoteBatch::check(batch).map_err(host_err)?;
         if let Some(hlc) = max_hlc
             && let Err(e) = self.shared.clock.update(hlc)
         {
             tracing::warn!(error = %e, "received timestamp too far ahead; clock not moved");
         }
-        if batch.author == self.shared.author {
+        if b.author == self.shared.author {
             // Our own log grows only through local writes.
             return Ok(());
         }
-        let b = RemoteBatch {
-            group: batch.group,
-            author: batch.author,
-            key: batch.author_key.as_bytes().to_vec(),
-            first_seq: batch.first_seq,
-            ids: batch.ids,
-            events: batch.events,
-            checkpoint: *batch.checkpoint,
-        };
         self.shared.inbox.push(&self.shared, b).map_err(host_err)
     }
 
@@ -389,134 +336,88 @@ impl SyncHost for SyncNode {
 }
 
 /// A [`LogView`] over one read transaction.
+///
+/// `LogView` answers without `Result`, so a store failure cannot end the session from
+/// here: the first one is kept and reported once when the view ends (see
+/// [`SyncHost::read_logs`] below), and each method answers what is safe for the session
+/// (nothing known; a log whose fork state cannot be read counts as forked, so it is
+/// never extended).
 pub(crate) struct StoreView<'a> {
     snap: Snapshot<'a>,
-}
-
-fn logged<T>(r: Result<T>) -> Option<T> {
-    r.map_err(|e| tracing::warn!(error = %e, "sync read failed"))
-        .ok()
+    /// The first store failure of this view.
+    failed: RefCell<Option<Error>>,
 }
 
 impl<'a> StoreView<'a> {
+    fn new(snap: Snapshot<'a>) -> Self {
+        StoreView {
+            snap,
+            failed: RefCell::new(None),
+        }
+    }
+
+    /// The value of `r`, or `fallback` after keeping the failure.
+    fn or<T>(&self, r: Result<T>, fallback: T) -> T {
+        match r {
+            Ok(v) => v,
+            Err(e) => {
+                let mut failed = self.failed.borrow_mut();
+                if failed.is_none() {
+                    *failed = Some(e);
+                }
+                fallback
+            }
+        }
+    }
+
     fn mmr(&self, g: &GroupId, a: &AuthorId) -> Result<Option<Mmr<SnapshotNodes<'_, 'a>>>> {
-        let Some(id) = self.snap.log_mmr_id(g, a)? else {
+        let sh = self.snap.shared();
+        let Some(id) = sh.store.log_mmr_id(self.snap.txn(), g, a)? else {
             return Ok(None);
         };
-        let sh = self.snap.shared();
-        snapshot_mmr(&sh.tables, self.snap.txn(), &sh.pages, id).map(Some)
+        snapshot_mmr(&sh.store.tables, self.snap.txn(), &sh.store.pages, id).map(Some)
     }
 
-    fn len(&self, g: &GroupId, a: &AuthorId) -> Result<u64> {
-        let Some(id) = self.snap.log_mmr_id(g, a)? else {
-            return Ok(0);
-        };
-        let sh = self.snap.shared();
-        let st = MmrState::load(&sh.tables, self.snap.txn(), id, sh.pages.path())?;
-        Ok(leaf_count_for_size(st.size).unwrap_or(0))
-    }
-
+    /// The latest checkpoint the log's events prove (length <= the log's length).
     fn latest(&self, g: &GroupId, a: &AuthorId) -> Result<Option<SignedCheckpoint>> {
-        let len = self.len(g, a)?;
+        let store = &self.snap.shared().store;
+        let len = store.log_len(self.snap.txn(), g, a)?;
         if len == 0 {
             return Ok(None);
         }
-        let sh = self.snap.shared();
-        let (lo, hi) = (log_key(&g.0, &a.0, 0), log_key(&g.0, &a.0, len));
-        let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
-        let mut it = sh.tables.checkpoints.rev_range(self.snap.txn(), &range)?;
-        match it.next().transpose()? {
-            Some((_, v)) => Ok(Some(
-                SignedCheckpoint::decode(v).map_err(Error::Checkpoint)?,
-            )),
-            None => Ok(None),
-        }
-    }
-
-    fn events_range(
-        &self,
-        g: &GroupId,
-        a: &AuthorId,
-        from: u64,
-        to: u64,
-        max_bytes: usize,
-    ) -> Result<EventList> {
-        if from >= to {
-            return Ok(EventList::new());
-        }
-        // Sized for small events; a batch of larger ones grows the buffer a few times.
-        let span = usize::try_from(to - from).unwrap_or(usize::MAX).min(4096);
-        let mut out = EventList::with_capacity(span, max_bytes.min(span * 256));
-        let sh = self.snap.shared();
-        let txn = self.snap.txn();
-        let mut reader = BlockCursor::new(txn);
-        let mut bytes = 0usize;
-        for item in runs::log_locals(&sh.tables, txn, g, a, from, to)? {
-            let (_, local) = item?;
-            let e = reader
-                .get(&sh.tables, local)?
-                .ok_or_else(|| Error::Corrupt {
-                    path: sh.opts.data_dir.clone(),
-                    reason: format!("log index points at missing event {local}"),
-                })?;
-            if !out.is_empty() && bytes + e.len() + 4 > max_bytes {
-                break;
-            }
-            bytes += e.len() + 4;
-            out.push(e);
-        }
-        Ok(out)
-    }
-
-    fn authors_of(&self, g: &GroupId) -> Result<Vec<AuthorId>> {
-        let sh = self.snap.shared();
-        let mut out = Vec::new();
-        for item in sh
-            .tables
-            .log_mmrs
-            .prefix_iter(self.snap.txn(), g.as_bytes())?
-        {
-            let (k, v) = item?;
-            let (Some(a), Some(id)) = (k.get(32..64), from_be(v)) else {
-                continue;
-            };
-            let st = MmrState::load(&sh.tables, self.snap.txn(), id, sh.pages.path())?;
-            if st.size > 0 {
-                let mut b = [0u8; 32];
-                b.copy_from_slice(a);
-                out.push(AuthorId(b));
-            }
-        }
-        Ok(out)
+        store.latest_checkpoint(self.snap.txn(), g, a, len)
     }
 }
 
 impl LogView for StoreView<'_> {
     fn authors(&self, group: &GroupId) -> Vec<AuthorId> {
-        logged(self.authors_of(group)).unwrap_or_default()
+        let logs = self.snap.shared().store.logs(self.snap.txn(), group);
+        self.or(
+            logs.map(|l| l.into_iter().map(|(a, _)| a).collect()),
+            Vec::new(),
+        )
     }
 
     fn frontier(&self, group: &GroupId, author: &AuthorId) -> Frontier {
-        logged(self.mmr(group, author))
-            .flatten()
+        self.or(self.mmr(group, author), None)
             .and_then(|m| Frontier::from_peaks(m.leaf_count(), m.peaks().to_vec()))
             .unwrap_or_default()
     }
 
     fn mmr_node(&self, group: &GroupId, author: &AuthorId, pos: u64) -> Option<Hash32> {
-        let m = logged(self.mmr(group, author)).flatten()?;
+        let m = self.or(self.mmr(group, author), None)?;
         if pos >= m.size() {
             return None;
         }
-        logged(m.store().get(pos)).flatten()
+        self.or(m.store().get(pos), None)
     }
 
     fn root_at(&self, group: &GroupId, author: &AuthorId, len: u64) -> Option<Hash32> {
-        let m = logged(self.mmr(group, author)).flatten()?;
+        let m = self.or(self.mmr(group, author), None)?;
         if len == 0 || len > m.leaf_count() {
             return None;
         }
-        m.root_at(len).ok()
+        self.or(m.root_at(len).map(Some).map_err(Error::from), None)
     }
 
     fn events(
@@ -527,11 +428,18 @@ impl LogView for StoreView<'_> {
         to: u64,
         max_bytes: usize,
     ) -> EventList {
-        logged(self.events_range(group, author, from, to, max_bytes)).unwrap_or_default()
+        let r = self.snap.shared().store.events_range(
+            self.snap.txn(),
+            group,
+            author,
+            (from, to),
+            max_bytes,
+        );
+        self.or(r, EventList::new())
     }
 
     fn latest_checkpoint(&self, group: &GroupId, author: &AuthorId) -> Option<SignedCheckpoint> {
-        logged(self.latest(group, author)).flatten()
+        self.or(self.latest(group, author), None)
     }
 
     fn checkpoint_at(
@@ -540,39 +448,22 @@ impl LogView for StoreView<'_> {
         author: &AuthorId,
         len: u64,
     ) -> Option<SignedCheckpoint> {
-        let sh = self.snap.shared();
-        let k = log_key(&group.0, &author.0, len);
-        let v = logged(
-            sh.tables
-                .checkpoints
-                .get(self.snap.txn(), &k)
-                .map_err(Error::from),
-        )??;
-        SignedCheckpoint::decode(v).ok()
+        let r = (self.snap.shared().store).checkpoint_at(self.snap.txn(), group, author, len);
+        self.or(r, None)
     }
 
     fn author_key(&self, author: &AuthorId) -> Option<XaeroID> {
-        let sh = self.snap.shared();
-        let v = logged(
-            sh.tables
-                .authors
-                .get(self.snap.txn(), author.as_bytes())
-                .map_err(Error::from),
-        )??;
-        XaeroID::from_bytes(v).ok()
+        let r = self.snap.shared().store.author_key(self.snap.txn(), author);
+        self.or(r, None)
     }
 
     fn is_forked(&self, group: &GroupId, author: &AuthorId) -> bool {
-        let sh = self.snap.shared();
-        let prefix = log_prefix(&group.0, &author.0);
-        logged(
-            sh.tables
-                .forks
-                .prefix_iter(self.snap.txn(), &prefix)
-                .map_err(Error::from)
-                .map(|mut it| it.next().is_some()),
-        )
-        .unwrap_or(false)
+        let r = self
+            .snap
+            .shared()
+            .store
+            .is_forked(self.snap.txn(), group, author);
+        self.or(r, true)
     }
 }
 
@@ -622,7 +513,7 @@ impl Feed {
         // Consecutive events of one log (the common case) are counted here and added to
         // `carry` once per stretch, not looked up there per event.
         let mut stretch: Option<((GroupId, AuthorId), u64, u64)> = None;
-        for item in blocks::events_from(&sh.tables, snap.txn(), self.cursor)? {
+        for item in blocks::events_from(&sh.store.tables, snap.txn(), self.cursor)? {
             let (local, v) = item?;
             if local >= end {
                 break;
@@ -648,7 +539,7 @@ impl Feed {
             Self::carry_stretch(&mut self.carry, done, &mut order);
         }
         self.cursor = self.cursor.max(end);
-        let view = StoreView { snap };
+        let view = StoreView::new(snap);
         for key in order {
             let Some(run) = self.carry.get_mut(&key) else {
                 continue;

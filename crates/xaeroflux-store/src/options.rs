@@ -42,7 +42,7 @@ impl Default for CommitPolicy {
     }
 }
 
-/// Everything `XaeroFlux::builder()` configures.
+/// Everything `Engine::builder()` configures.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Directory of the LMDB environment (and, by default, of the page file and key).

@@ -1,4 +1,4 @@
-//! The `XaeroFlux` handle: opening, the write path, flush and shutdown.
+//! The [`Engine`] handle: opening, the write path, flush and shutdown.
 
 use std::fs::File;
 use std::path::Path;
@@ -16,22 +16,19 @@ use xaeroflux_core::{
 use xaeroid::{XaeroID, XaeroKeypair, keyfile};
 
 use crate::error::{Error, Result};
-use crate::network::NetworkOptions;
 use crate::options::{Durability, Options, default_data_dir};
 use crate::store::hash_index::HashIndex;
 use crate::store::pagefile::PageFile;
 use crate::store::runs::log_len;
 use crate::store::writer::{Watermark, Writer};
-use crate::store::{Env0, Tables, meta_keys, meta_u64, open_env};
+use crate::store::{Store, meta_keys, meta_u64, open_env};
 use crate::subscribe::Committed;
 use crate::system::{SystemBus, SystemEvent};
 
 /// State shared by the API and the storage writer thread.
 pub(crate) struct Shared {
-    pub env: Env0,
-    pub tables: Tables,
-    pub pages: Arc<PageFile>,
-    pub hashes: HashIndex,
+    /// The LMDB environment, tables, page file and id index, with the typed reads.
+    pub store: Store,
     pub progress: Watermark,
     pub poisoned: AtomicBool,
     pub shutdown: AtomicBool,
@@ -40,8 +37,6 @@ pub(crate) struct Shared {
     pub author: AuthorId,
     pub keypair: Arc<XaeroKeypair>,
     pub opts: Options,
-    /// Held shared by every read transaction, exclusively while the map is resized.
-    pub resize_gate: RwLock<()>,
     /// The committed watermark (the committed stream).
     pub committed: Committed,
     /// System events.
@@ -58,24 +53,22 @@ struct Assign {
     next_seq: Vec<u64>,
 }
 
-/// Builder of a [`XaeroFlux`] store; see [`XaeroFlux::builder`].
-pub struct Builder {
+/// Builder of an [`Engine`]; see [`Engine::builder`].
+pub struct EngineBuilder {
     opts: Options,
     identity: Option<XaeroKeypair>,
     clock: Option<Arc<dyn Clock>>,
-    /// `None` = offline; default: on, see [`NetworkOptions::for_data_dir`].
-    network: Option<NetworkOptions>,
 }
 
-impl std::fmt::Debug for Builder {
+impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("EngineBuilder")
             .field("opts", &self.opts)
             .finish_non_exhaustive()
     }
 }
 
-impl Builder {
+impl EngineBuilder {
     /// Sets the durability (default [`Durability::Batched`]).
     pub fn durability(mut self, d: Durability) -> Self {
         self.opts.durability = d;
@@ -111,62 +104,51 @@ impl Builder {
         self.clock = Some(c);
         self
     }
-    /// Network settings (default: on, all interfaces, relays off; see
-    /// [`NetworkOptions::for_data_dir`]).
-    pub fn network(mut self, n: NetworkOptions) -> Self {
-        self.network = Some(n);
-        self
-    }
-    /// No networking: the store does not listen or sync (tools, tests, single-node use).
-    pub fn offline(mut self) -> Self {
-        self.network = None;
-        self
-    }
     /// Replaces all options.
     pub fn options(mut self, opts: Options) -> Self {
         self.opts = opts;
         self
     }
+    /// The options set so far.
+    pub fn opts(&self) -> &Options {
+        &self.opts
+    }
     /// Opens (or creates) the store and starts its storage writer.
-    pub fn open(self) -> Result<XaeroFlux> {
-        XaeroFlux::open_with(self)
+    pub fn open(self) -> Result<Engine> {
+        Engine::open_store(self)
     }
 }
 
-/// An open XaeroFlux store: the embeddable engine.
+/// An open store: the storage engine without networking or vector search (the
+/// `xaeroflux` crate's `XaeroFlux` adds those on top of it).
 ///
-/// Cheap to share across threads (`&XaeroFlux` is `Sync`; wrap it in an `Arc`).
-pub struct XaeroFlux {
+/// Cheap to share across threads (`&Engine` is `Sync`; wrap it in an `Arc`).
+pub struct Engine {
     shared: Arc<Shared>,
     bus: Arc<EventBus>,
     assign: Mutex<Assign>,
     clock: Arc<HlcClock<Arc<dyn Clock>>>,
     default_group: GroupId,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Vector search, once started.
-    pub(crate) vector: crate::vector::VectorSlot,
-    /// The network node, once started.
-    pub(crate) net: crate::network::NetSlot,
     _lock: File,
 }
 
-impl std::fmt::Debug for XaeroFlux {
+impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XaeroFlux")
+        f.debug_struct("Engine")
             .field("data_dir", &self.shared.opts.data_dir)
             .field("author", &self.shared.author)
             .finish_non_exhaustive()
     }
 }
 
-impl XaeroFlux {
+impl Engine {
     /// A builder for a store in `data_dir`.
-    pub fn builder(data_dir: impl AsRef<Path>) -> Builder {
-        Builder {
+    pub fn builder(data_dir: impl AsRef<Path>) -> EngineBuilder {
+        EngineBuilder {
             opts: Options::new(data_dir.as_ref()),
             identity: None,
             clock: None,
-            network: Some(NetworkOptions::for_data_dir(data_dir.as_ref())),
         }
     }
 
@@ -181,16 +163,7 @@ impl XaeroFlux {
         self.check_writable()
     }
 
-    fn open_with(b: Builder) -> Result<Self> {
-        let network = b.network.clone();
-        let store = Self::open_store(b)?;
-        if let Some(n) = network {
-            store.start_network(n)?;
-        }
-        Ok(store)
-    }
-
-    fn open_store(b: Builder) -> Result<Self> {
+    fn open_store(b: EngineBuilder) -> Result<Self> {
         let opts = b.opts;
         let dir = opts.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -223,7 +196,7 @@ impl XaeroFlux {
                     reason: "malformed default group".into(),
                 })?),
                 None => {
-                    let secret = GroupSecret::generate().map_err(|e| Error::Mmr(e.to_string()))?;
+                    let secret = GroupSecret::generate().map_err(Error::Rng)?;
                     let g = Group::from_secret(secret);
                     t.groups
                         .put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
@@ -262,18 +235,12 @@ impl XaeroFlux {
         };
         let pages = Arc::new(PageFile::open(&opts.page_path(), page_count)?);
         let hashes = HashIndex::open(&env, &tables, opts.hash_index_chunk)?;
-        let bus =
-            Arc::new(EventBus::new(opts.capacities).map_err(|e| Error::Config(e.to_string()))?);
-        let reader = bus
-            .gating_reader()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let bus = Arc::new(EventBus::new(opts.capacities).map_err(Error::Bus)?);
+        let reader = bus.gating_reader().map_err(Error::Bus)?;
         let clock: Arc<dyn Clock> = b.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let clock = Arc::new(HlcClock::new(clock, Hlc::from_u64(max_hlc)));
         let shared = Arc::new(Shared {
-            env,
-            tables,
-            pages,
-            hashes,
+            store: Store::new(env, tables, pages, hashes, dir.clone()),
             progress: Watermark::default(),
             poisoned: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -281,7 +248,6 @@ impl XaeroFlux {
             author,
             keypair: Arc::new(keypair),
             opts,
-            resize_gate: RwLock::new(()),
             committed: Committed::new(next_local),
             system: SystemBus::new(),
             inbox: crate::store::writer::Inbox::default(),
@@ -295,7 +261,7 @@ impl XaeroFlux {
             .name("xaeroflux-writer".into())
             .spawn(move || writer.run())
             .map_err(Error::io(&dir))?;
-        Ok(XaeroFlux {
+        Ok(Engine {
             shared,
             bus,
             assign: Mutex::new(Assign {
@@ -305,8 +271,6 @@ impl XaeroFlux {
             clock,
             default_group,
             writer: Mutex::new(Some(handle)),
-            vector: Default::default(),
-            net: Default::default(),
             _lock: lock,
         })
     }
@@ -319,6 +283,16 @@ impl XaeroFlux {
         self.shared.clone()
     }
 
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.opts.data_dir
+    }
+
+    /// Events committed so far: the local sequence the next committed event gets.
+    pub fn committed_count(&self) -> u64 {
+        self.shared.committed.get()
+    }
+
     /// This node's author id (the BLAKE3 id of its XaeroID).
     pub fn author(&self) -> AuthorId {
         self.shared.author
@@ -329,7 +303,7 @@ impl XaeroFlux {
         self.shared.keypair.public()
     }
 
-    /// The instance's default group, used by [`XaeroFlux::write_event`].
+    /// The instance's default group, used by [`Engine::write_event`].
     pub fn default_group(&self) -> GroupId {
         self.default_group
     }
@@ -345,18 +319,14 @@ impl XaeroFlux {
 
     /// Creates a new group with a fresh secret and returns it.
     pub fn create_group(&self) -> Result<Group> {
-        let secret = GroupSecret::generate().map_err(|e| Error::Mmr(e.to_string()))?;
+        let secret = GroupSecret::generate().map_err(Error::Rng)?;
         self.add_group(secret)
     }
 
     /// Adds a group known by its secret (idempotent).
     pub fn add_group(&self, secret: GroupSecret) -> Result<Group> {
         let g = Group::from_secret(secret);
-        let _gate = self
-            .shared
-            .resize_gate
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _gate = self.shared.store.gate();
         let mut groups = self
             .shared
             .groups
@@ -365,8 +335,8 @@ impl XaeroFlux {
         if groups.contains(&g.id()) {
             return Ok(g);
         }
-        let t = &self.shared.tables;
-        let mut wtxn = self.shared.env.write_txn()?;
+        let t = &self.shared.store.tables;
+        let mut wtxn = self.shared.store.env.write_txn()?;
         t.groups
             .put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
         let len = log_len(t, &wtxn, &g.id(), &self.shared.author)?;
@@ -387,7 +357,7 @@ impl XaeroFlux {
         self.write_inner(self.default_group, data, event_type, true)
     }
 
-    /// Like [`XaeroFlux::write_event`], but returns [`Error::WouldBlock`] instead of
+    /// Like [`Engine::write_event`], but returns [`Error::WouldBlock`] instead of
     /// waiting when the ring is full.
     pub fn try_write_event(&self, data: &[u8], event_type: u32) -> Result<EventId> {
         self.write_inner(self.default_group, data, event_type, false)
@@ -464,7 +434,7 @@ impl XaeroFlux {
                 return Err(Error::PayloadTooLarge { len, max });
             }
             Err(BusError::WouldBlock { class }) => return Err(Error::WouldBlock { class }),
-            Err(e) => return Err(Error::Config(e.to_string())),
+            Err(e) => return Err(Error::Bus(e)),
         }
         let id = EventHeader {
             event_type,
@@ -476,7 +446,7 @@ impl XaeroFlux {
         .event_id(data);
         // The leaf hash too: the storage writer then does no hashing for this event.
         let leaf = xaeroflux_core::mmr::leaf_hash(&id.0);
-        self.shared.hashes.offer(assigned.ticket, &id, &leaf);
+        self.shared.store.hashes.offer(assigned.ticket, &id, &leaf);
         if self.shared.opts.durability == Durability::Immediate {
             self.wait_durable(assigned.ticket + 1)?;
         }
@@ -494,8 +464,8 @@ impl XaeroFlux {
         // Verified remote batches queued before this call are committed too.
         self.shared.inbox.wait_applied(&self.shared)?;
         if self.shared.opts.durability == Durability::None {
-            self.shared.env.force_sync()?;
-            self.shared.pages.sync()?;
+            self.shared.store.env.force_sync()?;
+            self.shared.store.pages.sync()?;
         }
         self.shared.system.publish(SystemEvent::FlushCompleted {
             committed: self.shared.committed.get(),
@@ -528,14 +498,21 @@ impl XaeroFlux {
 
     /// Flushes, stops the storage writer and waits for it.
     pub fn close(self) -> Result<()> {
-        // No more remote batches once the writer is asked to stop.
-        self.net.stop();
+        self.flush_and_stop()
+    }
+
+    /// What [`Engine::close`] does, for an owner that cannot give the engine away (the
+    /// facade stops its network first): flushes, then stops the storage writer. Later
+    /// writes fail with [`Error::Closed`].
+    pub fn flush_and_stop(&self) -> Result<()> {
         let flushed = self.flush();
         self.stop_writer();
         flushed
     }
 
-    fn stop_writer(&self) {
+    /// Stops the storage writer (it drains the rings first) and waits for it. Later
+    /// writes fail with [`Error::Closed`]; idempotent. Also done on drop.
+    pub fn stop_writer(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
         self.bus.notifier().notify();
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -547,15 +524,10 @@ impl XaeroFlux {
     }
 }
 
-impl Drop for XaeroFlux {
+impl Drop for Engine {
     fn drop(&mut self) {
-        self.net.stop();
         // The writer drains everything already in the rings before it exits.
         self.stop_writer();
-        // Then the vector indexer stops and saves what it covers.
-        if let Err(e) = self.vector.stop() {
-            tracing::warn!(error = %e, "saving the vector index failed");
-        }
     }
 }
 

@@ -1,17 +1,17 @@
-//! Recording signed checkpoints from elsewhere, and fork evidence.
+//! Recording signed checkpoints from elsewhere, and reading fork evidence.
 //!
-//! Two valid signatures by one author over different roots for the same log length prove
-//! that the author forked its log. Both are kept: the first in `checkpoints`, the
-//! conflicting one in `forks`.
+//! The fork rule itself (what is kept when two roots are signed for one log length) is
+//! `store::fork_rule`; this is its public entry point.
 
-use xaeroflux_core::{AuthorId, CheckpointError, GroupId, SignedCheckpoint};
+use xaeroflux_core::{AuthorId, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
 
-use crate::engine::XaeroFlux;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::store::{log_key, log_prefix};
+use crate::store::{Recorded, decode_checkpoint, log_prefix};
+use crate::system::SystemEvent;
 
-/// What [`XaeroFlux::record_checkpoint`] found.
+/// What [`Engine::record_checkpoint`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CheckpointOutcome {
@@ -20,15 +20,17 @@ pub enum CheckpointOutcome {
     /// The same root was already stored for that length.
     Known,
     /// A different root was already signed for that length: the author forked its log.
-    /// The new checkpoint is kept as evidence next to the existing one.
+    /// The first conflicting checkpoint is kept as evidence next to the existing one.
     Fork {
         /// The checkpoint stored first.
         existing: Box<SignedCheckpoint>,
     },
 }
 
-impl XaeroFlux {
-    /// Verifies `cp` against `key` (which must be the author's) and records it.
+impl Engine {
+    /// Verifies `cp` against `key` (which must be the author's) and records it. A fork
+    /// raises [`SystemEvent::ForkDetected`] once per log length (the first evidence is
+    /// kept; later conflicting roots for that length add nothing).
     pub fn record_checkpoint(
         &self,
         cp: &SignedCheckpoint,
@@ -36,47 +38,35 @@ impl XaeroFlux {
     ) -> Result<CheckpointOutcome> {
         cp.verify(key).map_err(Error::Checkpoint)?;
         let sh = self.shared();
+        let store = &sh.store;
         let c = &cp.checkpoint;
-        let k = log_key(&c.group.0, &c.author.0, c.length);
-        let _gate = sh.resize_gate.read().unwrap_or_else(|p| p.into_inner());
-        let mut wtxn = sh.env.write_txn()?;
-        if sh.tables.authors.get(&wtxn, c.author.as_bytes())?.is_none() {
-            sh.tables
+        let _gate = store.gate();
+        let mut wtxn = store.env.write_txn()?;
+        if store
+            .tables
+            .authors
+            .get(&wtxn, c.author.as_bytes())?
+            .is_none()
+        {
+            store
+                .tables
                 .authors
                 .put(&mut wtxn, c.author.as_bytes(), key.as_bytes())?;
         }
-        let existing = match sh.tables.checkpoints.get(&wtxn, &k)? {
-            Some(b) => Some(SignedCheckpoint::decode(b).map_err(Error::Checkpoint)?),
-            None => None,
-        };
-        let outcome = match existing {
-            None => {
-                sh.tables.checkpoints.put(&mut wtxn, &k, &cp.encode())?;
-                CheckpointOutcome::New
-            }
-            Some(e) if e.checkpoint.root == c.root => CheckpointOutcome::Known,
-            Some(existing) => {
-                tracing::warn!(
-                    group = %c.group.short(),
-                    author = %c.author.short(),
-                    length = c.length,
-                    "fork detected: two signed roots for one log length"
-                );
-                sh.tables.forks.put(&mut wtxn, &k, &cp.encode())?;
-                CheckpointOutcome::Fork {
-                    existing: Box::new(existing),
-                }
-            }
-        };
+        let recorded = store.record_checkpoint(&mut wtxn, cp)?;
         wtxn.commit()?;
-        if matches!(outcome, CheckpointOutcome::Fork { .. }) {
-            sh.system.publish(crate::system::SystemEvent::ForkDetected {
+        if recorded.new_fork() {
+            sh.system.publish(SystemEvent::ForkDetected {
                 group: c.group,
                 author: c.author,
                 length: c.length,
             });
         }
-        Ok(outcome)
+        Ok(match recorded {
+            Recorded::New => CheckpointOutcome::New,
+            Recorded::Known => CheckpointOutcome::Known,
+            Recorded::Fork { existing, .. } => CheckpointOutcome::Fork { existing },
+        })
     }
 
     /// Fork evidence recorded for an author log: pairs of conflicting checkpoints.
@@ -85,26 +75,27 @@ impl XaeroFlux {
         group: &GroupId,
         author: &AuthorId,
     ) -> Result<Vec<(SignedCheckpoint, SignedCheckpoint)>> {
-        let sh = self.shared();
+        let store = &self.shared().store;
         let snap = self.read()?;
         let txn = snap.txn();
         let mut out = Vec::new();
-        for item in sh
+        for item in store
             .tables
             .forks
             .prefix_iter(txn, &log_prefix(&group.0, &author.0))?
         {
             let (k, v) = item?;
-            let second = SignedCheckpoint::decode(v).map_err(Error::Checkpoint)?;
-            let first = sh
-                .tables
-                .checkpoints
-                .get(txn, k)?
-                .ok_or_else(|| Error::Checkpoint(CheckpointError::BadLength { len: 0 }))?;
-            out.push((
-                SignedCheckpoint::decode(first).map_err(Error::Checkpoint)?,
-                second,
-            ));
+            let second = decode_checkpoint("forks", v)?;
+            let first =
+                store
+                    .tables
+                    .checkpoints
+                    .get(txn, k)?
+                    .ok_or_else(|| Error::CorruptTable {
+                        table: "forks",
+                        reason: "fork evidence without the checkpoint it conflicts with".into(),
+                    })?;
+            out.push((decode_checkpoint("checkpoints", first)?, second));
         }
         Ok(out)
     }
@@ -120,7 +111,7 @@ mod tests {
     #[test]
     fn fork_evidence_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let store = XaeroFlux::builder(dir.path()).open().unwrap();
+        let store = Engine::builder(dir.path()).open().unwrap();
         let other = XaeroKeypair::generate_from_seed(&[3; 32]);
         let author = AuthorId(*other.id().as_bytes());
         let group = store.default_group();

@@ -7,7 +7,7 @@ use xaeroflux_core::mmr::{MemStore, Mmr};
 use xaeroflux_core::{AuthorId, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
 
-use crate::engine::XaeroFlux;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::store::mmrs::{NODE_MMR_ID, for_each_stored_node};
 
@@ -48,7 +48,7 @@ pub struct VerifyReport {
     pub mmr_root: Option<[u8; 32]>,
 }
 
-fn mismatch(store: &XaeroFlux, reason: String) -> Error {
+fn mismatch(store: &Engine, reason: String) -> Error {
     Error::Corrupt {
         path: store.shared().opts.data_dir.clone(),
         reason,
@@ -59,19 +59,21 @@ fn mmr_err(e: xaeroflux_core::mmr::MmrError) -> Error {
     Error::from(e)
 }
 
-impl XaeroFlux {
+impl Engine {
     /// Counts, log heads, roots and disk use.
     pub fn stats(&self) -> Result<Stats> {
         let snap = self.read()?;
         let mut st = Stats {
             events: snap.event_count()?,
             mmr_root: snap.mmr_root()?,
-            hash_index_pending: self.shared().hashes.pending(),
+            hash_index_pending: self.shared().store.hashes.pending(),
             ..Stats::default()
         };
         let sh = self.shared();
-        (st.hash_index_longest_flush, st.hash_index_runs) =
-            sh.hashes.table_stats(&sh.env, &sh.tables)?;
+        (st.hash_index_longest_flush, st.hash_index_runs) = sh
+            .store
+            .hashes
+            .table_stats(&sh.store.env, &sh.store.tables)?;
         for ev in snap.since(0)? {
             let ev = ev?;
             if let Some(c) = SizeClass::for_len(ev.event.payload.len()) {
@@ -86,7 +88,7 @@ impl XaeroFlux {
             }
         }
         let lmdb = std::fs::metadata(sh.opts.data_dir.join("data.mdb")).map_or(0, |m| m.len());
-        let pages = std::fs::metadata(sh.pages.path()).map_or(0, |m| m.len());
+        let pages = std::fs::metadata(sh.store.pages.path()).map_or(0, |m| m.len());
         st.disk_bytes = (lmdb, pages);
         Ok(st)
     }
@@ -174,19 +176,23 @@ impl XaeroFlux {
             report.logs += 1;
         }
         let sh = self.shared();
-        let rtxn = sh.env.read_txn()?;
+        let rtxn = sh.store.env.read_txn()?;
         // Every stored node (full pages and tails) must equal the recomputed one: a root
         // check alone would miss damage to interior nodes that only proofs read.
         let mut check_nodes = |mmr_id: u64, name: &str, expected: &[[u8; 32]]| -> Result<()> {
-            let size = for_each_stored_node(&sh.tables, &rtxn, &sh.pages, mmr_id, |pos, node| {
-                match expected.get(pos as usize) {
+            let size = for_each_stored_node(
+                &sh.store.tables,
+                &rtxn,
+                &sh.store.pages,
+                mmr_id,
+                |pos, node| match expected.get(pos as usize) {
                     Some(e) if e == node => Ok(()),
                     _ => Err(mismatch(
                         self,
                         format!("{name}: stored node {pos} differs from the recomputed tree"),
                     )),
-                }
-            })?;
+                },
+            )?;
             if size != expected.len() as u64 {
                 return Err(mismatch(
                     self,
@@ -208,7 +214,7 @@ impl XaeroFlux {
             )?;
         }
         let mut keys: HashMap<AuthorId, XaeroID> = HashMap::new();
-        for item in sh.tables.checkpoints.iter(&rtxn)? {
+        for item in sh.store.tables.checkpoints.iter(&rtxn)? {
             let (_, v) = item?;
             let cp = SignedCheckpoint::decode(v)
                 .map_err(|e| mismatch(self, format!("checkpoint: {e}")))?;
@@ -217,6 +223,7 @@ impl XaeroFlux {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let pk = sh
+                        .store
                         .tables
                         .authors
                         .get(&rtxn, c.author.as_bytes())?
