@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
         let (body, tail) = tail.split_at(len);
         rest = tail;
-        let input = match op % 4 {
+        let input = match op % 5 {
             // A well-framed message of any type byte.
             0 | 1 => {
                 let mut frame = ((len + 2) as u32).to_le_bytes().to_vec();
@@ -77,6 +77,10 @@ fuzz_target!(|data: &[u8]| {
                 Input::Frame(frame)
             }
             2 => Input::Frame(body.to_vec()),
+            // The transport wrote some of the output.
+            4 => Input::Drained {
+                bytes: u64::from(*ty) * 4096,
+            },
             _ => {
                 now += u64::from(*ty) * 100;
                 Input::Tick
@@ -89,6 +93,12 @@ fuzz_target!(|data: &[u8]| {
                 assert!(b.first_seq + b.events.len() as u64 <= 5);
             }
         }
+        // The session's buffers stay within its configured bounds.
+        let m = s.memory();
+        let c = SessionConfig::new(f.group.clone(), f.kp.clone());
+        assert!(m.queued_requests <= c.max_queued_requests);
+        assert!(m.keys <= c.max_session_keys + 1);
+        assert!(m.decoder <= 4 * xaeroflux_sync::MAX_FRAME);
         if s.is_closed() {
             return;
         }

@@ -44,6 +44,50 @@ pub const fn is_reserved_type(event_type: u32) -> bool {
     event_type <= MAX_RESERVED_TYPE
 }
 
+/// Who owns an event type: the registry of reserved types (`DESIGN.md`, mirrored in
+/// `docs/FORMAT.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TypeClass {
+    /// `0..=15`: engine and system events (written by the node itself, never synced).
+    Engine,
+    /// `16..=31`: membership and keys (access control).
+    Membership,
+    /// `32..=63`: records, relations and documents (state views).
+    Records,
+    /// `64..=79`: blob references.
+    Blobs,
+    /// `80..=255`: reserved, not assigned to any feature yet.
+    Unassigned,
+    /// `256..`: application-defined.
+    Application,
+}
+
+/// The class of `event_type` in the registry of reserved types.
+pub const fn type_class(event_type: u32) -> TypeClass {
+    match event_type {
+        0..=15 => TypeClass::Engine,
+        16..=31 => TypeClass::Membership,
+        32..=63 => TypeClass::Records,
+        64..=79 => TypeClass::Blobs,
+        80..=MAX_RESERVED_TYPE => TypeClass::Unassigned,
+        _ => TypeClass::Application,
+    }
+}
+
+/// Whether an event of `event_type` received from a peer may be stored: one rule for
+/// the network, derived from [`type_class`] and what is built. Application types and
+/// the records/relations/documents range (state views) are accepted; engine types
+/// (the node's own, never synced), and membership, blob and unassigned types (no
+/// feature decodes and checks them yet) are refused. A feature that starts accepting
+/// its range changes this function and its test.
+pub const fn accepted_from_network(event_type: u32) -> bool {
+    matches!(
+        type_class(event_type),
+        TypeClass::Application | TypeClass::Records
+    )
+}
+
 /// A 32-byte content address: the BLAKE3 hash of an event's canonical encoding.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct EventId(pub [u8; 32]);
@@ -310,6 +354,31 @@ pub fn encode_into(header: &EventHeader, payload: &[u8], out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn type_registry_matches_the_design() {
+        use super::{TypeClass as C, accepted_from_network as net, type_class as class};
+        let bounds = [
+            (0, C::Engine),
+            (15, C::Engine),
+            (16, C::Membership),
+            (31, C::Membership),
+            (32, C::Records),
+            (63, C::Records),
+            (64, C::Blobs),
+            (79, C::Blobs),
+            (80, C::Unassigned),
+            (255, C::Unassigned),
+            (256, C::Application),
+            (u32::MAX, C::Application),
+        ];
+        for (t, c) in bounds {
+            assert_eq!(class(t), c, "type {t}");
+            assert_eq!(super::is_reserved_type(t), c != C::Application, "type {t}");
+        }
+        let accepted: Vec<u32> = (0..=300).filter(|t| net(*t)).collect();
+        assert_eq!(accepted, (32..=63).chain(256..=300).collect::<Vec<_>>());
+    }
     use super::*;
     use proptest::prelude::*;
 

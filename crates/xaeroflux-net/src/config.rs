@@ -34,6 +34,39 @@ pub struct NetConfig {
     /// `mdns` feature; [`crate::SyncNet::spawn`] fails if it is set without it.
     /// Default `false` (the `xaeroflux` daemon turns it on).
     pub lan_discovery: bool,
+    /// Limits that keep a node healthy under many or hostile peers.
+    pub limits: NetLimits,
+}
+
+/// Connection and memory limits of a node (part of [`NetConfig`]). A connection or
+/// session over a limit is closed at once with [`xaeroflux_sync::ErrorCode::Busy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Connections accepted and dialled at once, whatever their state. Default 512.
+    pub max_connections: usize,
+    /// Accepted connections whose peer has not proven membership yet (each holds at
+    /// most 8 KiB of frame buffers until then). Default 64.
+    pub max_unauthenticated: usize,
+    /// Sessions with one remote endpoint at once (all groups, both directions).
+    /// Default 8.
+    pub max_sessions_per_endpoint: usize,
+    /// Sessions of one group at once. Default 256.
+    pub max_sessions_per_group: usize,
+    /// Bytes queued for sending over all sessions; the session whose frame crosses it
+    /// is closed (as one whose peer does not read). Default 256 MiB.
+    pub max_outbox_bytes: usize,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_unauthenticated: 64,
+            max_sessions_per_endpoint: 8,
+            max_sessions_per_group: 256,
+            max_outbox_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for NetConfig {
@@ -48,6 +81,7 @@ impl Default for NetConfig {
             redial_min: Duration::from_millis(200),
             redial_max: Duration::from_secs(30),
             lan_discovery: false,
+            limits: NetLimits::default(),
         }
     }
 }

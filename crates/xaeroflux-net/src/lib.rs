@@ -43,7 +43,7 @@ mod node;
 pub mod state;
 
 #[cfg(feature = "net")]
-pub use config::NetConfig;
+pub use config::{NetConfig, NetLimits};
 #[cfg(feature = "net")]
 pub use error::NetError;
 #[cfg(feature = "net")]

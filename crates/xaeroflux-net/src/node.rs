@@ -18,7 +18,7 @@ mod session;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,8 @@ struct SessionSlot {
     tx: mpsc::Sender<CommittedBatch>,
     conn: Connection,
     counters: Arc<SessionCounters>,
+    /// Bytes queued for its writer.
+    queued: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -159,6 +161,33 @@ struct Tables {
     sessions: HashMap<u64, SessionSlot>,
     /// (peer, group) pairs with a running dial task.
     dialing: HashSet<([u8; 32], GroupId)>,
+    /// Accepted connections still waiting for their first frame.
+    peeking: usize,
+}
+
+impl Tables {
+    /// Connections counted against [`crate::config::NetLimits::max_connections`].
+    fn connections(&self) -> usize {
+        self.peeking + self.sessions.len()
+    }
+
+    /// Accepted connections whose peer has not proven membership.
+    fn unauthenticated(&self) -> usize {
+        self.peeking
+            + self
+                .sessions
+                .values()
+                .filter(|s| !s.initiator && !s.established)
+                .count()
+    }
+
+    /// Bytes queued for sending over all sessions.
+    fn outbox_bytes(&self) -> usize {
+        self.sessions
+            .values()
+            .map(|s| s.queued.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// State shared by every task of a node.
@@ -561,7 +590,8 @@ async fn dial_loop(inner: Arc<Inner>, peer: [u8; 32], group: GroupId) {
     inner.tables().dialing.remove(&(peer, group));
 }
 
-/// Allocates a session id and registers its slot.
+/// Allocates a session id and registers its slot, unless the remote endpoint or the
+/// group is at its session limit (the reason is returned then).
 fn register(
     inner: &Inner,
     conn: &Connection,
@@ -569,10 +599,18 @@ fn register(
     initiator: bool,
     tx: mpsc::Sender<CommittedBatch>,
     counters: Arc<SessionCounters>,
-) -> u64 {
-    let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
+    queued: Arc<AtomicUsize>,
+) -> Result<u64, &'static str> {
     let peer = *conn.remote_id().as_bytes();
+    let lim = inner.cfg.limits;
     let mut t = inner.tables();
+    if t.sessions.values().filter(|s| s.peer == peer).count() >= lim.max_sessions_per_endpoint {
+        return Err("too many sessions with this endpoint");
+    }
+    if t.sessions.values().filter(|s| s.group == group).count() >= lim.max_sessions_per_group {
+        return Err("too many sessions of this group");
+    }
+    let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
     t.peers.entry(peer).or_default();
     t.sessions.insert(
         id,
@@ -584,9 +622,23 @@ fn register(
             tx,
             conn: conn.clone(),
             counters,
+            queued,
         },
     );
-    id
+    Ok(id)
+}
+
+/// Forgets an endpoint we do not dial that never proved an identity and has no
+/// session left: hostile or failed connections leave no entry behind.
+fn forget_if_unknown(inner: &Inner, peer: &[u8; 32]) {
+    let mut t = inner.tables();
+    let unknown = t
+        .peers
+        .get(peer)
+        .is_some_and(|p| p.known.is_none() && p.identity.is_none());
+    if unknown && !t.sessions.values().any(|s| s.peer == *peer) {
+        t.peers.remove(peer);
+    }
 }
 
 /// Adds the traffic of an ended session to its peer's totals.

@@ -3,7 +3,8 @@
 //!
 //! Files are replaced atomically (write a temporary file, fsync, rename).
 //!
-//! `endpoint.key` (mode 0600): the 32-byte iroh secret key, raw.
+//! `endpoint.key` (mode 0600, in a directory created 0700): the 32-byte iroh secret key,
+//! raw. A key file group or others may access is refused, as for the identity key.
 //!
 //! `peers.bin`, format version 2 (integers little-endian; version 1 files, without the
 //! flags byte, are still read):
@@ -63,6 +64,14 @@ pub enum StateError {
     /// The peers file does not parse.
     #[error("peers file is corrupt: {0}")]
     CorruptPeers(String),
+    /// The key file may be read by others (or its directory written by others).
+    #[error("{path} has mode {mode:o}: others may access it (key file 0600, directory 0700)")]
+    InsecurePermissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// A peer we dial: where it is and which groups we sync with it.
@@ -108,14 +117,33 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> 
 }
 
 /// Loads the secret key from `dir`, creating it with `generate` on first use.
+///
+/// As for the identity key: a missing directory is created with mode 0700, the key is
+/// written 0600, and (on Unix) a key file that group or others may access, or a
+/// directory others may write to, is refused ([`StateError::InsecurePermissions`])
+/// rather than used: the key is this node's transport identity.
 pub(crate) fn load_or_create_key(
     dir: &Path,
     generate: impl FnOnce() -> [u8; 32],
 ) -> Result<[u8; 32], StateError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if !dir.exists() {
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(dir).map_err(io_err(dir))?;
+    }
+    check_mode(dir, 0o022)?;
     let path = dir.join(KEY_FILE);
-    match fs::read(&path) {
-        Ok(b) => {
+    match fs::File::open(&path) {
+        Ok(f) => {
+            let meta = f.metadata().map_err(io_err(&path))?;
+            check_meta(&path, &meta, 0o077)?;
+            let mut b = Vec::with_capacity(32);
+            io::Read::read_to_end(&mut io::Read::take(f, 33), &mut b).map_err(io_err(&path))?;
             let len = b.len();
             b.try_into()
                 .map_err(|_| StateError::CorruptKey { path, len })
@@ -127,6 +155,28 @@ pub(crate) fn load_or_create_key(
         }
         Err(e) => Err(StateError::Io { path, source: e }),
     }
+}
+
+/// Refuses `path` if its mode has any of the `forbidden` bits (Unix only).
+fn check_mode(path: &Path, forbidden: u32) -> Result<(), StateError> {
+    let meta = fs::metadata(path).map_err(io_err(path))?;
+    check_meta(path, &meta, forbidden)
+}
+
+#[cfg_attr(not(unix), allow(unused_variables))]
+fn check_meta(path: &Path, meta: &fs::Metadata, forbidden: u32) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & forbidden != 0 {
+            return Err(StateError::InsecurePermissions {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Encodes the known peers. Format: see the module docs.
@@ -253,6 +303,31 @@ mod tests {
         );
         m.insert([2; 32], KnownPeer::default());
         m
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn endpoint_key_is_private_and_refused_when_others_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("net");
+        let key = load_or_create_key(&dir, || [7; 32]).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
+        // Loaded again, not regenerated.
+        assert_eq!(load_or_create_key(&dir, || [9; 32]).unwrap(), key);
+        fs::set_permissions(dir.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            load_or_create_key(&dir, || [9; 32]),
+            Err(StateError::InsecurePermissions { mode: 0o644, .. })
+        ));
+        fs::set_permissions(dir.join(KEY_FILE), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            load_or_create_key(&dir, || [9; 32]),
+            Err(StateError::InsecurePermissions { .. })
+        ));
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub const MAX_REASON_LEN: usize = 1024;
 pub const MAX_LIST_ITEMS: usize = 65_536;
 /// Most hashes of a consistency proof (two per level of a 2^62-leaf MMR is < 128).
 pub const MAX_PROOF_HASHES: usize = 128;
+/// Largest length prefix accepted before the handshake completed (see
+/// [`FrameDecoder::handshake`]): a whole Hello is 1,746 bytes after the prefix, an
+/// `Error` at most 1,030.
+pub const MAX_HANDSHAKE_FRAME: usize = 4096;
 
 /// Which end of the connection a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -308,6 +312,13 @@ pub enum FrameError {
         /// Which field.
         field: &'static str,
     },
+    /// A message type that is not allowed yet (before the handshake completed, only
+    /// `Hello` and `Error`).
+    #[error("message type {found} is not allowed before the handshake")]
+    NotAllowed {
+        /// Type byte found.
+        found: u8,
+    },
 }
 
 /// Encodes `msg` as one frame. Format: see the module docs.
@@ -438,8 +449,12 @@ pub fn decode(bytes: &[u8]) -> Result<Message, FrameError> {
 ///
 /// After an error the decoder is poisoned (the stream cannot be resynchronised) and
 /// returns the same error again.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameDecoder {
+    /// Largest length prefix accepted.
+    max_frame: usize,
+    /// Whether only `Hello` and `Error` frames are accepted.
+    handshake: bool,
     buf: Vec<u8>,
     /// Bytes of `buf` before this offset are decoded already. Frames are consumed by
     /// moving the offset; the buffer is compacted only when a push would otherwise
@@ -448,10 +463,46 @@ pub struct FrameDecoder {
     poisoned: Option<FrameError>,
 }
 
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self {
+            max_frame: MAX_FRAME,
+            handshake: false,
+            buf: Vec::new(),
+            start: 0,
+            poisoned: None,
+        }
+    }
+}
+
 impl FrameDecoder {
-    /// An empty decoder.
+    /// An empty decoder accepting every message type up to [`MAX_FRAME`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty decoder for a peer that has not proven anything yet: it accepts only
+    /// `Hello` and `Error` frames of at most [`MAX_HANDSHAKE_FRAME`] bytes, refusing
+    /// anything else from its 6-byte header, so an unauthenticated peer never makes
+    /// it buffer or decode more than that. [`FrameDecoder::open`] lifts the limits.
+    pub fn handshake() -> Self {
+        Self {
+            max_frame: MAX_HANDSHAKE_FRAME,
+            handshake: true,
+            ..Self::default()
+        }
+    }
+
+    /// Accepts every message type up to [`MAX_FRAME`] from now on (the peer proved
+    /// its membership).
+    pub fn open(&mut self) {
+        self.max_frame = MAX_FRAME;
+        self.handshake = false;
+    }
+
+    /// Bytes the decoder holds allocated (its buffer's capacity).
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Appends received bytes. Buffers at most one frame beyond what is already
@@ -513,10 +564,10 @@ impl FrameDecoder {
             return Ok(None);
         };
         let len = u32::from_le_bytes(*l);
-        if len as usize > MAX_FRAME {
+        if len as usize > self.max_frame {
             return Err(FrameError::Oversized {
                 len: u64::from(len),
-                max: MAX_FRAME,
+                max: self.max_frame,
             });
         }
         if len < 2 {
@@ -528,10 +579,13 @@ impl FrameDecoder {
         {
             return Err(FrameError::UnknownVersion { found: v });
         }
-        if let Some(&t) = buf.get(5)
-            && MessageType::from_byte(t).is_none()
-        {
-            return Err(FrameError::UnknownType { found: t });
+        if let Some(&t) = buf.get(5) {
+            match MessageType::from_byte(t) {
+                None => return Err(FrameError::UnknownType { found: t }),
+                Some(MessageType::Hello | MessageType::Error) => {}
+                Some(_) if self.handshake => return Err(FrameError::NotAllowed { found: t }),
+                Some(_) => {}
+            }
         }
         let total = 4 + len as usize;
         if buf.len() < total {
@@ -594,6 +648,13 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
+    /// Room to reserve for `n` items of type `T`: never more than the bytes left in
+    /// the body, whatever `n` claims (a count is checked against a minimum encoded item
+    /// size, which can be far smaller than the decoded item).
+    fn room<T>(&self, n: usize) -> usize {
+        let left = self.b.len() - self.pos;
+        n.min(left / std::mem::size_of::<T>().max(1))
+    }
     fn finish(&self) -> Result<(), FrameError> {
         match self.b.len() - self.pos {
             0 => Ok(()),
@@ -624,7 +685,7 @@ fn batch_tail(r: &mut Reader<'_>) -> Result<BatchTail, FrameError> {
     }
     let n = r.count(4)?;
     // One buffer for the batch; the rest of the body bounds its size.
-    let mut events = EventList::with_capacity(n, r.b.len().saturating_sub(r.pos));
+    let mut events = EventList::with_capacity(r.room::<usize>(n), r.b.len().saturating_sub(r.pos));
     for _ in 0..n {
         let len = r.u32()? as usize;
         events.push(r.take(len)?);
@@ -668,12 +729,12 @@ fn decode_body(ty: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         }
         MessageType::Checkpoints => {
             let n = r.count(2)?;
-            let mut checkpoints = Vec::with_capacity(n);
+            let mut checkpoints = Vec::with_capacity(r.room::<SignedCheckpoint>(n));
             for _ in 0..n {
                 checkpoints.push(checkpoint(r.bytes16()?)?);
             }
             let n = r.count(2)?;
-            let mut keys = Vec::with_capacity(n);
+            let mut keys = Vec::with_capacity(r.room::<XaeroID>(n));
             for _ in 0..n {
                 keys.push(
                     XaeroID::from_bytes(r.bytes16()?).map_err(|_| FrameError::Invalid {
@@ -927,6 +988,37 @@ mod tests {
             while let Ok(Some(m)) = d.next_message() {
                 // Whatever decodes re-encodes to a frame that decodes the same.
                 prop_assert_eq!(decode(&encode(&m)).unwrap(), m);
+            }
+        }
+
+        #[test]
+        fn handshake_decoder_takes_only_hello_and_error(m in arb_message(), cut in 6usize..64) {
+            let f = encode(&m);
+            let mut d = FrameDecoder::handshake();
+            // The refusal comes from the 6-byte header, before the body arrives.
+            d.push(&f[..cut.min(f.len())]);
+            let first = d.next_message();
+            match &m {
+                Message::Hello(_) | Message::Error { .. } => {
+                    let got = match first.unwrap() {
+                        Some(got) => got,
+                        None => {
+                            d.push(&f[cut.min(f.len())..]);
+                            d.next_message().unwrap().unwrap()
+                        }
+                    };
+                    prop_assert_eq!(got, m.clone());
+                    // Once opened, the decoder takes everything.
+                    d.open();
+                    d.push(&encode(&Message::Request(Request { author: AuthorId([1; 32]), from_seq: 0, to_seq: 1 })));
+                    prop_assert!(d.next_message().unwrap().is_some());
+                }
+                _ if f.len() - 4 > MAX_HANDSHAKE_FRAME => {
+                    prop_assert!(matches!(first, Err(FrameError::Oversized { .. })), "{:?}", first);
+                }
+                _ => {
+                    prop_assert!(matches!(first, Err(FrameError::NotAllowed { .. })), "{:?}", first);
+                }
             }
         }
 

@@ -26,10 +26,21 @@
 //! Any protocol violation sends an `Error` frame, closes, and raises
 //! [`SystemEvent::PeerRejected`]; nothing the peer sent before verification is output.
 //!
+//! Bounds (a member must not exhaust a node either): before the handshake the decoder
+//! takes only Hello and Error frames of at most 4 KiB; requests are queued (at most
+//! [`SessionConfig::max_queued_requests`]) and answered lazily while the unsent output
+//! stays under [`SessionConfig::max_response_backlog`] (the transport reports written
+//! bytes with [`Input::Drained`]); keys are kept only for checkpoints the session
+//! tracks, at most [`SessionConfig::max_session_keys`]; [`Session::memory`] reports
+//! what a session holds.
+//!
 //! Integration notes for the transport and the engine:
 //! - one session per (connection, group); an acceptor serving several groups decodes
-//!   the first frame with [`crate::FrameDecoder`], picks the group named by the Hello
-//!   (refusing unknown ones exactly like a wrong MAC), then feeds the same bytes;
+//!   the first frame with [`crate::FrameDecoder::handshake`], picks the group named by
+//!   the Hello (refusing unknown ones exactly like a wrong MAC: [`ErrorCode::BadMac`]
+//!   with [`NON_MEMBER_REASON`]), then feeds the same bytes;
+//! - the transport reports the bytes it wrote ([`Input::Drained`]) at the latest when
+//!   [`Session::has_backlog`] says answers wait for them;
 //! - the storage writer applies [`Output::StoreVerified`] batches in order and
 //!   idempotently (several sessions may fetch the same range) and may lag: a session
 //!   keeps its own verified frontier per log until its requests drain;
@@ -38,18 +49,22 @@
 
 mod catchup;
 pub mod handshake;
+mod keys;
+mod limits;
+mod serve;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
 use xaeroflux_core::{AuthorId, Group, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
-use crate::frame::{self, FrameDecoder, FrameError, HelloKey, Message, Role};
+use crate::frame::{self, FrameDecoder, FrameError, HelloKey, Message, Request, Role};
 use crate::host::VerifiedBatch;
 use crate::log::{Frontier, LogView};
 pub use handshake::TransportParams;
 use handshake::{HelloFault, make_hello, verify_hello};
+pub use limits::{MAX_LOGGED_REASON, NON_MEMBER_REASON, SessionMemory, sanitize_reason};
 
 /// Error codes of the `Error` frame and of [`Output::Close`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +104,11 @@ pub enum ErrorCode {
     /// A Hello named the sender's key by its id and the receiver does not hold that
     /// key: the sender should send the whole key on its next connection.
     UnknownKey = 15,
+    /// The peer has more requests outstanding than the session queues
+    /// ([`SessionConfig::max_queued_requests`]).
+    TooManyRequests = 16,
+    /// The node is at one of its connection or session limits (transport).
+    Busy = 17,
 }
 
 impl ErrorCode {
@@ -129,6 +149,19 @@ pub struct SessionConfig {
     /// [`Session::key_missed`] tells the caller to send it whole next time. Default
     /// false.
     pub short_hello: bool,
+    /// Requests of the peer queued for an answer; one more closes the session with
+    /// [`ErrorCode::TooManyRequests`]. Default 64 (an honest peer keeps at most its
+    /// `max_in_flight`, 16 by default, outstanding).
+    pub max_queued_requests: usize,
+    /// Answers are built only while the bytes output and not yet reported written
+    /// ([`Input::Drained`]) stay under this, so answers hold at most this plus one
+    /// frame. Default 2 MiB.
+    pub max_response_backlog: usize,
+    /// Public keys learnt from the peer kept at once: only keys of authors whose
+    /// checkpoint the session still needs (it will fetch or is fetching that log) and
+    /// whose key the store lacks; a checkpoint whose key does not fit is ignored until
+    /// the next full anti-entropy round. Default 2048 (about 1.9 MB).
+    pub max_session_keys: usize,
 }
 
 impl SessionConfig {
@@ -146,6 +179,9 @@ impl SessionConfig {
             target_frame_bytes: 256 * 1024,
             full_anti_entropy_every: 30,
             short_hello: false,
+            max_queued_requests: 64,
+            max_response_backlog: 2 * 1024 * 1024,
+            max_session_keys: 2048,
         }
     }
 }
@@ -155,7 +191,6 @@ impl SessionConfig {
 pub const MAX_REQUEST_SPAN: u64 = 1024;
 /// Most verified checkpoint signatures remembered per session.
 const VERIFIED_CACHE: usize = 4096;
-
 /// What the transport feeds into a session.
 #[derive(Debug, Clone)]
 pub enum Input {
@@ -170,6 +205,14 @@ pub enum Input {
     Frame(Vec<u8>),
     /// Time passed (drives timeouts and anti-entropy).
     Tick,
+    /// The transport wrote `bytes` more of the frames the session output (see
+    /// [`SessionConfig::max_response_backlog`]). A transport reports every written byte,
+    /// at the latest when the session has answers waiting
+    /// ([`Session::has_backlog`]); until then answers stall.
+    Drained {
+        /// Bytes written since the last report.
+        bytes: u64,
+    },
     /// Events `first_seq..first_seq + count` of one log were committed to the store,
     /// and `checkpoint` covers them (local writes, or anything to relay). The session
     /// reads the events from the store only if it pushes them.
@@ -290,6 +333,13 @@ pub struct Session {
     anti_entropy_rounds: u32,
     /// A short Hello failed for want of a key, on either side.
     key_missed: bool,
+    /// The peer's requests not answered yet (the front one possibly in part).
+    requests: VecDeque<Request>,
+    /// Bytes output as `Send` and not yet reported written by the transport.
+    unsent: u64,
+    /// Logs this session stopped fetching because the peer served an event that no
+    /// built feature accepts from the network (see [`xaeroflux_core::event::type_class`]).
+    refused_logs: BTreeSet<AuthorId>,
 }
 
 impl Session {
@@ -301,7 +351,7 @@ impl Session {
             role: Role::Initiator,
             params: None,
             connected_at: 0,
-            decoder: FrameDecoder::new(),
+            decoder: FrameDecoder::handshake(),
             peer: None,
             peer_cps: BTreeMap::new(),
             keys: BTreeMap::new(),
@@ -315,6 +365,9 @@ impl Session {
             last_anti_entropy: 0,
             anti_entropy_rounds: 0,
             key_missed: false,
+            requests: VecDeque::new(),
+            unsent: 0,
+            refused_logs: BTreeSet::new(),
         }
     }
 
@@ -371,6 +424,7 @@ impl Session {
         self.params = Some(params);
         self.peer = Some(peer);
         self.phase = Phase::Established;
+        self.decoder.open();
     }
 
     /// Processes one input at time `now` (milliseconds, any monotonic origin).
@@ -388,6 +442,10 @@ impl Session {
             Input::Connected { role, params } => self.on_connected(role, params, now, &mut out),
             Input::Frame(bytes) => self.on_bytes(&bytes, now, logs, &mut out),
             Input::Tick => self.on_tick(now, logs, &mut out),
+            Input::Drained { bytes } => {
+                self.unsent = self.unsent.saturating_sub(bytes);
+                Ok(())
+            }
             Input::LocalCommitted {
                 first_seq,
                 count,
@@ -397,8 +455,15 @@ impl Session {
                 Ok(())
             }
         };
-        if let Err((code, why)) = res {
-            self.close_with(code, why, &mut out);
+        match res {
+            Err((code, why)) => self.close_with(code, why, &mut out),
+            Ok(()) if self.phase == Phase::Established => self.serve(logs, &mut out),
+            Ok(()) => {}
+        }
+        for o in &out {
+            if let Output::Send(b) = o {
+                self.unsent = self.unsent.saturating_add(b.len() as u64);
+            }
         }
         out
     }
@@ -460,6 +525,9 @@ impl Session {
                 Err(e @ FrameError::Oversized { .. }) => {
                     return Err(reject(ErrorCode::FrameTooLarge, e.to_string()));
                 }
+                Err(e @ FrameError::NotAllowed { .. }) => {
+                    return Err(reject(ErrorCode::Unexpected, e.to_string()));
+                }
                 Err(e) => return Err(reject(ErrorCode::Malformed, e.to_string())),
             };
             self.on_message(msg, now, logs, out)?;
@@ -483,7 +551,7 @@ impl Session {
             self.phase = Phase::Closed;
             out.push(Output::Close {
                 code: ErrorCode::Normal,
-                reason: format!("peer closed with code {code}: {reason}"),
+                reason: format!("peer closed with code {code}: {}", sanitize_reason(reason)),
             });
             return Ok(());
         }
@@ -496,18 +564,16 @@ impl Session {
         match msg {
             Message::Hello(_) => Err(reject(ErrorCode::Unexpected, "second hello")),
             Message::Checkpoints { checkpoints, keys } => {
-                for k in keys {
-                    let a = AuthorId(*k.id().as_bytes());
-                    self.keys.insert(a, k);
-                }
+                self.learn_keys(&checkpoints, keys, logs);
                 for cp in checkpoints {
                     self.on_checkpoint(cp, logs, out)?;
                 }
+                self.prune_keys(logs);
                 self.peer_ready = true;
                 self.schedule(now, logs, out);
                 Ok(())
             }
-            Message::Request(r) => self.on_request(r, logs, out),
+            Message::Request(r) => self.on_request(r),
             Message::Events(e) => self.on_events(e, now, logs, out),
             Message::EventsByRef(e) => self.on_events_by_ref(e, now, logs, out),
             Message::Push(e) => self.on_push(e, now, logs, out),
@@ -536,7 +602,7 @@ impl Session {
                 "hello is bound to another connection",
             ),
             HelloFault::Group => reject(ErrorCode::WrongGroup, "unknown group"),
-            HelloFault::Mac => reject(ErrorCode::BadMac, "group membership mac does not verify"),
+            HelloFault::Mac => reject(ErrorCode::BadMac, NON_MEMBER_REASON),
             HelloFault::UnknownKey => reject(
                 ErrorCode::UnknownKey,
                 "hello names a key this node does not hold",
@@ -573,6 +639,7 @@ impl Session {
             .insert(AuthorId(*peer.id().as_bytes()), peer.clone());
         self.peer = Some(peer);
         self.phase = Phase::Established;
+        self.decoder.open();
         self.last_anti_entropy = now;
         self.advertise(logs, out, true);
         Ok(())

@@ -307,6 +307,16 @@ impl Net {
                     let Some((_, bytes)) = self.conns[ci].queues[side].pop_front() else {
                         break;
                     };
+                    // The sender's transport wrote the frame: its outbox drained.
+                    let sender = self.conns[ci].ends[1 - side];
+                    let outs = self.conns[ci].sessions[1 - side].handle(
+                        Input::Drained {
+                            bytes: bytes.len() as u64,
+                        },
+                        now,
+                        &self.peers[sender].store,
+                    );
+                    self.apply(ci, 1 - side, outs, now);
                     if self.frame_faults > 0.0 && self.rng.chance(self.frame_faults) {
                         if self.rng.chance(0.5) {
                             continue; // lost
@@ -576,5 +586,7 @@ fn simulation_recovers_from_in_connection_loss_and_duplication() {
     eprintln!("{seeds} fault seeds: {rejections} sessions closed on stream faults");
 }
 
+mod bounds;
+mod chaos;
 mod hostile;
 mod wire;

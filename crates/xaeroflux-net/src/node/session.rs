@@ -7,26 +7,29 @@
 //! [`ErrorCode`] as the QUIC application error code and the reason as its text.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use xaeroflux_core::{Group, GroupId};
-use xaeroflux_sync::frame::{self, Message};
+use xaeroflux_sync::frame::{self, MAX_HANDSHAKE_FRAME, Message};
 use xaeroflux_sync::{
-    ErrorCode, FrameDecoder, FrameError, Input, Output, PeerEvent, Role, Session, SessionConfig,
-    SyncHost, SystemEvent, TransportParams,
+    ErrorCode, FrameDecoder, FrameError, Input, NON_MEMBER_REASON, Output, PeerEvent, Role,
+    Session, SessionConfig, SyncHost, SystemEvent, TransportParams, sanitize_reason,
 };
 
-use super::{Inner, KEYING_CONTEXT, KEYING_LABEL, SessionCounters, register, retire};
+use super::{
+    Inner, KEYING_CONTEXT, KEYING_LABEL, SessionCounters, forget_if_unknown, register, retire,
+};
 
-/// Bytes read from the stream at once during the handshake.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from the stream at once before the group is known: one whole frame as
+/// the handshake allows it, so an unproven peer never makes us hold more than two.
+const READ_CHUNK: usize = MAX_HANDSHAKE_FRAME;
 /// Bytes read from the stream at once in a session: one read drains every chunk QUIC
 /// has ready (up to this much), so a session steps once per burst, not once per packet.
 const READ_BUF: usize = 512 * 1024;
@@ -69,11 +72,11 @@ enum Peeked {
     Gone(String),
 }
 
-/// Reads until the first frame decodes; never buffers more than one frame plus one
-/// read chunk.
+/// Reads until the first frame decodes; never buffers more than one handshake frame
+/// plus one read chunk (8 KiB).
 async fn peek(inner: &Inner, recv: &mut RecvStream) -> Peeked {
     let mut raw = Vec::new();
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::handshake();
     loop {
         match recv.read_chunk(READ_CHUNK).await {
             Ok(Some(chunk)) => {
@@ -81,7 +84,7 @@ async fn peek(inner: &Inner, recv: &mut RecvStream) -> Peeked {
                 dec.push(&chunk);
             }
             Ok(None) => return Peeked::Gone("stream finished before a hello".into()),
-            Err(e) => return Peeked::Gone(e.to_string()),
+            Err(e) => return Peeked::Gone(sanitize_reason(&e.to_string())),
         }
         match dec.next_message() {
             Ok(None) => {}
@@ -89,15 +92,15 @@ async fn peek(inner: &Inner, recv: &mut RecvStream) -> Peeked {
                 return match inner.group(&h.group) {
                     Some(g) => Peeked::Session(g, raw),
                     // Exactly what a wrong MAC gets: a non-member learns nothing.
-                    None => Peeked::Refuse(
-                        ErrorCode::BadMac,
-                        "group membership mac does not verify".into(),
-                    ),
+                    None => Peeked::Refuse(ErrorCode::BadMac, NON_MEMBER_REASON.into()),
                 };
             }
             Ok(Some(_)) => return Peeked::Refuse(ErrorCode::Unexpected, "expected hello".into()),
             Err(e @ FrameError::Oversized { .. }) => {
                 return Peeked::Refuse(ErrorCode::FrameTooLarge, e.to_string());
+            }
+            Err(e @ FrameError::NotAllowed { .. }) => {
+                return Peeked::Refuse(ErrorCode::Unexpected, e.to_string());
             }
             Err(e) => return Peeked::Refuse(ErrorCode::Malformed, e.to_string()),
         }
@@ -113,9 +116,42 @@ fn close_reason(reason: &str) -> &[u8] {
     &b[..b.len().min(256)]
 }
 
+/// Counts an accepted connection as waiting for its first frame while it lives.
+struct Peeking(Arc<Inner>);
+
+impl Peeking {
+    /// Admits a connection unless the node is at its connection limits.
+    fn admit(inner: &Arc<Inner>) -> Result<Self, &'static str> {
+        let lim = inner.cfg.limits;
+        let mut t = inner.tables();
+        if t.connections() >= lim.max_connections {
+            return Err("too many connections");
+        }
+        if t.unauthenticated() >= lim.max_unauthenticated {
+            return Err("too many unauthenticated connections");
+        }
+        t.peeking += 1;
+        Ok(Self(inner.clone()))
+    }
+}
+
+impl Drop for Peeking {
+    fn drop(&mut self) {
+        let mut t = self.0.tables();
+        t.peeking = t.peeking.saturating_sub(1);
+    }
+}
+
 /// Serves an accepted connection: pick the group from the first Hello, then drive.
 async fn accept(inner: Arc<Inner>, conn: Connection) {
     let remote = *conn.remote_id().as_bytes();
+    let peeking = match Peeking::admit(&inner) {
+        Ok(p) => p,
+        Err(why) => {
+            refuse(&inner, &conn, None, remote, ErrorCode::Busy, why).await;
+            return;
+        }
+    };
     let mut stop = inner.shutdown.subscribe();
     let opened = tokio::select! {
         biased;
@@ -126,6 +162,7 @@ async fn accept(inner: Arc<Inner>, conn: Connection) {
             Ok::<_, String>((send, recv, p))
         }) => r,
     };
+    drop(peeking);
     let (mut send, recv, peeked) = match opened {
         Err(_) => {
             refuse(
@@ -256,14 +293,23 @@ impl FrameCounter {
 struct Outbox {
     tx: mpsc::UnboundedSender<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    inner: Arc<Inner>,
 }
 
+/// A session queue above this much checks the node-wide outbox limit too.
+const CHECK_TOTAL_ABOVE: usize = 256 * 1024;
+
 impl Outbox {
-    /// Queues a frame; `false` once the peer has let too much pile up.
+    /// Queues a frame; `false` once the peer has let too much pile up, or the node's
+    /// sessions together hold more than [`crate::NetLimits::max_outbox_bytes`].
     fn push(&self, frame: Vec<u8>) -> bool {
         let q = self.queued.fetch_add(frame.len(), Ordering::Relaxed) + frame.len();
         let _ = self.tx.send(frame);
+        if q <= CHECK_TOTAL_ABOVE {
+            return true;
+        }
         q <= MAX_OUTBOX_BYTES
+            && self.inner.tables().outbox_bytes() <= self.inner.cfg.limits.max_outbox_bytes
     }
 }
 
@@ -273,6 +319,7 @@ async fn writer(
     mut send: SendStream,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    drained: Arc<Drained>,
 ) {
     // Frames are handed over as they are (no copy into a coalescing buffer); several
     // queued ones go down in one call.
@@ -294,10 +341,20 @@ async fn writer(
             return;
         }
         queued.fetch_sub(len, Ordering::Relaxed);
+        drained.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        drained.wake.notify_one();
     }
     if send.finish().is_ok() {
         let _ = send.stopped().await;
     }
+}
+
+/// Bytes the writer task wrote since the session was last told
+/// ([`Input::Drained`]), and a wake-up for a session whose answers wait for them.
+#[derive(Debug, Default)]
+struct Drained {
+    bytes: AtomicU64,
+    wake: Notify,
 }
 
 /// What one step of the state machine asks of the async side.
@@ -306,6 +363,8 @@ struct Step {
     sends: Vec<Vec<u8>>,
     close: Option<(ErrorCode, String)>,
     established: bool,
+    /// Answers wait for the outbox to drain.
+    backlog: bool,
 }
 
 /// Per-session context for the blocking step.
@@ -318,13 +377,18 @@ struct Ctx {
 
 /// Runs `input` through the session on a blocking thread with a fresh read view and
 /// carries out the host-side outputs in order.
-fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, now: u64) -> Step {
+fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, drained: u64, now: u64) -> Step {
     let host = &ctx.inner.host;
     let mut outs = Vec::new();
     let mut input = Some(input);
     host.read_logs(&mut |view| {
         if let Some(i) = input.take() {
-            outs = session.handle(i, now, view);
+            // What the writer wrote since the last step first: the input is then
+            // answered against the real outbox level.
+            if drained > 0 {
+                outs = session.handle(Input::Drained { bytes: drained }, now, view);
+            }
+            outs.extend(session.handle(i, now, view));
         }
     });
     let mut step = Step::default();
@@ -371,15 +435,22 @@ fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, now: u64) -> St
         }
     }
     step.established = session.is_established();
+    step.backlog = session.has_backlog();
     step
 }
 
 /// Moves the session to a blocking thread for one input and back.
-async fn step(ctx: &Ctx, session: Session, input: Input, now: u64) -> Option<(Session, Step)> {
+async fn step(
+    ctx: &Ctx,
+    session: Session,
+    input: Input,
+    drained: u64,
+    now: u64,
+) -> Option<(Session, Step)> {
     let c = ctx.clone();
     tokio::task::spawn_blocking(move || {
         let mut s = session;
-        let st = step_blocking(&c, &mut s, input, now);
+        let st = step_blocking(&c, &mut s, input, drained, now);
         (s, st)
     })
     .await
@@ -405,7 +476,7 @@ async fn drive(
 async fn drive_inner(
     inner: Arc<Inner>,
     conn: Connection,
-    send: SendStream,
+    mut send: SendStream,
     mut recv: RecvStream,
     role: Role,
     group: Group,
@@ -451,32 +522,48 @@ async fn drive_inner(
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
     };
     count_in(&mut frames_in, &first_bytes);
-    let id = register(
+    let queued = Arc::new(AtomicUsize::new(0));
+    let id = match register(
         &inner,
         &conn,
         gid,
         role == Role::Initiator,
         ctx_tx,
         counters.clone(),
-    );
+        queued.clone(),
+    ) {
+        Ok(id) => id,
+        Err(why) => {
+            if role == Role::Acceptor {
+                refuse(&inner, &conn, Some(&mut send), remote, ErrorCode::Busy, why).await;
+            } else {
+                conn.close(close_code(ErrorCode::Busy), why.as_bytes());
+            }
+            forget_if_unknown(&inner, &remote);
+            return false;
+        }
+    };
     let ctx = Ctx {
         inner: inner.clone(),
         remote,
         group: gid,
     };
     let (otx, orx) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
     let outbox = Outbox {
         tx: otx,
         queued: queued.clone(),
+        inner: inner.clone(),
     };
-    let writer: JoinHandle<()> = tokio::spawn(writer(send, orx, queued));
+    let drained = Arc::new(Drained::default());
+    let writer: JoinHandle<()> = tokio::spawn(writer(send, orx, queued, drained.clone()));
+    let mut backlog = false;
     let mut stop = inner.shutdown.subscribe();
     let mut tick = tokio::time::interval(inner.cfg.tick_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let mut session = Some(Session::new(cfg));
-    let mut rbuf = vec![0u8; READ_BUF];
+    // Small until the peer proved membership.
+    let mut rbuf = vec![0u8; READ_CHUNK];
     let mut established = false;
     let mut pending: Vec<Input> = vec![Input::Connected { role, params }];
     if !first_bytes.is_empty() {
@@ -487,10 +574,12 @@ async fn drive_inner(
             let Some(s) = session.take() else {
                 break 'run (ErrorCode::Normal, "session lost".into());
             };
-            let Some((s, st)) = step(&ctx, s, input, inner.now_ms()).await else {
+            let wrote = drained.bytes.swap(0, Ordering::Relaxed);
+            let Some((s, st)) = step(&ctx, s, input, wrote, inner.now_ms()).await else {
                 break 'run (ErrorCode::Normal, "session step panicked".into());
             };
             session = Some(s);
+            backlog = st.backlog;
             for b in st.sends {
                 counters.frames_sent.fetch_add(1, Ordering::Relaxed);
                 counters
@@ -502,6 +591,7 @@ async fn drive_inner(
             }
             if st.established && !established {
                 established = true;
+                rbuf.resize(READ_BUF, 0);
                 let peer = session.as_ref().and_then(|s| s.peer()).cloned();
                 if let Some(slot) = inner.tables().sessions.get_mut(&id) {
                     slot.established = true;
@@ -540,8 +630,14 @@ async fn drive_inner(
                     pending.push(Input::Frame(bytes.to_vec()));
                 }
                 Ok(None) => break 'run (ErrorCode::Normal, "stream finished".into()),
-                Err(e) => break 'run (ErrorCode::Normal, format!("connection lost: {e}")),
+                // The error may carry the peer's close reason.
+                Err(e) => break 'run (
+                    ErrorCode::Normal,
+                    format!("connection lost: {}", sanitize_reason(&e.to_string())),
+                ),
             },
+            // Answers wait for the writer: resume them as it drains.
+            _ = drained.wake.notified(), if backlog => pending.push(Input::Drained { bytes: 0 }),
             Some(b) = committed.recv() => pending.push(b.input()),
             _ = tick.tick() => pending.push(Input::Tick),
         }
@@ -553,6 +649,7 @@ async fn drive_inner(
     let (code, reason) = end;
     conn.close(close_code(code), close_reason(&reason));
     retire(&inner, remote, &counters.traffic(&conn));
+    forget_if_unknown(&inner, &remote);
     if session.as_ref().is_some_and(Session::key_missed) {
         // One side lacks the other's key: whole keys in the next Hello.
         set_short_hello(&inner, &remote, false);

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 
+use xaeroflux_core::event::accepted_from_network;
 use xaeroflux_core::mmr::{Hash32, MAX_LEAF_COUNT};
 use xaeroflux_core::{AuthorId, EventId, EventRef, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
@@ -27,6 +28,8 @@ pub(super) struct Verified {
     /// The id of each event, computed while verifying (handed to the host so it does
     /// not hash the events again).
     ids: Vec<EventId>,
+    /// Seq of the first event whose type no built feature accepts from the network.
+    refused: Option<u64>,
 }
 
 impl Session {
@@ -127,7 +130,10 @@ impl Session {
         if !logs.may_write(&group, &author) {
             return Ok(());
         }
-        if self.forked.contains(&author) || logs.is_forked(&group, &author) {
+        if self.forked.contains(&author)
+            || self.refused_logs.contains(&author)
+            || logs.is_forked(&group, &author)
+        {
             return Ok(());
         }
         let len = cp.checkpoint.length;
@@ -156,6 +162,23 @@ impl Session {
         Ok(())
     }
 
+    /// Stops fetching a log through this session (fork, refused event type).
+    pub(super) fn stop_log(&mut self, author: &AuthorId) {
+        self.peer_cps.remove(author);
+        if let Some(f) = self.fetch.remove(author) {
+            self.in_flight = self.in_flight.saturating_sub(f.in_flight.len());
+        }
+    }
+
+    /// A verified batch holds an event of a type that no built feature accepts from
+    /// the network ([`accepted_from_network`]): the author really wrote it (the batch
+    /// reproduces its signed root), so the log cannot be synced past it. The log stops
+    /// in this session (nothing of the batch is stored) and the session goes on.
+    fn refuse_log(&mut self, author: AuthorId) {
+        self.refused_logs.insert(author);
+        self.stop_log(&author);
+    }
+
     pub(super) fn fork(
         &mut self,
         author: AuthorId,
@@ -164,10 +187,7 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         self.forked.insert(author);
-        self.peer_cps.remove(&author);
-        if let Some(f) = self.fetch.remove(&author) {
-            self.in_flight = self.in_flight.saturating_sub(f.in_flight.len());
-        }
+        self.stop_log(&author);
         Self::send(
             out,
             &Message::ForkEvidence(Box::new((ours.clone(), theirs.clone()))),
@@ -203,10 +223,7 @@ impl Session {
             && !self.forked.contains(&author)
         {
             self.forked.insert(author);
-            self.peer_cps.remove(&author);
-            if let Some(f) = self.fetch.remove(&author) {
-                self.in_flight = self.in_flight.saturating_sub(f.in_flight.len());
-            }
+            self.stop_log(&author);
             out.push(Output::Event(SystemEvent::ForkDetected {
                 author,
                 ours: Box::new(a),
@@ -268,58 +285,6 @@ impl Session {
         }
     }
 
-    pub(super) fn on_request(
-        &mut self,
-        r: Request,
-        logs: &(impl LogView + ?Sized),
-        out: &mut Vec<Output>,
-    ) -> Result<(), Reject> {
-        if r.from_seq >= r.to_seq || r.to_seq - r.from_seq > MAX_REQUEST_SPAN {
-            return Err(reject(ErrorCode::Malformed, "bad request range"));
-        }
-        let group = self.cfg.group.id();
-        let Some(cp) = logs.latest_checkpoint(&group, &r.author) else {
-            return Ok(());
-        };
-        // Serve only what a checkpoint we hold covers.
-        let l = cp.checkpoint.length;
-        let to = r.to_seq.min(l);
-        let budget = self.events_budget(&cp);
-        let by_ref = self.sent_cps.get(&r.author) == Some(&l);
-        send_chunks(
-            logs,
-            &group,
-            &r.author,
-            r.from_seq,
-            to,
-            l,
-            budget,
-            |first_seq, proof, events| {
-                // The checkpoint we last advertised is named, not repeated: the peer
-                // verified it then (it is what made the peer ask).
-                let msg = if by_ref {
-                    Message::EventsByRef(EventsByRef {
-                        author: r.author,
-                        first_seq,
-                        checkpoint_length: l,
-                        proof,
-                        events,
-                    })
-                } else {
-                    Message::Events(Events {
-                        author: r.author,
-                        first_seq,
-                        checkpoint: cp.clone(),
-                        proof,
-                        events,
-                    })
-                };
-                Self::send(out, &msg);
-            },
-        );
-        Ok(())
-    }
-
     /// Verifies a batch against `frontier`.
     pub(super) fn verify_batch(
         &mut self,
@@ -359,6 +324,7 @@ impl Session {
         let mut f = frontier.clone();
         let mut bytes = 0u64;
         let mut ids = Vec::with_capacity(e.events.len());
+        let mut refused = None;
         for (i, raw) in e.events.iter().enumerate() {
             let ev = EventRef::decode(raw)
                 .map_err(|err| reject(ErrorCode::BadEvent, err.to_string()))?;
@@ -368,6 +334,9 @@ impl Session {
             }
             if h.seq != e.first_seq + i as u64 {
                 return Err(reject(ErrorCode::SeqGap, "event seqs not contiguous"));
+            }
+            if refused.is_none() && !accepted_from_network(h.event_type) {
+                refused = Some(h.seq);
             }
             let id = ev.id();
             if !f.push(&id) {
@@ -397,6 +366,7 @@ impl Session {
             key,
             bytes,
             ids,
+            refused,
         })
     }
 
@@ -423,7 +393,7 @@ impl Session {
         logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
-        if self.forked.contains(&e.author) {
+        if self.forked.contains(&e.author) || self.refused_logs.contains(&e.author) {
             return Ok(());
         }
         let Some(fetch) = self.fetch.get(&e.author) else {
@@ -437,6 +407,11 @@ impl Session {
             return Err(reject(ErrorCode::SeqGap, "more events than requested"));
         }
         let mut v = self.verify_batch(&e, &frontier, logs)?;
+        if v.refused.is_some() {
+            self.refuse_log(e.author);
+            self.schedule(now, logs, out);
+            return Ok(());
+        }
         let group = self.cfg.group.id();
         if let Some(fetch) = self.fetch.get_mut(&e.author) {
             fetch.frontier = std::mem::take(&mut v.frontier);
@@ -458,7 +433,7 @@ impl Session {
         logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
-        if self.forked.contains(&e.author) {
+        if self.forked.contains(&e.author) || self.refused_logs.contains(&e.author) {
             return Ok(());
         }
         let checkpoint = self
@@ -500,7 +475,7 @@ impl Session {
         logs: &(impl LogView + ?Sized),
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
-        if self.forked.contains(&e.author) {
+        if self.forked.contains(&e.author) || self.refused_logs.contains(&e.author) {
             return Ok(());
         }
         let group = self.cfg.group.id();
@@ -516,6 +491,10 @@ impl Session {
         };
         if !busy && e.first_seq == frontier.len() {
             let mut v = self.verify_batch(&e, &frontier, logs)?;
+            if v.refused.is_some() {
+                self.refuse_log(e.author);
+                return Ok(());
+            }
             let fetch = self.fetch.entry(e.author).or_insert_with(|| Fetch {
                 frontier: Frontier::new(),
                 requested_to: 0,
@@ -600,7 +579,7 @@ impl Session {
 
 impl Session {
     /// Bytes of events that fit in one events frame carrying `cp` and a full proof.
-    fn events_budget(&self, cp: &SignedCheckpoint) -> usize {
+    pub(super) fn events_budget(&self, cp: &SignedCheckpoint) -> usize {
         self.cfg
             .target_frame_bytes
             .min(MAX_FRAME - frame::events_overhead(cp.encode().len(), frame::MAX_PROOF_HASHES))
@@ -623,20 +602,36 @@ fn send_chunks(
     mut send: impl FnMut(u64, Vec<Hash32>, EventList),
 ) -> bool {
     while from < to {
-        let events = logs.events(group, author, from, to, budget);
-        if events.is_empty() {
+        let Some((proof, events)) = read_chunk(logs, group, author, from, to, cp_len, budget)
+        else {
             return false;
-        }
+        };
         let end = from + events.len() as u64;
-        let mut proof = Vec::new();
-        for (first, h) in proof_ranges(end, cp_len) {
-            match subtree_pos(first, h).and_then(|p| logs.mmr_node(group, author, p)) {
-                Some(n) => proof.push(n),
-                None => return false,
-            }
-        }
         send(from, proof, events);
         from = end;
     }
     true
+}
+
+/// Events `from..` (at most `budget` bytes, not past `to`) of a log and the proof from
+/// their end to the checkpoint length `cp_len`; `None` if the store lacks them.
+pub(super) fn read_chunk(
+    logs: &(impl LogView + ?Sized),
+    group: &GroupId,
+    author: &AuthorId,
+    from: u64,
+    to: u64,
+    cp_len: u64,
+    budget: usize,
+) -> Option<(Vec<Hash32>, EventList)> {
+    let events = logs.events(group, author, from, to, budget);
+    if events.is_empty() {
+        return None;
+    }
+    let end = from + events.len() as u64;
+    let mut proof = Vec::new();
+    for (first, h) in proof_ranges(end, cp_len) {
+        proof.push(subtree_pos(first, h).and_then(|p| logs.mmr_node(group, author, p))?);
+    }
+    Some((proof, events))
 }

@@ -120,8 +120,13 @@ pub enum HelloFault {
     Signature,
 }
 
-/// Checks a peer's Hello against our view of the connection. Cheap checks first; the
-/// Falcon verification last. `resolve` looks up a key the Hello names by its id only.
+/// Checks a peer's Hello against our view of the connection. The membership MAC
+/// first, over the transcript rebuilt from our own view (our keying material, endpoint
+/// ids and group, the role the peer must have): whatever else is wrong with the Hello of
+/// a non-member (tag, role, keying material, endpoint ids, group), it fails as
+/// [`HelloFault::Mac`], so the answer does not depend on whether we sync the group it
+/// names. Only a peer that proved membership gets the finer faults. The Falcon
+/// verification comes last. `resolve` looks up a key the Hello names by its id only.
 /// Returns the peer's verified key.
 pub fn verify_hello(
     hello: &Hello,
@@ -130,26 +135,11 @@ pub fn verify_hello(
     group: &Group,
     resolve: impl FnOnce(&IdHash) -> Option<XaeroID>,
 ) -> Result<XaeroID, HelloFault> {
-    if hello.tag != PROTOCOL_TAG {
-        return Err(HelloFault::Tag);
-    }
-    if hello.role != our_role.peer() {
-        return Err(HelloFault::Role);
-    }
     let (initiator, acceptor) = params.endpoints(our_role);
-    if hello.keying_material != params.keying_material
-        || hello.initiator_endpoint != initiator
-        || hello.acceptor_endpoint != acceptor
-    {
-        return Err(HelloFault::Transcript);
-    }
-    if hello.group != group.id() {
-        return Err(HelloFault::Group);
-    }
     // Rebuilt from our own view of the connection, never from the peer's claims.
     let id = hello.key.id();
     let t = transcript(
-        hello.role,
+        our_role.peer(),
         &params.keying_material,
         &initiator,
         &acceptor,
@@ -159,6 +149,21 @@ pub fn verify_hello(
     // blake3::Hash compares in constant time.
     if blake3::keyed_hash(&group.membership_mac_key(), &t) != blake3::Hash::from_bytes(hello.mac) {
         return Err(HelloFault::Mac);
+    }
+    if hello.tag != PROTOCOL_TAG {
+        return Err(HelloFault::Tag);
+    }
+    if hello.role != our_role.peer() {
+        return Err(HelloFault::Role);
+    }
+    if hello.keying_material != params.keying_material
+        || hello.initiator_endpoint != initiator
+        || hello.acceptor_endpoint != acceptor
+    {
+        return Err(HelloFault::Transcript);
+    }
+    if hello.group != group.id() {
+        return Err(HelloFault::Group);
     }
     let key = match &hello.key {
         HelloKey::Full(k) => k.clone(),

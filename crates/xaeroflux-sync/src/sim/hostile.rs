@@ -9,10 +9,10 @@ use super::*;
 use crate::frame::{Events, EventsByRef, Hello, HelloKey, MAX_FRAME};
 use crate::proto::handshake::{HELLO_CONTEXT, make_hello};
 
-const ATTACKER: usize = 0;
-const VICTIM: usize = 1;
+pub(super) const ATTACKER: usize = 0;
+pub(super) const VICTIM: usize = 1;
 
-fn params(ekm: u8) -> (TransportParams, TransportParams) {
+pub(super) fn params(ekm: u8) -> (TransportParams, TransportParams) {
     let i = TransportParams {
         local_endpoint: [0xa0; 32],
         remote_endpoint: [0xb0; 32],
@@ -26,21 +26,21 @@ fn params(ekm: u8) -> (TransportParams, TransportParams) {
     (i, a)
 }
 
-struct Duo {
-    attacker: Peer,
-    victim: Peer,
-    a: Session,
-    v: Session,
-    now: u64,
+pub(super) struct Duo {
+    pub(super) attacker: Peer,
+    pub(super) victim: Peer,
+    pub(super) a: Session,
+    pub(super) v: Session,
+    pub(super) now: u64,
     /// Every frame fed to the victim.
-    fed: Vec<Vec<u8>>,
+    pub(super) fed: Vec<Vec<u8>>,
     /// Keying material byte of the current connection.
-    ekm: u8,
+    pub(super) ekm: u8,
 }
 
 impl Duo {
     /// Attacker (initiator) with a 4-event log; victim (acceptor) empty.
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut attacker = Peer::new(ATTACKER);
         attacker.write(group().id(), 4, 1, 0);
         Duo {
@@ -54,7 +54,7 @@ impl Duo {
         }
     }
 
-    fn connect_victim(&mut self) -> Vec<Output> {
+    pub(super) fn connect_victim(&mut self) -> Vec<Output> {
         let (_, ap) = params(self.ekm);
         self.v.handle(
             Input::Connected {
@@ -67,7 +67,7 @@ impl Duo {
     }
 
     /// Feeds bytes to the victim and applies its storage outputs.
-    fn feed(&mut self, bytes: Vec<u8>) -> Vec<Output> {
+    pub(super) fn feed(&mut self, bytes: Vec<u8>) -> Vec<Output> {
         self.fed.push(bytes.clone());
         let outs = self
             .v
@@ -82,7 +82,7 @@ impl Duo {
 
     /// Runs the honest handshake; `answer` decides whether the attacker's honest
     /// session may answer requests. Returns every victim output.
-    fn handshake(&mut self, answer: bool) -> Vec<Output> {
+    pub(super) fn handshake(&mut self, answer: bool) -> Vec<Output> {
         let (ip, _) = params(self.ekm);
         let mut to_v: VecDeque<Vec<u8>> = VecDeque::new();
         let mut to_a: VecDeque<Vec<u8>> = VecDeque::new();
@@ -122,7 +122,7 @@ impl Duo {
 
     /// A new connection with fresh sessions (stores kept); `short`: the attacker
     /// (initiator) names its key by id in its Hello.
-    fn reconnect(&mut self, short: bool) {
+    pub(super) fn reconnect(&mut self, short: bool) {
         self.ekm += 1;
         let mut c = cfg(keypair(ATTACKER));
         c.short_hello = short;
@@ -132,7 +132,7 @@ impl Duo {
     }
 
     /// Both stores hold the same logs of the group.
-    fn assert_converged(&self) {
+    pub(super) fn assert_converged(&self) {
         let g = group().id();
         assert_eq!(
             self.victim.store.summary(&g),
@@ -140,11 +140,16 @@ impl Duo {
         );
     }
 
-    fn author(&self) -> AuthorId {
+    pub(super) fn author(&self) -> AuthorId {
         author_of(&self.attacker.kp)
     }
 
-    fn events_frame(&self, first_seq: u64, events: Vec<Vec<u8>>, cp: SignedCheckpoint) -> Vec<u8> {
+    pub(super) fn events_frame(
+        &self,
+        first_seq: u64,
+        events: Vec<Vec<u8>>,
+        cp: SignedCheckpoint,
+    ) -> Vec<u8> {
         frame::encode(&Message::Events(Events {
             author: self.author(),
             first_seq,
@@ -154,7 +159,7 @@ impl Duo {
         }))
     }
 
-    fn attacker_log(&self) -> (Vec<Vec<u8>>, SignedCheckpoint) {
+    pub(super) fn attacker_log(&self) -> (Vec<Vec<u8>>, SignedCheckpoint) {
         let g = group().id();
         let a = self.author();
         (
@@ -164,7 +169,7 @@ impl Duo {
     }
 }
 
-fn sends(outs: &[Output], q: &mut VecDeque<Vec<u8>>) {
+pub(super) fn sends(outs: &[Output], q: &mut VecDeque<Vec<u8>>) {
     for o in outs {
         if let Output::Send(b) = o {
             q.push_back(b.clone());
@@ -173,7 +178,7 @@ fn sends(outs: &[Output], q: &mut VecDeque<Vec<u8>>) {
 }
 
 /// Rejected with `code`, connection closed, nothing stored.
-fn assert_rejected(duo: &Duo, outs: &[Output], code: ErrorCode) {
+pub(super) fn assert_rejected(duo: &Duo, outs: &[Output], code: ErrorCode) {
     assert!(
         outs.iter().any(|o| matches!(o,
             Output::Event(SystemEvent::PeerRejected { code: c, .. }) if *c == code)),
@@ -314,11 +319,12 @@ fn bad_falcon_signature() {
 fn handshake_replayed_on_another_connection() {
     let mut duo = Duo::new();
     duo.connect_victim();
-    // A Hello captured on a connection with other keying material.
+    // A Hello captured on a connection with other keying material: its MAC covers
+    // that connection's transcript, so it fails like any non-member's Hello.
     let (other, _) = params(2);
     let hello = make_hello(Role::Initiator, &other, &group(), &keypair(ATTACKER), false);
     let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello.clone()))));
-    assert_rejected(&duo, &outs, ErrorCode::TranscriptMismatch);
+    assert_rejected(&duo, &outs, ErrorCode::BadMac);
     // Rewriting the keying material field does not help: MAC and signature fail.
     let mut duo = Duo::new();
     duo.connect_victim();
@@ -328,32 +334,74 @@ fn handshake_replayed_on_another_connection() {
     assert_rejected(&duo, &outs, ErrorCode::BadMac);
 }
 
+/// The victim's answer to one Hello, as bytes on the wire.
+fn answer_to(hello: Hello) -> (Vec<Vec<u8>>, Option<ErrorCode>) {
+    let mut duo = Duo::new();
+    duo.connect_victim();
+    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
+    let sent = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let code = outs.iter().find_map(|o| match o {
+        Output::Close { code, .. } => Some(*code),
+        _ => None,
+    });
+    assert!(duo.victim.store.summary(&group().id()).is_empty());
+    (sent, code)
+}
+
 #[test]
 fn wrong_group_mac_learns_nothing() {
     let (ip, _) = params(1);
     let stranger = Group::from_secret(GroupSecret::from_bytes([9; 32]));
-    // A non-member claiming our group id with a MAC under a key it guessed.
-    let mut duo = Duo::new();
-    duo.connect_victim();
-    let mut hello: Hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER), false);
-    hello.group = group().id();
-    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
-    assert_rejected(&duo, &outs, ErrorCode::BadMac);
-    // The only frame it gets back is the error: no Hello, no checkpoints.
-    let frames: Vec<_> = outs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Send(b) => Some(frame::decode(b).unwrap()),
-            _ => None,
-        })
-        .collect();
-    assert!(matches!(&frames[..], [Message::Error { .. }]));
-    // Another group altogether.
-    let mut duo = Duo::new();
-    duo.connect_victim();
-    let hello = make_hello(Role::Initiator, &ip, &stranger, &keypair(ATTACKER), false);
-    let outs = duo.feed(frame::encode(&Message::Hello(Box::new(hello))));
-    assert_rejected(&duo, &outs, ErrorCode::WrongGroup);
+    let hello = |g: &Group| make_hello(Role::Initiator, &ip, g, &keypair(ATTACKER), false);
+    // What the transport answers for a group the node does not sync (it never starts
+    // a session): one Error frame with code 6 and this reason, then a close with 6.
+    let unknown_group = vec![frame::encode(&Message::Error {
+        code: ErrorCode::BadMac.as_u16(),
+        reason: crate::proto::NON_MEMBER_REASON.into(),
+    })];
+    // Every way a non-member can get a Hello for our group wrong gets exactly that.
+    let mut cases: Vec<(&str, Hello)> = Vec::new();
+    let mut h = hello(&stranger);
+    h.group = group().id();
+    cases.push(("mac under a guessed key", h));
+    cases.push(("another group altogether", hello(&stranger)));
+    let mut h = hello(&stranger);
+    h.group = group().id();
+    h.tag = *b"xaeroflux/sync/9";
+    cases.push(("wrong tag", h));
+    let mut h = hello(&stranger);
+    h.group = group().id();
+    h.role = Role::Acceptor;
+    cases.push(("wrong role", h));
+    let mut h = hello(&stranger);
+    h.group = group().id();
+    h.keying_material = [77; 32];
+    cases.push(("other keying material", h));
+    let mut h = hello(&stranger);
+    h.group = group().id();
+    h.acceptor_endpoint = [5; 32];
+    cases.push(("other endpoint id", h));
+    let (ip2, _) = params(2);
+    cases.push((
+        "member's hello replayed from another connection",
+        make_hello(Role::Initiator, &ip2, &group(), &keypair(ATTACKER), false),
+    ));
+    for (what, h) in cases {
+        let (sent, code) = answer_to(h);
+        assert_eq!(sent, unknown_group, "{what}: answer differs");
+        assert_eq!(code, Some(ErrorCode::BadMac), "{what}");
+    }
+    // A member with a wrong tag has proven membership: it may learn the real fault.
+    let mut h = hello(&group());
+    h.tag = *b"xaeroflux/sync/9";
+    let (_, code) = answer_to(h);
+    assert_eq!(code, Some(ErrorCode::Protocol));
 }
 
 #[test]

@@ -58,7 +58,9 @@ impl Pair {
                 batch.extend(self.queues[side].drain(..).map(|b| (side, b)));
             }
             for (side, b) in batch {
+                let n = b.len() as u64;
                 self.handle(side, Input::Frame(b));
+                self.handle(1 - side, Input::Drained { bytes: n });
             }
         }
     }
@@ -96,11 +98,23 @@ impl Pair {
 
 impl Peer {
     /// One commit of `n` events with `payload`-byte payloads.
-    fn write_sized(
+    pub(crate) fn write_sized(
         &mut self,
         group: GroupId,
         n: usize,
         payload: usize,
+    ) -> (Vec<Vec<u8>>, SignedCheckpoint) {
+        self.write_typed(group, n, payload, 1000)
+    }
+
+    /// One commit of `n` events of type `event_type` with `payload`-byte payloads
+    /// (at least 8 bytes).
+    pub(crate) fn write_typed(
+        &mut self,
+        group: GroupId,
+        n: usize,
+        payload: usize,
+        event_type: u32,
     ) -> (Vec<Vec<u8>>, SignedCheckpoint) {
         let author = author_of(&self.kp);
         let mut encoded = Vec::new();
@@ -110,7 +124,7 @@ impl Peer {
             p[..8].copy_from_slice(&(self.next_seq).to_le_bytes());
             let ev = Event {
                 header: EventHeader {
-                    event_type: 1000,
+                    event_type,
                     group,
                     author,
                     seq: self.next_seq,
