@@ -1,0 +1,61 @@
+//! The OpenAPI 3.1 document, generated from the route and model types.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{events, node, stream};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "XaeroFlux node API",
+        description = "The local HTTP API of a XaeroFlux node: write, read and follow events; \
+                       groups, peers, search, stats and verification. Errors are RFC 9457 \
+                       problem documents with a stable `code`."
+    ),
+    paths(
+        node::health, node::identity, node::stats, node::verify_start, node::verify_status,
+        node::search, node::groups, node::create_group, node::join, node::ticket, node::peers,
+        node::connect, node::forget, events::write, events::batch, events::get, events::query,
+        stream::subscribe, stream::system
+    ),
+    components(schemas(crate::problem::Problem)),
+    modifiers(&Bearer),
+    security(("bearer" = [])),
+    tags(
+        (name = "events", description = "Write and read events"),
+        (name = "streams", description = "Server-Sent Events"),
+        (name = "groups", description = "Groups this node syncs"),
+        (name = "peers", description = "Peers this node syncs with"),
+        (name = "node", description = "Identity, stats, verification, search")
+    )
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("the token in DATA_DIR/api.token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `GET /v1/openapi.json`.
+pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
