@@ -35,7 +35,7 @@ mod vector;
 mod verify;
 
 pub use checkpoints::CheckpointOutcome;
-pub use engine::{Builder, XaeroFlux};
+pub use engine::{Builder, RESERVED_FEATURE_TYPES, XaeroFlux};
 pub use error::{Error, Result};
 pub use network::{
     DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
