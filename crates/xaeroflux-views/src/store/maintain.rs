@@ -45,8 +45,17 @@ pub(super) fn run(inner: &Inner, mut sub: Subscription) {
             }
             None => {}
         }
+        // Gather more for up to `max_delay`: one transaction (and its fsync) per
+        // window rather than per event when the views keep up with the writer.
+        let opened = Instant::now();
         while !batch.is_empty() && batch.len() < inner.batch {
-            match sub.try_next() {
+            let left = inner.max_delay.saturating_sub(opened.elapsed());
+            let next = if left.is_zero() {
+                sub.try_next()
+            } else {
+                sub.next_timeout(left)
+            };
+            match next {
                 Ok(Some(e)) => batch.push(e),
                 Ok(None) => break,
                 Err(e) => {
