@@ -48,6 +48,12 @@ pub struct NetArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Records of the state views: put, set, get, del, ls, link, root.
+    Kv {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::kv::KvCommand,
+    },
     /// Manage this node's XaeroID (post-quantum identity).
     Id {
         /// What to do with the identity.

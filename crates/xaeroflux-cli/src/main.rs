@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod kv;
 mod node;
 
 use std::process::ExitCode;

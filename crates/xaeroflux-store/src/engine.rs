@@ -25,6 +25,11 @@ use crate::store::{Store, meta_keys, meta_u64, open_env};
 use crate::subscribe::Committed;
 use crate::system::{SystemBus, SystemEvent};
 
+/// Reserved event types of built features that [`Engine::write_reserved_to`]
+/// accepts: the state views' records, relations and documents (see the registry in
+/// `docs/FORMAT.md`).
+pub const RESERVED_FEATURE_TYPES: std::ops::RangeInclusive<u32> = 32..=63;
+
 /// State shared by the API and the storage writer thread.
 pub(crate) struct Shared {
     /// The LMDB environment, tables, page file and id index, with the typed reads.
@@ -368,6 +373,23 @@ impl Engine {
         self.write_inner(group, data, event_type, true)
     }
 
+    /// Writes an event of a reserved type that belongs to a built feature: only the
+    /// state-view operations, [`RESERVED_FEATURE_TYPES`] (`32..=63`), for now. Any other
+    /// type `0..=255` is refused with [`Error::ReservedEventType`], as by
+    /// [`Engine::write_event`]; types above 255 are application types and accepted.
+    /// Feature crates (e.g. `xaeroflux-views`) call this; applications use their API.
+    pub fn write_reserved_to(
+        &self,
+        group: &GroupId,
+        data: &[u8],
+        event_type: u32,
+    ) -> Result<EventId> {
+        if is_reserved_type(event_type) && !RESERVED_FEATURE_TYPES.contains(&event_type) {
+            return Err(Error::ReservedEventType { event_type });
+        }
+        self.write_checked(*group, data, event_type, true)
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.shared.poisoned.load(Ordering::Acquire) {
             let p = self.shared.progress.lock();
@@ -388,10 +410,21 @@ impl Engine {
         event_type: u32,
         blocking: bool,
     ) -> Result<EventId> {
-        self.check_writable()?;
         if is_reserved_type(event_type) {
             return Err(Error::ReservedEventType { event_type });
         }
+        self.write_checked(group, data, event_type, blocking)
+    }
+
+    /// The write path after the event type was checked.
+    fn write_checked(
+        &self,
+        group: GroupId,
+        data: &[u8],
+        event_type: u32,
+        blocking: bool,
+    ) -> Result<EventId> {
+        self.check_writable()?;
         if data.is_empty() {
             return Err(Error::EmptyPayload);
         }
