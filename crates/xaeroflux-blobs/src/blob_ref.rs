@@ -292,9 +292,11 @@ mod tests {
         #[test]
         fn any_bytes_decode_to_error_or_reencode(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             if let Ok(a) = Attachment::decode(&bytes) {
-                prop_assert_eq!(a.encode()?, bytes);
+                prop_assert_eq!(&a.encode()?, &bytes);
             }
-            let _ = BlobRef::from_bytes(&bytes);
+            if let Ok(r) = BlobRef::from_bytes(&bytes) {
+                prop_assert_eq!(&r.to_bytes()[..], &bytes[..]);
+            }
         }
 
         #[test]

@@ -337,7 +337,16 @@ impl Blobs {
                     progress(&report);
                 }
                 Some(GetProgressItem::Done(stats)) => break Ok(stats),
-                Some(GetProgressItem::Error(e)) => break Err(classify(hash, e)),
+                Some(GetProgressItem::Error(e)) => {
+                    // A refused connection surfaces as a failed stream open whose cause
+                    // iroh-blobs only keeps as text; the connection's close reason keeps
+                    // the provider's code.
+                    break Err(if closed_for_permission(&conn) {
+                        FetchError::Refused { hash }
+                    } else {
+                        classify(hash, e)
+                    });
+                }
                 None => {
                     break Err(FetchError::Transfer {
                         hash,
@@ -418,4 +427,14 @@ fn classify(hash: BlobHash, e: iroh_blobs::get::GetError) -> FetchError {
         GetError::Decode { .. } => FetchError::Corrupt { hash, source: e },
         _ => FetchError::Transfer { hash, source: e },
     }
+}
+
+/// Whether the provider closed the connection with iroh-blobs' permission code (it does
+/// so when it refuses the connection itself).
+fn closed_for_permission(conn: &iroh::endpoint::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(iroh::endpoint::ConnectionError::ApplicationClosed(ac))
+            if ac.error_code == iroh_blobs::protocol::ERR_PERMISSION
+    )
 }
