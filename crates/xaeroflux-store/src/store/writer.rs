@@ -12,6 +12,11 @@
 //! one cursor each. Then it commits.
 //! Only after the commit returns Ok does the durable watermark move and `flush()`
 //! return. Any failure other than a full map poisons the store.
+//!
+//! Over 700 lines: the stages (intake from the stage, MMR and checkpoint staging, the
+//! LMDB puts, commit and acknowledgement) still share the `Writer` struct and its
+//! scratch buffers, so they are not yet modules of their own; the put helpers are in
+//! `puts`, remote batches in `remote`.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -31,6 +36,7 @@ mod remote;
 
 use puts::{Appender, BlockEvent, put_block, put_postings};
 
+use remote::RemoteOutcome;
 pub(crate) use remote::{Inbox, RemoteBatch};
 
 use super::hash_index::IdHasher;
@@ -190,27 +196,34 @@ pub(crate) struct Writer {
     max_hlc: u64,
     pending: Vec<Incoming>,
     arena: Vec<u8>,
-    enc: Vec<u8>,
-    scratch: Vec<u8>,
-    page_buf: Vec<u8>,
     /// Writes and syncs each commit's new pages on its own thread (started by `run`).
     flusher: Option<PageFlusher>,
-    /// (id, local seq) of the batch being written; reused across batches.
+    /// Verified remote batches taken from the inbox for the next commit.
+    remote: Vec<RemoteBatch>,
+    /// Buffers of the batch being written, kept from commit to commit.
+    buf: Scratch,
+}
+
+/// The buffers one commit fills and the next one reuses: only their allocations outlive
+/// a commit, never their contents.
+#[derive(Default)]
+struct Scratch {
+    /// An event's encoding, to hash it when no producer offered its id.
+    enc: Vec<u8>,
+    /// An encoded posting run.
+    postings: Vec<u8>,
+    /// The commit's new full Merkle pages.
+    pages: Vec<u8>,
+    /// (id, local seq) of the batch.
     ids: Vec<(EventId, u64)>,
     /// Leaf hashes of the batch's local events, for the node MMR.
     leaves: Vec<Hash32>,
     /// Per log the batch appends to: its next seq and the leaf hashes it appends.
     log_leaves: Vec<(u64, Vec<Hash32>)>,
-    /// Log runs of the batch being written.
+    /// Log runs of the batch.
     runs: Vec<(LogKey, LogRun)>,
-    /// Events of the batch being written whose puts are deferred (see [`Deferred`]).
+    /// Events of the batch whose puts are deferred (see [`Deferred`]).
     deferred: Vec<Deferred>,
-    /// Verified remote batches taken from the inbox for the next commit.
-    remote: Vec<RemoteBatch>,
-    /// Fork evidence found by the batch being written: (group, author, length).
-    forks_found: Vec<(GroupId, AuthorId, u64)>,
-    /// Remote events added by the batch being written.
-    remote_events: u64,
 }
 
 /// The page file's flusher: one long-lived thread that writes and syncs a commit's new
@@ -344,18 +357,9 @@ impl Writer {
             max_hlc,
             pending: Vec::new(),
             arena: Vec::new(),
-            enc: Vec::new(),
-            scratch: Vec::new(),
-            page_buf: Vec::new(),
             flusher: None,
-            ids: Vec::new(),
-            leaves: Vec::new(),
-            log_leaves: Vec::new(),
-            deferred: Vec::new(),
-            runs: Vec::new(),
             remote: Vec::new(),
-            forks_found: Vec::new(),
-            remote_events: 0,
+            buf: Scratch::default(),
         })
     }
 
@@ -484,10 +488,10 @@ impl Writer {
                 .map(|b| b.events.byte_len() + 256 * b.events.len())
                 .sum::<usize>();
         let mut attempts = 0;
-        let ids = loop {
+        let (ids, remote_out) = loop {
             self.ensure_map_room(bytes * 4 + (4 << 20))?;
             match self.write_batch(n) {
-                Ok(()) => break std::mem::take(&mut self.ids),
+                Ok(out) => break (std::mem::take(&mut self.buf.ids), out),
                 Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
                     attempts += 1;
                     self.reload_mmrs()?;
@@ -505,9 +509,9 @@ impl Writer {
         self.next_ticket += n as u64;
         let batches = self.remote.len();
         self.remote.clear();
-        let remote_events = std::mem::take(&mut self.remote_events);
+        let remote_events = remote_out.events;
         self.shared.store.hashes.insert_committed(&ids);
-        self.ids = ids; // keep the allocation for the next batch
+        self.buf.ids = ids; // keep the allocation for the next batch
         // Post-commit hook: the committed stream (subscriptions, later sync and the
         // vector indexer) sees the batch only now that it is durable. It moves before
         // the durable watermark, so a subscriber polled after `flush()` returns sees
@@ -523,7 +527,7 @@ impl Writer {
             self.shared.inbox.applied(batches);
         }
         self.shared.inbox.commits.notify();
-        for (group, author, length) in std::mem::take(&mut self.forks_found) {
+        for (group, author, length) in remote_out.forks {
             self.shared
                 .system
                 .publish(crate::system::SystemEvent::ForkDetected {
@@ -566,32 +570,34 @@ impl Writer {
         }
     }
 
-    /// Writes the first `n` pending events in one transaction; returns their ids.
-    fn write_batch(&mut self, n: usize) -> Result<()> {
+    /// Writes the first `n` pending events and the taken remote batches in one
+    /// transaction (their ids are left in `buf.ids`); returns what the remote batches
+    /// added.
+    fn write_batch(&mut self, n: usize) -> Result<RemoteOutcome> {
         let pending = std::mem::take(&mut self.pending);
         let res = self.write_batch_inner(&pending[..n]);
         self.pending = pending;
         res
     }
 
-    fn write_batch_inner(&mut self, batch: &[Incoming]) -> Result<()> {
+    fn write_batch_inner(&mut self, batch: &[Incoming]) -> Result<RemoteOutcome> {
         let shared = self.shared.clone();
         let t: &Tables = &shared.store.tables;
         let mut wtxn = shared.store.env.write_txn()?;
-        self.deferred.clear();
+        self.buf.deferred.clear();
         let mut local = self.next_local;
-        let mut ids = std::mem::take(&mut self.ids);
+        let mut ids = std::mem::take(&mut self.buf.ids);
         ids.clear();
         let res = self
             .write_events(&mut wtxn, batch, &mut local, &mut ids)
             .and_then(|mut touched| {
                 let out = self.write_remote(t, &mut wtxn, &mut local, &mut ids, &mut touched)?;
-                self.forks_found = out.forks;
-                self.remote_events = out.events;
-                Ok(touched)
+                Ok((touched, out))
             });
-        self.ids = ids;
-        self.finish_batch(&shared, wtxn, batch, res?, local)
+        self.buf.ids = ids;
+        let (touched, out) = res?;
+        self.finish_batch(&shared, wtxn, batch, touched, local)?;
+        Ok(out)
     }
 
     /// Pushes the events' ids to the MMRs; their puts are deferred (see [`Deferred`]).
@@ -607,16 +613,16 @@ impl Writer {
         // The MMR pushes are batched (nodes hashed height by height, see
         // `Mmr::push_leaf_hashes`): the leaf hashes for the node MMR, and per touched log
         // (same index as `touched`) its next seq and its leaf hashes.
-        let mut leaves = std::mem::take(&mut self.leaves);
-        let mut log_leaves = std::mem::take(&mut self.log_leaves);
+        let mut leaves = std::mem::take(&mut self.buf.leaves);
+        let mut log_leaves = std::mem::take(&mut self.buf.log_leaves);
         leaves.clear();
         for (i, inc) in batch.iter().enumerate() {
             let h = &inc.header;
             let payload = &self.arena[inc.start..inc.start + inc.len];
             let mut hash = || {
-                self.enc.clear();
-                encode_into(h, payload, &mut self.enc);
-                EventId(*blake3::hash(&self.enc).as_bytes())
+                self.buf.enc.clear();
+                encode_into(h, payload, &mut self.buf.enc);
+                EventId(*blake3::hash(&self.buf.enc).as_bytes())
             };
             // The producer's id and leaf hash for this ticket save encoding and hashing
             // the event again.
@@ -631,7 +637,7 @@ impl Writer {
                     (id, leaf_hash(&id.0))
                 }
             };
-            self.deferred.push(Deferred::Local { i, local });
+            self.buf.deferred.push(Deferred::Local { i, local });
             leaves.push(hashed);
             let key = (h.group, h.author);
             let j = match touched.iter().position(|(k, _)| *k == key) {
@@ -671,8 +677,8 @@ impl Writer {
                 .push_leaf_hashes(list)
                 .map_err(mmr_err)?;
         }
-        self.leaves = leaves;
-        self.log_leaves = log_leaves;
+        self.buf.leaves = leaves;
+        self.buf.log_leaves = log_leaves;
         *local_out = local;
         Ok(touched)
     }
@@ -688,7 +694,7 @@ impl Writer {
     ) -> Result<()> {
         let t: &Tables = &shared.store.tables;
         // Stage the node MMR and every touched log MMR: pages to the file, state to LMDB.
-        self.page_buf.clear();
+        self.buf.pages.clear();
         let first_page = self.page_count;
         let mut next_page = first_page;
         let mut staged: Vec<(Option<LogKey>, u64)> = Vec::with_capacity(touched.len() + 1);
@@ -696,9 +702,9 @@ impl Writer {
         self.node.store_mut().stage(
             t,
             &mut wtxn,
-            &mut self.page_buf,
+            &mut self.buf.pages,
             &mut next_page,
-            &mut self.scratch,
+            &mut self.buf.postings,
         )?;
         for (key, _) in &touched {
             staged.push((Some(*key), next_page));
@@ -708,17 +714,17 @@ impl Writer {
             mmr.store_mut().stage(
                 t,
                 &mut wtxn,
-                &mut self.page_buf,
+                &mut self.buf.pages,
                 &mut next_page,
-                &mut self.scratch,
+                &mut self.buf.postings,
             )?;
         }
         // New pages are synced before the commit that references them, whatever the
         // durability: a committed reference to a page lost in a power cut would damage
         // the MMR. The flush runs on a helper thread while this one does the batch's
         // event and index puts; the commit waits for both.
-        let pages = std::mem::take(&mut self.page_buf);
-        let deferred = std::mem::take(&mut self.deferred);
+        let pages = std::mem::take(&mut self.buf.pages);
+        let deferred = std::mem::take(&mut self.buf.deferred);
         // Signing and the puts overlap the page flush. Without a flusher thread (or
         // with nothing to flush) the pages are flushed here, first.
         let unhanded = match &self.flusher {
@@ -740,8 +746,8 @@ impl Writer {
             (None, None) => (Ok(()), Vec::new()),
         };
         let res = puts.and(flushed);
-        self.page_buf = pages;
-        self.deferred = deferred;
+        self.buf.pages = pages;
+        self.buf.deferred = deferred;
         res?;
         t.meta
             .put(&mut wtxn, meta_keys::PAGE_COUNT, &next_page.to_le_bytes())?;
@@ -825,8 +831,8 @@ impl Writer {
             let time_key = || postings::time_key(g, hlc, a, h.seq).to_vec();
             times.push((h.group, h.author), time_key, hlc, local);
         }
-        put_postings(&t.types, wtxn, types.finish(), &mut self.scratch)?;
-        put_postings(&t.times, wtxn, times.finish(), &mut self.scratch)
+        put_postings(&t.types, wtxn, types.finish(), &mut self.buf.postings)?;
+        put_postings(&t.times, wtxn, times.finish(), &mut self.buf.postings)
     }
 
     /// Appends the batch's encodings to `events` in blocks (see [`super::blocks`]):
@@ -895,7 +901,7 @@ impl Writer {
         batch: &[Incoming],
         deferred: &[Deferred],
     ) -> Result<()> {
-        let runs = &mut self.runs;
+        let runs = &mut self.buf.runs;
         runs.clear();
         // Index in `runs` of each log's latest run: few logs per batch, so a list.
         let mut latest: Vec<(LogKey, usize)> = Vec::new();

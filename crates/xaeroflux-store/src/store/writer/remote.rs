@@ -319,7 +319,7 @@ impl Writer {
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
-            self.deferred.push(Deferred::Remote {
+            self.buf.deferred.push(Deferred::Remote {
                 batch: bi,
                 event: i,
                 header: h,
