@@ -1,7 +1,7 @@
 //! Subcommand implementations.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -226,17 +226,13 @@ fn read_passphrase() -> Result<Vec<u8>> {
     if let Ok(p) = std::env::var("XAERO_PASSPHRASE") {
         return Ok(p.into_bytes());
     }
-    eprint!("passphrase: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the passphrase")?;
-    let p = line.trim_end_matches(['\r', '\n']);
+    // No echo on a terminal: the passphrase must not end up on screen or in a
+    // terminal's scrollback.
+    let p = crate::prompt::read_hidden("passphrase: ")?;
     if p.is_empty() {
         bail!("empty passphrase");
     }
-    Ok(p.as_bytes().to_vec())
+    Ok(p.into_bytes())
 }
 
 fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod kv;
 mod node;
+mod prompt;
 
 use std::process::ExitCode;
 

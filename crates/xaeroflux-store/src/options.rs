@@ -42,8 +42,9 @@ impl Default for CommitPolicy {
     }
 }
 
-/// Everything `Engine::builder()` configures.
-#[derive(Debug, Clone)]
+/// Everything `Engine::builder()` configures. `Debug` prints the passphrase as
+/// `<redacted>`.
+#[derive(Clone)]
 pub struct Options {
     /// Directory of the LMDB environment (and, by default, of the page file and key).
     pub data_dir: PathBuf,
@@ -66,6 +67,25 @@ pub struct Options {
     /// chunks mean fewer runs to search and rewrite; memory is about 100 bytes per
     /// pending id (two chunks at most, ~25 MiB at the default 262,144).
     pub hash_index_chunk: usize,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("data_dir", &self.data_dir)
+            .field("page_path", &self.page_path)
+            .field("key_path", &self.key_path)
+            .field(
+                "key_passphrase",
+                &self.key_passphrase.as_ref().map(|_| "<redacted>"),
+            )
+            .field("durability", &self.durability)
+            .field("capacities", &self.capacities)
+            .field("commit", &self.commit)
+            .field("initial_map_size", &self.initial_map_size)
+            .field("hash_index_chunk", &self.hash_index_chunk)
+            .finish()
+    }
 }
 
 impl Options {
@@ -104,4 +124,17 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     dirs::data_dir().map_or_else(|| PathBuf::from(".xaeroflux"), |d| d.join("xaeroflux"))
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_does_not_print_the_passphrase() {
+        let mut o = super::Options::new("/tmp/x");
+        o.key_passphrase = Some(b"hunter2-secret".to_vec());
+        let s = format!("{o:?}");
+        assert!(!s.contains("hunter2"), "{s}");
+        assert!(!s.contains("104, 117"), "{s}"); // the bytes as a list
+        assert!(s.contains("<redacted>"));
+    }
 }

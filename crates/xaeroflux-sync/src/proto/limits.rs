@@ -68,7 +68,7 @@ impl Session {
     }
 
     /// Whether answers to the peer's requests wait for the transport to write what
-    /// the session output before ([`Input::Drained`]).
+    /// the session output before ([`Input::Drained`](super::Input::Drained)).
     pub fn has_backlog(&self) -> bool {
         !self.requests.is_empty()
     }
