@@ -1,8 +1,10 @@
 //! The `xaeroflux` command-line tool.
 
+mod backend;
 mod cli;
 mod commands;
 mod config;
+mod data;
 mod node;
 
 use std::process::ExitCode;
