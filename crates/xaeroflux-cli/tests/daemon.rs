@@ -77,13 +77,18 @@ impl Daemon {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut out = Vec::new();
-        let url = loop {
+        let mut url = None;
+        loop {
             let line = lines.next().expect("daemon ended early").unwrap();
             out.push(line.clone());
             if let Some(u) = line.strip_prefix("console") {
-                break u.trim().trim_end_matches('/').to_string();
+                url = Some(u.trim().trim_end_matches('/').to_string());
             }
-        };
+            if line.starts_with("syncing") {
+                break;
+            }
+        }
+        let url = url.expect("the daemon printed no console url");
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Daemon {
@@ -432,7 +437,7 @@ fn web_console_in_chromium() {
                 })
                 .unwrap();
                 i += 1;
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(Duration::from_millis(5));
             }
         })
     };
@@ -487,10 +492,12 @@ fn web_console_in_chromium() {
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
     std::fs::write(artefacts.join("console.html"), &dom).unwrap();
+    // Rows loaded from the store on open, then rows that came through the live stream.
     assert!(
-        dom.contains("Field notes: river level 2.3 m"),
+        dom.contains("class=\"new history\""),
         "history missing: {dom}"
     );
+    assert!(dom.contains("events · 2 logs"), "groups missing: {dom}");
     assert!(
         dom.contains("class=\"dot on\""),
         "no connected peer shown: {dom}"
