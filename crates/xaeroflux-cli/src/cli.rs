@@ -19,6 +19,9 @@ pub struct Cli {
     /// XAERO_* variables take precedence over it.
     #[arg(long, global = true, env = "XAERO_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Print machine-readable JSON (one document, or one event per line for streams).
+    #[arg(long, global = true)]
+    pub json: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -67,6 +70,9 @@ pub enum Command {
         /// Event type (256 and above; 0..=255 are reserved).
         #[arg(long = "type", short = 't', default_value_t = 1000)]
         event_type: u32,
+        /// Group id (64 hex digits; default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Print the event with this id (exit code 1 if absent).
     Get {
@@ -81,6 +87,41 @@ pub enum Command {
         /// Keep printing events as they are committed (until interrupted).
         #[arg(short = 'f', long)]
         follow: bool,
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only this event type.
+        #[arg(long = "type")]
+        event_type: Option<u32>,
+    },
+    /// Write the events of an NDJSON file (or standard input): one JSON object per
+    /// line with `text` or `base64`, optional `type` and `group` (what `export` prints
+    /// is accepted). Batches are acknowledged once durable; an interrupted import of a
+    /// file resumes after its last acknowledged batch.
+    Import {
+        /// The NDJSON file (standard input when absent).
+        file: Option<PathBuf>,
+        /// Lines per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Start over instead of resuming after the last acknowledged batch.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Print events as NDJSON (one JSON object per line), in local order.
+    Export {
+        /// Start at this position (printed at the end of an earlier export).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Only this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only this event type.
+        #[arg(long = "type")]
+        event_type: Option<u32>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
     },
     /// Query a group's events (the default group unless --group).
     Query {
@@ -145,6 +186,13 @@ pub enum Command {
         /// Print invites (tickets carrying the group secret) instead of plain tickets.
         #[arg(long)]
         invite: bool,
+        /// Address of the local HTTP API and web console: HOST:PORT or unix:PATH
+        /// (default 127.0.0.1:7421; `api_bind` in the configuration file).
+        #[arg(long, env = "XAERO_API_BIND")]
+        api_bind: Option<String>,
+        /// Do not serve the local API.
+        #[arg(long)]
+        no_api: bool,
     },
     /// Manage the groups this node syncs.
     Group {

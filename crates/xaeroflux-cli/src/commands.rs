@@ -9,77 +9,51 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use xaeroflux::{
-    AuthorId, Event, EventId, Filter, Hlc, IndexLoad, NgramTextExtractor, Start, VECTOR_INDEX_FILE,
-    VectorExtractor, VectorProgress, VectorSearchConfig, XaeroKeypair, vector_index_info,
+    IndexLoad, NgramTextExtractor, VECTOR_INDEX_FILE, VectorExtractor, VectorProgress,
+    VectorSearchConfig, XaeroKeypair, vector_index_info,
 };
 use xaeroflux_core::event::hex;
 use xaeroid::keyfile;
 
+use crate::backend::Node;
 use crate::cli::{Cli, Command, IdCommand};
 use crate::config::Ctx;
-use crate::node;
+use crate::{data, node};
 
 const KEY_FILE: &str = "identity.key";
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx::new(&cli)?;
     let dir = ctx.dir.clone();
+    let json = cli.json;
     match cli.command {
         Command::Id { command } => id(&dir, command),
         Command::Kv { command } => crate::kv::run(&ctx, command),
         Command::Write {
             ref payload,
             event_type,
-        } => {
-            let data = match payload {
-                Some(p) => p.clone().into_bytes(),
-                None => {
-                    let mut buf = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut buf)
-                        .context("reading standard input")?;
-                    buf
-                }
-            };
-            let store = ctx.open()?;
-            let id = store.write_event(&data, event_type)?;
-            store.flush()?;
-            println!("{id}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Get { ref id } => {
-            let id = EventId::from_hex(id).context("event id")?;
-            let store = ctx.open()?;
-            match store.get(&id)? {
-                Some(ev) => {
-                    print_event(&id, &ev);
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    eprintln!("no event {id}");
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
-        Command::Tail { count, follow } => {
-            let store = ctx.open()?;
-            let total = store.read()?.event_count()?;
-            let start = Start::Position(total.saturating_sub(count));
-            let mut sub = store.subscribe(Filter::all().start(start));
-            // Replay the last `count` events, then (with --follow) stay on the live stream.
-            loop {
-                let next = if follow {
-                    sub.next().transpose()?
-                } else {
-                    sub.try_next()?
-                };
-                match next {
-                    Some(e) => print_event(&e.id, &e.event),
-                    None => break,
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+            ref group,
+        } => data::write(
+            &Node::open(&ctx)?,
+            payload.as_deref(),
+            event_type,
+            group.clone(),
+            json,
+        ),
+        Command::Get { ref id } => data::get(&Node::open(&ctx)?, id, json),
+        Command::Tail {
+            count,
+            follow,
+            ref group,
+            event_type,
+        } => data::tail(
+            &Node::open(&ctx)?,
+            count,
+            follow,
+            group.as_deref(),
+            event_type,
+            json,
+        ),
         Command::Query {
             ref group,
             event_type,
@@ -87,84 +61,62 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ref author,
             limit,
         } => {
-            let store = ctx.open()?;
-            let author = author
-                .as_deref()
-                .map(AuthorId::from_hex)
-                .transpose()
-                .context("author")?;
+            let node = Node::open(&ctx)?;
             let group = match group {
-                Some(h) => xaeroflux::GroupId::from_hex(h).context("group id")?,
-                None => store.default_group(),
+                Some(g) => g.clone(),
+                None => match &node {
+                    Node::Local(s) => s.default_group().to_string(),
+                    Node::Remote(c) => c.identity()?.default_group,
+                },
             };
-            let since = Hlc::new(since.unwrap_or(0), 0);
-            let snap = store.read()?;
-            let iter: Box<dyn Iterator<Item = xaeroflux::Result<xaeroflux::StoredEvent<'_>>>> =
-                match (event_type, author) {
-                    (Some(t), _) => Box::new(snap.by_type(&group, t, since)?),
-                    (None, Some(a)) => Box::new(snap.log(&group, &a, 0)?),
-                    (None, None) => {
-                        Box::new(snap.by_time(&group, since, Hlc::from_u64(u64::MAX))?)
-                    }
-                };
-            let mut n = 0;
-            for ev in iter {
-                let ev = ev?;
-                let h = ev.event.header;
-                if author.is_some_and(|a| a != h.author) || h.hlc < since {
-                    continue;
-                }
-                print_event(&ev.event.id(), &ev.event.to_owned());
-                n += 1;
-                if n >= limit {
-                    break;
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let q = xaeroflux_api::model::QueryParams {
+                group: Some(group),
+                event_type,
+                author: author.clone(),
+                since,
+                ..Default::default()
+            };
+            data::query(&node, q, limit, json)
         }
+        Command::Import {
+            ref file,
+            batch,
+            restart,
+        } => data::import(&Node::open(&ctx)?, file.as_deref(), batch, restart, json),
+        Command::Export {
+            from,
+            ref group,
+            event_type,
+            ref output,
+        } => data::export(
+            &Node::open(&ctx)?,
+            from,
+            group.clone(),
+            event_type,
+            output.as_deref(),
+        ),
         Command::Stats => {
-            let store = ctx.open()?;
-            let st = store.stats()?;
-            println!("data dir     {}", dir.display());
-            println!("events       {}", st.events);
-            for (name, n) in [
-                "XS (<=64 B)",
-                "S (<=256 B)",
-                "M (<=1 KiB)",
-                "L (<=4 KiB)",
-                "XL (<=16 KiB)",
-            ]
-            .iter()
-            .zip(st.per_class)
-            {
-                println!("  {name:<13} {n}");
+            let node = Node::open(&ctx)?;
+            let code = data::stats(&node, &dir, json)?;
+            if !json {
+                if let Some(s) = node.local() {
+                    let st = s.stats()?;
+                    println!(
+                        "id index     {} runs, {} ids in memory",
+                        st.hash_index_runs, st.hash_index_pending
+                    );
+                }
+                print_vector_index(&dir);
             }
-            println!(
-                "mmr root     {}",
-                st.mmr_root.map_or("(empty)".into(), |r| hex(&r))
-            );
-            println!("logs         {}", st.logs.len());
-            for (g, a, len, root) in &st.logs {
-                println!(
-                    "  group {} author {} length {len} root {}",
-                    g.short(),
-                    a.short(),
-                    &hex(root)[..16]
-                );
-            }
-            println!(
-                "disk         lmdb {} B, merkle pages {} B",
-                st.disk_bytes.0, st.disk_bytes.1
-            );
-            println!(
-                "id index     {} runs, {} ids in memory",
-                st.hash_index_runs, st.hash_index_pending
-            );
-            print_vector_index(&dir);
-            Ok(ExitCode::SUCCESS)
+            node.close()?;
+            Ok(code)
         }
         Command::Verify => {
-            let store = ctx.open()?;
+            let node = Node::open(&ctx)?;
+            let store = match &node {
+                Node::Remote(c) => return data::verify_remote(c, json),
+                Node::Local(s) => s,
+            };
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("verifying {bar:40} {pos}/{len} events ({per_sec})")
@@ -177,10 +129,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             bar.finish_and_clear();
             match res {
                 Ok(r) => {
-                    println!(
-                        "ok: {} events re-hashed, {} log roots and the node root recomputed, {} checkpoint signatures verified",
-                        r.events, r.logs, r.checkpoints
-                    );
+                    if json {
+                        data::print_json(&serde_json::json!({
+                            "state": "ok", "done": r.events, "total": r.events,
+                            "logs": r.logs, "checkpoints": r.checkpoints,
+                        }))?;
+                    } else {
+                        println!(
+                            "ok: {} events re-hashed, {} log roots and the node root recomputed, {} checkpoint signatures verified",
+                            r.events, r.logs, r.checkpoints
+                        );
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -194,9 +153,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ref net,
             ref peers,
             invite,
-        } => node::daemon(&ctx, net, peers, invite),
-        Command::Group { command } => node::group(&ctx, command),
-        Command::Peers => node::peers(&ctx),
+            ref api_bind,
+            no_api,
+        } => {
+            let api = if no_api {
+                None
+            } else {
+                Some(ctx.api_bind(api_bind.as_deref())?)
+            };
+            node::daemon(&ctx, net, peers, invite, api)
+        }
+        Command::Group { command } => node::group(&ctx, command, json),
+        Command::Peers => node::peers(&ctx, json),
         Command::Search {
             ref text,
             ref vector_file,
@@ -213,7 +181,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 threshold,
                 dim,
             };
-            search(&ctx, &query)
+            search(&ctx, &query, json)
         }
     }
 }
@@ -281,26 +249,6 @@ fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool) {
     );
 }
 
-fn print_event(id: &EventId, ev: &Event) {
-    let h = &ev.header;
-    let text = std::str::from_utf8(&ev.payload)
-        .ok()
-        .filter(|s| !s.chars().any(char::is_control));
-    println!(
-        "{id} type={} author={} seq={} hlc={}.{} len={} {}",
-        h.event_type,
-        h.author.short(),
-        h.seq,
-        h.hlc.millis(),
-        h.hlc.counter(),
-        ev.payload.len(),
-        text.map_or_else(
-            || format!("hex:{}", hex(&ev.payload[..ev.payload.len().min(32)])),
-            |t| format!("{t:?}")
-        )
-    );
-}
-
 /// Arguments of `search`.
 struct SearchQuery<'a> {
     text: Option<&'a str>,
@@ -314,7 +262,7 @@ struct SearchQuery<'a> {
 /// Character trigrams: what `search --text` embeds with.
 const NGRAM: usize = 3;
 
-fn search(ctx: &Ctx, q: &SearchQuery<'_>) -> Result<ExitCode> {
+fn search(ctx: &Ctx, q: &SearchQuery<'_>, json: bool) -> Result<ExitCode> {
     let embed = NgramTextExtractor::new(q.dim, NGRAM).context("--dim")?;
     let query = match q.text {
         Some(t) => embed
@@ -336,7 +284,30 @@ fn search(ctx: &Ctx, q: &SearchQuery<'_>) -> Result<ExitCode> {
                 .context("the query vector must be a JSON array of numbers")?
         }
     };
-    let store = ctx.open()?;
+    let store = match Node::open(ctx)? {
+        Node::Local(s) => s,
+        Node::Remote(c) => {
+            let hits = c.search(&xaeroflux_api::model::SearchRequest {
+                text: None,
+                vector: Some(query),
+                k: Some(q.k),
+                threshold: Some(q.threshold),
+            })?;
+            for h in &hits {
+                if json {
+                    data::print_json(h)?;
+                } else {
+                    let p = h.event.payload().unwrap_or_default();
+                    println!("{:.4}  {}  {}", h.similarity, h.event.id, preview(&p));
+                }
+            }
+            if hits.is_empty() {
+                eprintln!("no matches");
+                return Ok(ExitCode::from(1));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let extractor: Arc<dyn VectorExtractor> = Arc::new(embed);
     let extractors: HashMap<u32, Arc<dyn VectorExtractor>> = q
         .event_types
@@ -370,12 +341,19 @@ fn search(ctx: &Ctx, q: &SearchQuery<'_>) -> Result<ExitCode> {
     bar.finish_and_clear();
     let hits = store.search_vector(&query, q.k, q.threshold)?;
     for h in &hits {
-        println!(
-            "{:.4}  {}  {}",
-            h.similarity,
-            h.id,
-            preview(&h.event.payload)
-        );
+        if json {
+            data::print_json(&xaeroflux_api::model::SearchHit {
+                similarity: h.similarity,
+                event: xaeroflux_api::model::EventJson::new(&h.id, h.local_seq, &h.event),
+            })?;
+        } else {
+            println!(
+                "{:.4}  {}  {}",
+                h.similarity,
+                h.id,
+                preview(&h.event.payload)
+            );
+        }
     }
     store.close()?;
     Ok(if hits.is_empty() {

@@ -12,6 +12,7 @@
 //! relays = false                       # use public relays / hole punching
 //! lan = true                           # find group peers on the LAN (mDNS)
 //! peers = ["xfx1..."]                  # tickets to connect to on start
+//! api_bind = "127.0.0.1:7421"          # the daemon's HTTP API (or "unix:/path")
 //! ```
 
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ pub struct FileConfig {
     /// Tickets of peers to connect to on start.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Address of the daemon's HTTP API.
+    pub api_bind: Option<String>,
 }
 
 impl FileConfig {
@@ -131,13 +134,6 @@ impl Ctx {
         b
     }
 
-    /// Opens the store without networking (one-shot commands).
-    pub fn open(&self) -> Result<XaeroFlux> {
-        self.builder()
-            .open()
-            .with_context(|| format!("opening the store in {}", self.dir.display()))
-    }
-
     /// Network options: flags and environment over the file over defaults.
     pub fn network(&self, args: &NetArgs) -> Result<NetworkOptions> {
         let mut opts = NetworkOptions::for_data_dir(&self.dir);
@@ -157,6 +153,15 @@ impl Ctx {
             opts.threads = t;
         }
         Ok(opts)
+    }
+
+    /// The daemon's API address: the flag (or `XAERO_API_BIND`) over the file over
+    /// `127.0.0.1:7421`.
+    pub fn api_bind(&self, flag: Option<&str>) -> Result<xaeroflux_api::ApiBind> {
+        let s = flag
+            .or(self.file.api_bind.as_deref())
+            .unwrap_or(xaeroflux_api::DEFAULT_API_BIND);
+        Ok(s.parse()?)
     }
 
     /// Opens the store as a syncing node.

@@ -1,9 +1,11 @@
 //! The `xaeroflux` command-line tool.
 
+mod backend;
 mod cli;
 mod commands;
 mod config;
 mod kv;
+mod data;
 mod node;
 mod prompt;
 

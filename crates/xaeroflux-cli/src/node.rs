@@ -13,8 +13,12 @@ use xaeroflux::{
 };
 use xaeroflux_core::event::hex;
 
+use xaeroflux_api::{ApiBind, ApiOptions, ApiServer};
+
+use crate::backend::{Node, daemon_client};
 use crate::cli::{GroupCommand, NetArgs};
 use crate::config::Ctx;
+use crate::data::print_json;
 
 /// Event type of the demo's notes.
 const DEMO_TYPE: u32 = 1000;
@@ -28,7 +32,13 @@ fn endpoint_hex(e: &[u8; 32]) -> String {
 }
 
 /// `xaeroflux daemon`.
-pub fn daemon(ctx: &Ctx, net: &NetArgs, peers: &[String], invite: bool) -> Result<ExitCode> {
+pub fn daemon(
+    ctx: &Ctx,
+    net: &NetArgs,
+    peers: &[String],
+    invite: bool,
+    api: Option<ApiBind>,
+) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -36,11 +46,15 @@ pub fn daemon(ctx: &Ctx, net: &NetArgs, peers: &[String], invite: bool) -> Resul
             .context("installing the interrupt handler")?;
     }
     let lan = ctx.network(net)?.config.lan_discovery;
-    let store = ctx.open_online(net)?;
+    let store = Arc::new(ctx.open_online(net)?);
     let mut events = store.system_events();
     let addr = store.node_addr()?;
     println!("node       {}", store.identity().to_did());
     println!("data dir   {}", ctx.dir.display());
+    let server = match api {
+        Some(bind) => serve_api(ctx, &store, &bind),
+        None => None,
+    };
     println!("endpoint   {}", hex(&addr.endpoint));
     for a in &addr.addrs {
         println!("  listening on {a}");
@@ -74,8 +88,44 @@ pub fn daemon(ctx: &Ctx, net: &NetArgs, peers: &[String], invite: bool) -> Resul
     }
     bar.finish();
     println!("stopping");
-    store.close()?;
+    if let Some(s) = server {
+        s.shutdown();
+    }
+    // The API's runtime is gone, so this is the last handle unless a verification
+    // thread still runs; then the store closes when that ends.
+    if let Ok(store) = Arc::try_unwrap(store) {
+        store.close()?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves the local API and console and publishes its address for the CLI; a failure
+/// is reported and the daemon syncs on without it.
+fn serve_api(ctx: &Ctx, store: &Arc<XaeroFlux>, bind: &ApiBind) -> Option<ApiServer> {
+    let started = xaeroflux_api::load_or_create_token(&ctx.dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|token| {
+            let mut s = ApiServer::start(store.clone(), bind, ApiOptions::new(token))?;
+            s.publish(&ctx.dir)?;
+            Ok(s)
+        });
+    match started {
+        Ok(s) => {
+            println!(
+                "api        {} (token in {})",
+                s.bound(),
+                ctx.dir.join(xaeroflux_api::TOKEN_FILE).display()
+            );
+            if let Some(url) = s.url() {
+                println!("console    {url}/");
+            }
+            Some(s)
+        }
+        Err(e) => {
+            eprintln!("warning: the local api is not served: {e:#}");
+            None
+        }
+    }
 }
 
 /// Connects to a ticket's peer, joining the group first if it is an invite.
@@ -219,29 +269,40 @@ impl SyncBar {
 }
 
 /// `xaeroflux group ...`.
-pub fn group(ctx: &Ctx, cmd: GroupCommand) -> Result<ExitCode> {
+pub fn group(ctx: &Ctx, cmd: GroupCommand, json: bool) -> Result<ExitCode> {
     match cmd {
         GroupCommand::Create => {
-            let store = ctx.open()?;
-            let g = store.create_group()?;
-            println!("{}", g.id());
-            store.close()?;
+            let node = Node::open(ctx)?;
+            let g = node.create_group()?;
+            if json {
+                print_json(&g)?;
+            } else {
+                println!("{}", g.id);
+            }
+            node.close()?;
         }
         GroupCommand::List => {
-            let store = ctx.open()?;
-            let snap = store.read()?;
-            for g in store.groups() {
-                let logs = snap.logs_of(&g)?;
-                let events: u64 = logs.iter().map(|(_, n)| n).sum();
-                let default = if g == store.default_group() {
-                    " (default)"
-                } else {
-                    ""
-                };
-                println!("{g}  {} logs, {events} events{default}", logs.len());
+            let node = Node::open(ctx)?;
+            let groups = node.groups()?;
+            if json {
+                print_json(&groups)?;
             }
+            for g in groups.iter().filter(|_| !json) {
+                let default = if g.default { " (default)" } else { "" };
+                println!("{}  {} logs, {} events{default}", g.id, g.logs, g.events);
+            }
+            node.close()?;
         }
         GroupCommand::Join { invite, wait, net } => {
+            if let Some(c) = daemon_client(ctx)? {
+                let g = c.join(&invite)?;
+                if json {
+                    print_json(&g)?;
+                } else {
+                    println!("joined     group {} (the daemon syncs it)", g.id);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let store = ctx.open_online(&net)?;
             let mut events = store.system_events();
             let g = store.join(&invite)?;
@@ -257,6 +318,19 @@ pub fn group(ctx: &Ctx, cmd: GroupCommand) -> Result<ExitCode> {
             store.close()?;
         }
         GroupCommand::Ticket { group, invite, net } => {
+            if let Some(c) = daemon_client(ctx)? {
+                let g = match group {
+                    Some(g) => g,
+                    None => c.identity()?.default_group,
+                };
+                let t = c.ticket(&g, invite)?;
+                if json {
+                    print_json(&t)?;
+                } else {
+                    println!("{}", t.ticket);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let store = ctx.open_online(&net)?;
             let g = match group {
                 Some(h) => GroupId::from_hex(&h).context("group id")?,
@@ -303,8 +377,55 @@ fn wait_for_sync(events: &mut SystemSubscription, wait: Duration) -> bool {
 }
 
 /// `xaeroflux peers`: the remembered peers, read from the state directory.
-pub fn peers(ctx: &Ctx) -> Result<ExitCode> {
+pub fn peers(ctx: &Ctx, json: bool) -> Result<ExitCode> {
+    if let Some(c) = daemon_client(ctx)? {
+        let peers = c.peers()?;
+        if json {
+            print_json(&peers)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        if peers.is_empty() {
+            println!("no peers");
+        }
+        for p in &peers {
+            println!(
+                "{}  {}  addrs {}  groups {}  received {} events, {} B sent, {} B received",
+                p.endpoint,
+                if p.connected { "connected" } else { "dialling" },
+                if p.addrs.is_empty() {
+                    "-".into()
+                } else {
+                    p.addrs.join(",")
+                },
+                p.groups
+                    .iter()
+                    .map(|g| &g[..10.min(g.len())])
+                    .collect::<Vec<_>>()
+                    .join(","),
+                p.events_received,
+                p.bytes_sent,
+                p.bytes_received
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let peers = known_peers(&ctx.dir);
+    if json {
+        let list: Vec<serde_json::Value> = peers
+            .iter()
+            .map(|(e, p)| {
+                serde_json::json!({
+                    "endpoint": hex(e),
+                    "addrs": p.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "groups": p.groups.iter().map(|g| hex(g)).collect::<Vec<_>>(),
+                    "known": true,
+                    "connected": false,
+                })
+            })
+            .collect();
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if peers.is_empty() {
         println!(
             "no known peers (add one with `xaeroflux daemon --peer <ticket>` or `group join`)"

@@ -149,7 +149,14 @@ fn daemon_invite_join_and_peers() {
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_xaeroflux"))
         .arg("--data-dir")
         .arg(one.path())
-        .args(["daemon", "--bind", "127.0.0.1:0", "--invite"])
+        .args([
+            "daemon",
+            "--bind",
+            "127.0.0.1:0",
+            "--invite",
+            "--api-bind",
+            "127.0.0.1:0",
+        ])
         .env("XAERO_CONFIG", one.path().join("absent.toml"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -104,7 +104,7 @@ function renderPeers(peers) {
   if (!peers.length) return $("peers").replaceChildren(el("li", { class: "empty" }, "no peers yet — share an invite: xaeroflux group ticket --invite"));
   $("peers").replaceChildren(...peers.map((p) => el("li", { class: "peer" },
     el("span", { class: "dot" + (p.connected ? " on" : "") }),
-    el("span", { class: "mono grow", title: p.identity || p.endpoint }, p.identity ? p.identity.slice(10, 24) : short(p.endpoint)),
+    el("span", { class: "mono grow", title: p.identity || p.endpoint }, short(p.endpoint)),
     el("span", { class: "chip" }, p.connected ? "connected" : "dialling"),
     el("span", { class: "muted small" }, `↓ ${p.events_received.toLocaleString()} events · ${bytes(p.bytes_received)} in · ${bytes(p.bytes_sent)} out`),
     el("span", { class: "muted small" }, lastSync[p.endpoint] ? `last sync ${ago(lastSync[p.endpoint])}` : "no sync since this page opened"))));
