@@ -36,7 +36,7 @@ impl Rng {
 }
 
 fn random_op(r: &mut Rng) -> Op {
-    let rec = |r: &mut Rng| RecordRef::new("cards", &format!("k{:03}", r.next() % 200));
+    let rec = |r: &mut Rng| RecordRef::new("cards", format!("k{:03}", r.next() % 200));
     match r.next() % 10 {
         0 => Op::Delete { record: rec(r) },
         1 => Op::Link {

@@ -42,13 +42,13 @@ fn edit(v: &Views, g: &GroupId, seed: u64, n: usize) {
         x
     };
     for _ in 0..n {
-        let rec = RecordRef::new("cards", &format!("c{}", next() % 30));
+        let rec = RecordRef::new("cards", format!("c{}", next() % 30));
         let op = match next() % 8 {
             0 => Op::Delete { record: rec },
             1 => Op::Link {
                 from: rec,
                 rel: "on".into(),
-                to: RecordRef::new("boards", &format!("b{}", next() % 3)),
+                to: RecordRef::new("boards", format!("b{}", next() % 3)),
             },
             2 | 3 => Op::Put {
                 record: rec,
@@ -121,7 +121,7 @@ fn three_nodes_with_an_offline_writer_reach_one_state_root() {
             va.scan(&g, "cards", "").unwrap()
         );
         for b in 0..3 {
-            let board = RecordRef::new("boards", &format!("b{b}"));
+            let board = RecordRef::new("boards", format!("b{b}"));
             assert_eq!(
                 v.links_to(&g, &board).unwrap(),
                 va.links_to(&g, &board).unwrap()

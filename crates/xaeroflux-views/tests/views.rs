@@ -187,7 +187,7 @@ fn views_of_another_store_are_rebuilt() {
         b.write_reserved_to(
             &gb,
             &Op::Delete {
-                record: RecordRef::new("y", &format!("{i}")),
+                record: RecordRef::new("y", format!("{i}")),
             }
             .encode()
             .unwrap(),

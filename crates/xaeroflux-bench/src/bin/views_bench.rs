@@ -67,7 +67,7 @@ fn usage_exit() -> ! {
 /// Put number `i`: key `k{i % keys}`, a title and a counter (about 40 bytes encoded).
 fn put(i: u64, keys: u64) -> Op {
     Op::Put {
-        record: RecordRef::new("cards", &format!("k{:06}", i % keys)),
+        record: RecordRef::new("cards", format!("k{:06}", i % keys)),
         fields: [
             ("n".to_string(), Value::Int(i as i64)),
             (
