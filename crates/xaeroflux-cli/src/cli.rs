@@ -48,6 +48,12 @@ pub struct NetArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Large payloads: add, fetch, export and list blobs (DATA_DIR/blobs).
+    Blob {
+        /// What to do with blobs.
+        #[command(subcommand)]
+        command: crate::blob::BlobCommand,
+    },
     /// Manage this node's XaeroID (post-quantum identity).
     Id {
         /// What to do with the identity.

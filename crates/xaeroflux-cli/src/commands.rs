@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = ctx.dir.clone();
     match cli.command {
         Command::Id { command } => id(&dir, command),
+        Command::Blob { command } => crate::blob::run(&ctx, command),
         Command::Write {
             ref payload,
             event_type,

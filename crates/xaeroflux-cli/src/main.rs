@@ -1,5 +1,6 @@
 //! The `xaeroflux` command-line tool.
 
+mod blob;
 mod cli;
 mod commands;
 mod config;
