@@ -166,7 +166,7 @@ impl Blobs {
 
     /// Adds a file, streaming it (never the whole file in memory), and keeps it.
     pub async fn add_blob_path(&self, path: impl AsRef<Path>) -> Result<BlobRef, StoreError> {
-        let path = std::path::absolute(path.as_ref()).map_err(|e| iroh_blobs::api::Error::Io(e))?;
+        let path = std::path::absolute(path.as_ref()).map_err(iroh_blobs::api::Error::Io)?;
         let tt = self
             .store
             .blobs()

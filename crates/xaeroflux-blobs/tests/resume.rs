@@ -31,10 +31,10 @@ async fn interrupted_transfer_resumes_after_restart() -> anyhow::Result<()> {
         biased;
         at = stop_rx => at?,
         done = client.fetch(&client_ep, provider.addr(), blob, |p| {
-            if p.received >= half {
-                if let Some(tx) = stop_tx.take() {
-                    let _ = tx.send(p.received);
-                }
+            if p.received >= half
+                && let Some(tx) = stop_tx.take()
+            {
+                let _ = tx.send(p.received);
             }
         }) => anyhow::bail!("fetch finished before it was interrupted: {done:?}"),
     };

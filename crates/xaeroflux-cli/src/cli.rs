@@ -57,6 +57,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::kv::KvCommand,
     },
+    /// Large payloads: add, fetch, export and list blobs (DATA_DIR/blobs).
+    Blob {
+        /// What to do with blobs.
+        #[command(subcommand)]
+        command: crate::blob::BlobCommand,
+    },
     /// Manage this node's XaeroID (post-quantum identity).
     Id {
         /// What to do with the identity.

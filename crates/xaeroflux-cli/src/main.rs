@@ -1,6 +1,7 @@
 //! The `xaeroflux` command-line tool.
 
 mod backend;
+mod blob;
 mod cli;
 mod commands;
 mod config;
