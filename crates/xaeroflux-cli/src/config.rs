@@ -134,6 +134,14 @@ impl Ctx {
         b
     }
 
+    /// Opens the store in this process without networking (commands that the daemon's
+    /// API does not serve yet: `kv`, `blob`).
+    pub fn open(&self) -> Result<XaeroFlux> {
+        self.builder()
+            .open()
+            .with_context(|| format!("opening the store in {}", self.dir.display()))
+    }
+
     /// Network options: flags and environment over the file over defaults.
     pub fn network(&self, args: &NetArgs) -> Result<NetworkOptions> {
         let mut opts = NetworkOptions::for_data_dir(&self.dir);

@@ -5,8 +5,8 @@ mod blob;
 mod cli;
 mod commands;
 mod config;
-mod kv;
 mod data;
+mod kv;
 mod node;
 mod prompt;
 
