@@ -104,7 +104,7 @@ impl Guard {
         let name = host_name(host).to_ascii_lowercase();
         name == "localhost"
             || name.parse::<std::net::IpAddr>().is_ok()
-            || self.hosts.iter().any(|h| *h == name)
+            || self.hosts.contains(&name)
     }
 
     fn token_ok(&self, headers: &HeaderMap) -> bool {

@@ -1,5 +1,6 @@
 //! Every route over a real listener on 127.0.0.1: auth, DNS-rebinding and origin
 //! checks, bad input, and the live stream's resume.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -20,7 +20,7 @@ use crate::config::Ctx;
 /// The store, or the daemon's API.
 pub enum Node {
     /// This process holds the store.
-    Local(XaeroFlux),
+    Local(Box<XaeroFlux>),
     /// A daemon holds it; its API.
     Remote(Client),
 }
@@ -29,7 +29,7 @@ impl Node {
     /// Opens the store, or finds the daemon that holds it.
     pub fn open(ctx: &Ctx) -> Result<Node> {
         match ctx.builder().open() {
-            Ok(s) => Ok(Node::Local(s)),
+            Ok(s) => Ok(Node::Local(Box::new(s))),
             Err(xaeroflux::Error::Locked { path }) => {
                 let client = Client::discover(&ctx.dir)
                     .context("finding the api of the process that holds the store")?

@@ -142,7 +142,7 @@ pub(crate) fn batch_lines(store: &XaeroFlux, b: &[u8]) -> Result<BatchResponse, 
                 continue;
             }
             let i = json::<BatchLine>(line)
-                .and_then(|r| input(&store, r))
+                .and_then(|r| input(store, r))
                 .map_err(|mut e| {
                     e.detail = format!("line {}: {}", n + 1, e.detail);
                     e
