@@ -218,7 +218,7 @@ pub(crate) struct Inner {
 /// Materialized views of a store's records and relations (see the module docs).
 ///
 /// Writes (`put`, `patch`, `delete`, `link`, `unlink`) are events of the store and
-/// return like [`XaeroFlux::write_event`]; reads see them once the view thread applied
+/// return like [`xaeroflux::Engine::write_event`]; reads see them once the view thread applied
 /// them ([`Views::flush`] waits for that).
 pub struct Views {
     inner: Arc<Inner>,
