@@ -75,8 +75,9 @@ pub const fn type_class(event_type: u32) -> TypeClass {
     }
 }
 
-/// Whether an event of `event_type` received from a peer may be stored: one rule for
-/// the network, derived from [`type_class`] and what is built. Application types and
+/// Whether an event of `event_type` may be stored when it comes from a peer or from a
+/// feature's local write (the store's `write_reserved_to`): one rule for both, derived
+/// from [`type_class`] and what is built. Application types and
 /// the records/relations/documents range (state views) are accepted; engine types
 /// (the node's own, never synced), and membership, blob and unassigned types (no
 /// feature decodes and checks them yet) are refused. A feature that starts accepting

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xaeroflux_core::bus::{BusError, EventBus};
-use xaeroflux_core::event::{MAX_PAYLOAD, is_reserved_type};
+use xaeroflux_core::event::{MAX_PAYLOAD, accepted_from_network, is_reserved_type};
 use xaeroflux_core::ring::EventMeta;
 use xaeroflux_core::{
     AuthorId, Clock, EventHeader, EventId, Group, GroupId, GroupSecret, Hlc, HlcClock, SystemClock,
@@ -24,11 +24,6 @@ use crate::store::writer::{Watermark, Writer};
 use crate::store::{Store, meta_keys, meta_u64, open_env};
 use crate::subscribe::Committed;
 use crate::system::{SystemBus, SystemEvent};
-
-/// Reserved event types of built features that [`Engine::write_reserved_to`]
-/// accepts: the state views' records, relations and documents (see the registry in
-/// `docs/FORMAT.md`).
-pub const RESERVED_FEATURE_TYPES: std::ops::RangeInclusive<u32> = 32..=63;
 
 /// State shared by the API and the storage writer thread.
 pub(crate) struct Shared {
@@ -373,18 +368,19 @@ impl Engine {
         self.write_inner(group, data, event_type, true)
     }
 
-    /// Writes an event of a reserved type that belongs to a built feature: only the
-    /// state-view operations, [`RESERVED_FEATURE_TYPES`] (`32..=63`), for now. Any other
-    /// type `0..=255` is refused with [`Error::ReservedEventType`], as by
-    /// [`Engine::write_event`]; types above 255 are application types and accepted.
-    /// Feature crates (e.g. `xaeroflux-views`) call this; applications use their API.
+    /// Writes an event of a reserved type that belongs to a built feature: the types a
+    /// peer may send us too ([`accepted_from_network`]: the state views' `32..=63` for
+    /// now), so local and remote writes follow one rule. Any other type `0..=255` is
+    /// refused with [`Error::ReservedEventType`], as by [`Engine::write_event`]; types
+    /// above 255 are application types and accepted. Feature crates (e.g.
+    /// `xaeroflux-views`) call this; applications use their API.
     pub fn write_reserved_to(
         &self,
         group: &GroupId,
         data: &[u8],
         event_type: u32,
     ) -> Result<EventId> {
-        if is_reserved_type(event_type) && !RESERVED_FEATURE_TYPES.contains(&event_type) {
+        if !accepted_from_network(event_type) {
             return Err(Error::ReservedEventType { event_type });
         }
         self.write_checked(*group, data, event_type, true)

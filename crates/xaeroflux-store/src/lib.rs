@@ -38,7 +38,7 @@ mod system;
 mod verify;
 
 pub use checkpoints::CheckpointOutcome;
-pub use engine::{Engine, EngineBuilder, RESERVED_FEATURE_TYPES};
+pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Result};
 pub use options::{Capacities, CommitPolicy, Durability, Options, default_data_dir};
 pub use read::{Snapshot, StoredEvent, event_leaf_hash};
