@@ -296,36 +296,37 @@ fn cli_goes_through_the_daemon() {
 
 fn example_clients(d: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let py = Command::new("python3")
-        .arg(root.join("python/xaeroflux_client.py"))
+    run_client(
+        d,
+        "python3",
+        &root.join("python/xaeroflux_client.py"),
+        "python client",
+    );
+    run_client(
+        d,
+        "node",
+        &root.join("node/xaeroflux-client.mjs"),
+        "node client",
+    );
+}
+
+/// Runs one example client against the daemon of `d` and checks that it printed its
+/// success line (`<name>: write, batch, get with proof, query, subscribe: ok`).
+fn run_client(d: &Path, program: &str, script: &Path, name: &str) {
+    let o = Command::new(program)
+        .arg(script)
         .env("XAERO_DATA_DIR", d)
-        .output();
-    match py {
-        Err(e) => panic!("python3 is needed to run the Python example client: {e}"),
-        Ok(o) => assert!(
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout)
-                    .contains("python client: write, batch, get with proof, query, subscribe: ok"),
-            "python client: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    }
-    let node = Command::new("node")
-        .arg(root.join("node/xaeroflux-client.mjs"))
-        .env("XAERO_DATA_DIR", d)
-        .output();
-    match node {
-        Err(e) => panic!("node (20+) is needed to run the Node example client: {e}"),
-        Ok(o) => assert!(
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout)
-                    .contains("node client: write, batch, get with proof, query, subscribe: ok"),
-            "node client: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    }
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed to run the {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success()
+            && stdout.contains(&format!(
+                "{name}: write, batch, get with proof, query, subscribe: ok"
+            )),
+        "{name}: {stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// An event written through A's API arrives in B's live stream.
