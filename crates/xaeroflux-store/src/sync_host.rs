@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore};
 use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, SignedCheckpoint};
 use xaeroflux_sync::{
-    CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, MemLogs, PeerEvent,
-    SyncHost, VerifiedBatch,
+    CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, PeerEvent, SyncHost,
+    VerifiedBatch,
 };
 use xaeroid::{XaeroID, XaeroKeypair};
 
@@ -178,7 +178,7 @@ fn record_fork(
 fn host_err(e: Error) -> HostError {
     match e {
         Error::Closed => HostError::Closed,
-        e => HostError::Store(error_chain(&e)),
+        e => HostError::store(e),
     }
 }
 
@@ -194,25 +194,26 @@ impl SyncHost for SyncNode {
         })
     }
 
-    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) {
+    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) -> Result<(), HostError> {
         let failed = match Snapshot::new(&self.shared) {
             Ok(snap) => {
                 let view = StoreView::new(snap);
                 f(&view);
                 view.failed.into_inner()
             }
-            Err(e) => {
-                f(&MemLogs::new());
-                Some(e)
-            }
+            // No view at all: the session is not run; the caller ends it.
+            Err(e) => Some(e),
         };
-        if let Some(e) = failed {
-            let reason = error_chain(&e);
-            tracing::warn!(error = %reason, "store read failed during sync");
-            self.shared
-                .system
-                .publish(SystemEvent::SyncReadFailed { reason });
+        let Some(e) = failed else { return Ok(()) };
+        if let Error::Closed = e {
+            return Err(HostError::Closed);
         }
+        let reason = error_chain(&e);
+        tracing::warn!(error = %reason, "store read failed during sync");
+        self.shared
+            .system
+            .publish(SystemEvent::SyncReadFailed { reason });
+        Err(HostError::store(e))
     }
 
     fn store_verified(&self, batch: VerifiedBatch) -> Result<(), HostError> {
@@ -337,11 +338,12 @@ impl SyncHost for SyncNode {
 
 /// A [`LogView`] over one read transaction.
 ///
-/// `LogView` answers without `Result`, so a store failure cannot end the session from
-/// here: the first one is kept and reported once when the view ends (see
-/// [`SyncHost::read_logs`] below), and each method answers what is safe for the session
-/// (nothing known; a log whose fork state cannot be read counts as forked, so it is
-/// never extended).
+/// `LogView` answers without `Result`: the first store failure is kept, each method
+/// then answers what is safe for the session (nothing known; a log whose fork state
+/// cannot be read counts as forked, so it is never extended), and when the view ends
+/// [`SyncHost::read_logs`] (below) logs the failure once, raises
+/// [`SystemEvent::SyncReadFailed`] and returns it, so that the transport drops what the
+/// session computed and ends the session with `ErrorCode::StoreFailure`.
 pub(crate) struct StoreView<'a> {
     snap: Snapshot<'a>,
     /// The first store failure of this view.
