@@ -133,7 +133,7 @@ impl PageFlusher {
             .name("xaeroflux-pages".into())
             .spawn(move || {
                 for (first, pages) in rx {
-                    let res = shared.store.pages.write_pages(first, &pages, true);
+                    let res = shared.store().pages.write_pages(first, &pages, true);
                     if tx.send((res, pages)).is_err() {
                         return;
                     }
@@ -172,13 +172,13 @@ impl Writer {
     /// Loads the writer state from the committed store.
     pub(crate) fn open(shared: Arc<Shared>, reader: BusReader, next_ticket: u64) -> Result<Self> {
         let (mmrs, next_local, page_count, max_hlc) = {
-            let rtxn = shared.store.env.read_txn()?;
-            let t = &shared.store.tables;
-            let mmrs = Mmrs::load(t, &rtxn, shared.store.pages.clone())?;
+            let rtxn = shared.store().env.read_txn()?;
+            let t = &shared.store().tables;
+            let mmrs = Mmrs::load(t, &rtxn, shared.store().pages.clone())?;
             let next_local = blocks::event_count(t, &rtxn)?;
             if mmrs.node_leaves() != next_local {
                 return Err(Error::Corrupt {
-                    path: shared.opts.data_dir.clone(),
+                    path: shared.opts().data_dir.clone(),
                     reason: format!(
                         "node mmr has {} leaves but the store holds {next_local} events",
                         mmrs.node_leaves()
@@ -193,7 +193,7 @@ impl Writer {
             )
         };
         let stage = Arc::new(Stage::default());
-        shared.inbox.attach(stage.clone());
+        shared.inbox().attach(stage.clone());
         Ok(Writer {
             shared,
             reader: Some(reader),
@@ -244,22 +244,22 @@ impl Writer {
         if let Some(h) = drainer {
             let _ = h.join();
         }
-        let mut p = self.shared.progress.lock();
+        let mut p = self.shared.progress().lock();
         if let Err(e) = result {
             tracing::error!(error = %e, "storage writer failed; store poisoned");
             p.poison = Some(error_chain(&e));
-            self.shared.poisoned.store(true, Ordering::Release);
+            self.shared.mark_poisoned();
         }
         p.stopped = true;
         drop(p);
-        self.shared.progress.cv.notify_all();
-        self.shared.inbox.commits.notify();
+        self.shared.progress().cv.notify_all();
+        self.shared.inbox().commits.notify();
     }
 
     fn run_inner(&mut self) -> Result<()> {
         loop {
             let (taken, closed) = self.take_staged(false);
-            self.shared.inbox.take(&mut self.remote);
+            self.shared.inbox().take(&mut self.remote);
             if self.ready() == 0 && self.remote.is_empty() {
                 if closed && taken == 0 {
                     // A clean close leaves nothing to re-hash on the next open (up to
@@ -282,13 +282,13 @@ impl Writer {
     /// Moves the staged events into the intake; with `wait`, first waits (briefly)
     /// for some. Returns how many were taken and whether the drainer has finished.
     fn take_staged(&mut self, wait: bool) -> (usize, bool) {
-        let inbox = &self.shared.inbox;
+        let inbox = &self.shared.inbox();
         intake::take_staged(&self.stage, &mut self.intake, wait, || inbox.has_pending())
     }
 
     /// Number of local events whose tickets continue the committed sequence.
     fn ready(&mut self) -> usize {
-        let max = self.shared.opts.commit.max_events;
+        let max = self.shared.opts().commit.max_events;
         self.intake.ready(self.next_ticket, max)
     }
 
@@ -313,7 +313,7 @@ impl Writer {
                 Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
                     attempts += 1;
                     self.reload_mmrs()?;
-                    let size = self.shared.store.env.info().map_size;
+                    let size = self.shared.store().env.info().map_size;
                     self.grow_map(size.saturating_mul(2))?;
                 }
                 Err(e) => return Err(e),
@@ -325,33 +325,33 @@ impl Writer {
         let batches = self.remote.len();
         self.remote.clear();
         let remote_events = remote_out.events;
-        self.shared.store.hashes.insert_committed(&ids);
+        self.shared.store().hashes.insert_committed(&ids);
         self.buf.ids = ids; // keep the allocation for the next batch
         // Post-commit hook: the committed stream (subscriptions, later sync and the
         // vector indexer) sees the batch only now that it is durable. It moves before
         // the durable watermark, so a subscriber polled after `flush()` returns sees
         // everything that flush covered.
-        self.shared.committed.publish(self.next_local);
+        self.shared.committed().publish(self.next_local);
         {
-            let mut p = self.shared.progress.lock();
+            let mut p = self.shared.progress().lock();
             p.durable_ticket = self.next_ticket;
             p.committed_events += n as u64 + remote_events;
         }
-        self.shared.progress.cv.notify_all();
+        self.shared.progress().cv.notify_all();
         if batches > 0 {
-            self.shared.inbox.applied(batches);
+            self.shared.inbox().applied(batches);
         }
-        self.shared.inbox.commits.notify();
+        self.shared.inbox().commits.notify();
         for (group, author, length) in remote_out.forks {
             self.shared
-                .system
+                .system()
                 .publish(crate::system::SystemEvent::ForkDetected {
                     group,
                     author,
                     length,
                 });
         }
-        if self.shared.store.hashes.pending() >= self.shared.opts.hash_index_chunk {
+        if self.shared.store().hashes.pending() >= self.shared.opts().hash_index_chunk {
             self.flush_hash_index()?;
         }
         Ok(())
@@ -365,19 +365,19 @@ impl Writer {
         loop {
             self.ensure_map_room(
                 shared
-                    .store
+                    .store()
                     .hashes
-                    .flush_room(&shared.store.env, &shared.store.tables)?,
+                    .flush_room(&shared.store().env, &shared.store().tables)?,
             )?;
-            match shared.store.hashes.flush(
-                &shared.store.env,
-                &shared.store.tables,
+            match shared.store().hashes.flush(
+                &shared.store().env,
+                &shared.store().tables,
                 self.next_local,
             ) {
                 Ok(()) => return Ok(()),
                 Err(Error::Lmdb(heed::Error::Mdb(heed::MdbError::MapFull))) if attempts < 8 => {
                     attempts += 1;
-                    let size = shared.store.env.info().map_size;
+                    let size = shared.store().env.info().map_size;
                     self.grow_map(size.saturating_mul(2))?;
                 }
                 Err(e) => return Err(e),
@@ -405,8 +405,8 @@ impl Writer {
         remote: &[RemoteBatch],
     ) -> Result<RemoteOutcome> {
         let shared = self.shared.clone();
-        let t: &Tables = &shared.store.tables;
-        let mut wtxn = shared.store.env.write_txn()?;
+        let t: &Tables = &shared.store().tables;
+        let mut wtxn = shared.store().env.write_txn()?;
         let batch = intake.first(n);
         let mut deferred = Vec::with_capacity(batch.len());
         let mut local = self.next_local;
@@ -450,7 +450,7 @@ impl Writer {
         deferred: &mut Vec<Deferred<'a>>,
     ) -> Result<Vec<(LogKey, Hlc)>> {
         let shared = self.shared.clone();
-        let t = &shared.store.tables;
+        let t = &shared.store().tables;
         let mut local = *local_out;
         let mut touched: Vec<(LogKey, Hlc)> = Vec::new();
         // The MMR pushes are batched (nodes hashed height by height, see
@@ -469,7 +469,7 @@ impl Writer {
             };
             // The producer's id and leaf hash for this ticket save encoding and hashing
             // the event again.
-            let (id, hashed) = match self.shared.store.hashes.offered(inc.ticket) {
+            let (id, hashed) = match self.shared.store().hashes.offered(inc.ticket) {
                 Some((id, leaf)) => {
                     debug_assert_eq!(id, hash());
                     debug_assert_eq!(leaf, leaf_hash(&id.0));
@@ -544,7 +544,7 @@ impl Writer {
         touched: Vec<(LogKey, Hlc)>,
         local: u64,
     ) -> Result<()> {
-        let t: &Tables = &shared.store.tables;
+        let t: &Tables = &shared.store().tables;
         // Stage the node MMR and every touched log MMR: pages to the file, state to LMDB.
         self.buf.pages.clear();
         let first_page = self.page_count;
@@ -569,7 +569,7 @@ impl Writer {
             _ => Some(pages),
         };
         let inline = match &unhanded {
-            Some(pages) => shared.store.pages.write_pages(first_page, pages, true),
+            Some(pages) => shared.store().pages.write_pages(first_page, pages, true),
             None => Ok(()),
         };
         let puts = inline
@@ -611,14 +611,14 @@ impl Writer {
         touched: &[(LogKey, Hlc)],
     ) -> Result<()> {
         for ((group, author), hlc) in touched {
-            if *author != shared.author {
+            if *author != shared.author() {
                 continue;
             }
             let cp = self
                 .mmrs
                 .checkpoint(&(*group, *author), *hlc)?
-                .sign(&shared.keypair);
-            shared.store.tables.checkpoints.put(
+                .sign(shared.keypair());
+            shared.store().tables.checkpoints.put(
                 wtxn,
                 &log_key(&group.0, &author.0, cp.checkpoint.length),
                 &cp.encode(),
@@ -629,17 +629,17 @@ impl Writer {
 
     /// Forgets uncommitted MMR changes after an aborted transaction.
     fn reload_mmrs(&mut self) -> Result<()> {
-        let rtxn = self.shared.store.env.read_txn()?;
-        let t = &self.shared.store.tables;
-        self.mmrs = Mmrs::load(t, &rtxn, self.shared.store.pages.clone())?;
+        let rtxn = self.shared.store().env.read_txn()?;
+        let t = &self.shared.store().tables;
+        self.mmrs = Mmrs::load(t, &rtxn, self.shared.store().pages.clone())?;
         self.max_hlc = meta_u64(t, &rtxn, meta_keys::MAX_HLC)?;
         Ok(())
     }
 
     /// Grows the LMDB map if fewer than `needed` bytes are free.
     fn ensure_map_room(&self, needed: usize) -> Result<()> {
-        let info = self.shared.store.env.info();
-        let psize = self.shared.store.env.unnamed_database_stat().page_size as usize;
+        let info = self.shared.store().env.info();
+        let psize = self.shared.store().env.unnamed_database_stat().page_size as usize;
         let used = (info.last_page_number + 1) * psize;
         if used.saturating_add(needed) > info.map_size {
             let target = info.map_size.saturating_mul(2).max(used + needed * 2);
@@ -653,11 +653,11 @@ impl Writer {
         let size = size.div_ceil(page) * page;
         // Readers hold the gate shared for the life of their transaction; taking it
         // exclusively guarantees no transaction of this process is active.
-        let _gate = self.shared.store.gate_exclusive();
+        let _gate = self.shared.store().gate_exclusive();
         tracing::debug!(size, "growing lmdb map");
         // SAFETY: no transaction of this process is active (gate held exclusively, and
         // the writer has none open between batches).
-        unsafe { self.shared.store.env.resize(size) }.map_err(|e| match e {
+        unsafe { self.shared.store().env.resize(size) }.map_err(|e| match e {
             heed::Error::Io(io) if io.raw_os_error() == Some(28) => Error::Full(io.to_string()),
             e => Error::Lmdb(e),
         })

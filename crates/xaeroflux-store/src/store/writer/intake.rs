@@ -170,18 +170,14 @@ pub(super) fn take_staged(
 /// The drainer thread: moves ring slots into the stage (up to the commit caps) so the
 /// rings keep accepting writes while the writer commits.
 pub(super) fn drain_loop(shared: &Shared, stage: &Stage, mut reader: BusReader) {
-    let policy = shared.opts.commit;
-    let author = shared.author;
-    let mut groups = shared
-        .groups
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let policy = shared.opts().commit;
+    let author = shared.author();
+    let mut groups = shared.groups();
     loop {
         if stage.stop.load(Ordering::Acquire) {
             return;
         }
-        let shutting_down = shared.shutdown.load(Ordering::Acquire);
+        let shutting_down = shared.is_closing();
         let mut st = stage.lock();
         let room = policy.max_events.max(1).saturating_sub(st.events.len());
         if room == 0 || st.events.bytes() >= policy.max_bytes {
@@ -199,11 +195,7 @@ pub(super) fn drain_loop(shared: &Shared, stage: &Stage, mut reader: BusReader) 
             let gi = meta.group as usize;
             if gi >= groups.len() {
                 // A group added after the snapshot: refresh it.
-                groups = shared
-                    .groups
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                groups = shared.groups();
             }
             let group = groups.get(gi).copied().unwrap_or_default();
             let header = EventHeader {

@@ -20,7 +20,6 @@
 //! checkpoints their authors signed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -150,7 +149,7 @@ impl Inbox {
     pub(crate) fn push(&self, shared: &Shared, batch: RemoteBatch) -> Result<()> {
         let mut st = self.lock();
         loop {
-            check_open(shared)?;
+            shared.check_open()?;
             if st.queue.len() < INBOX_CAPACITY {
                 break;
             }
@@ -193,8 +192,8 @@ impl Inbox {
         let mut st = self.lock();
         let target = st.queued;
         while st.applied < target {
-            if shared.progress.lock().stopped {
-                check_open(shared)?;
+            if shared.progress().lock().stopped {
+                shared.check_open()?;
                 return Err(Error::Closed);
             }
             st = self
@@ -205,19 +204,6 @@ impl Inbox {
         }
         Ok(())
     }
-}
-
-fn check_open(shared: &Shared) -> Result<()> {
-    if shared.poisoned.load(Ordering::Acquire) {
-        let p = shared.progress.lock();
-        return Err(Error::Poisoned {
-            reason: p.poison.clone().unwrap_or_default(),
-        });
-    }
-    if shared.shutdown.load(Ordering::Acquire) {
-        return Err(Error::Closed);
-    }
-    Ok(())
 }
 
 /// What applying the remote batches of one commit produced.
@@ -263,7 +249,7 @@ impl Writer {
     ) -> Result<()> {
         let key = (b.group, b.author);
         let prefix = log_prefix(&b.group.0, &b.author.0);
-        if b.author == self.shared.author {
+        if b.author == self.shared.author() {
             // Our own log only grows through the local write path.
             return Ok(());
         }
@@ -364,7 +350,7 @@ impl Writer {
         if c.length == 0 || c.length > len || c.group != key.0 || c.author != key.1 {
             return Ok(());
         }
-        let store = &self.shared.store;
+        let store = &self.shared.store();
         if t.checkpoints
             .get(wtxn, &log_key(&c.group.0, &c.author.0, c.length))?
             .is_none()
