@@ -38,7 +38,7 @@ impl Engine {
     ) -> Result<CheckpointOutcome> {
         cp.verify(key).map_err(Error::Checkpoint)?;
         let sh = self.shared();
-        let store = &sh.store;
+        let store = &sh.store();
         let c = &cp.checkpoint;
         let _gate = store.gate();
         let mut wtxn = store.env.write_txn()?;
@@ -56,7 +56,7 @@ impl Engine {
         let recorded = store.record_checkpoint(&mut wtxn, cp)?;
         wtxn.commit()?;
         if recorded.new_fork() {
-            sh.system.publish(SystemEvent::ForkDetected {
+            sh.system().publish(SystemEvent::ForkDetected {
                 group: c.group,
                 author: c.author,
                 length: c.length,
@@ -75,7 +75,7 @@ impl Engine {
         group: &GroupId,
         author: &AuthorId,
     ) -> Result<Vec<(SignedCheckpoint, SignedCheckpoint)>> {
-        let store = &self.shared().store;
+        let store = &self.shared().store();
         let snap = self.read()?;
         let txn = snap.txn();
         let mut out = Vec::new();

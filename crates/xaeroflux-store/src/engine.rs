@@ -25,26 +25,131 @@ use crate::store::{Store, meta_keys, meta_u64, open_env};
 use crate::subscribe::Committed;
 use crate::system::{SystemBus, SystemEvent};
 
-/// State shared by the API and the storage writer thread.
+/// State shared by the API and the storage writer thread. Its parts are reached
+/// through methods: the open/closing/poisoned state through what it means for a caller
+/// ([`Shared::check_open`], [`Shared::is_closing`]), the groups as a snapshot or a
+/// lookup, the rest as shared references.
 pub(crate) struct Shared {
     /// The LMDB environment, tables, page file and id index, with the typed reads.
-    pub store: Store,
-    pub progress: Watermark,
-    pub poisoned: AtomicBool,
-    pub shutdown: AtomicBool,
+    store: Store,
+    progress: Watermark,
+    poisoned: AtomicBool,
+    shutdown: AtomicBool,
     /// Group index (as carried in ring slots) -> group id.
-    pub groups: RwLock<Vec<GroupId>>,
-    pub author: AuthorId,
-    pub keypair: Arc<XaeroKeypair>,
-    pub opts: Options,
+    groups: RwLock<Vec<GroupId>>,
+    author: AuthorId,
+    keypair: Arc<XaeroKeypair>,
+    opts: Options,
     /// The committed watermark (the committed stream).
-    pub committed: Committed,
+    committed: Committed,
     /// System events.
-    pub system: SystemBus,
+    system: SystemBus,
     /// Verified remote batches waiting for the storage writer.
-    pub inbox: crate::store::writer::Inbox,
+    inbox: crate::store::writer::Inbox,
     /// The hybrid logical clock (also observes the timestamps of received events).
-    pub clock: Arc<HlcClock<Arc<dyn Clock>>>,
+    clock: Arc<HlcClock<Arc<dyn Clock>>>,
+}
+
+impl Shared {
+    /// The store: environment, tables, page file, id index and typed reads.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The local author (this node's identity).
+    pub(crate) fn author(&self) -> AuthorId {
+        self.author
+    }
+
+    /// The local identity's keys (signs checkpoints and handshakes).
+    pub(crate) fn keypair(&self) -> &Arc<XaeroKeypair> {
+        &self.keypair
+    }
+
+    /// The options the engine was opened with.
+    pub(crate) fn opts(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The committed watermark (the committed stream).
+    pub(crate) fn committed(&self) -> &Committed {
+        &self.committed
+    }
+
+    /// The system event bus.
+    pub(crate) fn system(&self) -> &SystemBus {
+        &self.system
+    }
+
+    /// The queue of verified remote batches for the writer.
+    pub(crate) fn inbox(&self) -> &crate::store::writer::Inbox {
+        &self.inbox
+    }
+
+    /// The writer's durable progress.
+    pub(crate) fn progress(&self) -> &Watermark {
+        &self.progress
+    }
+
+    /// The hybrid logical clock.
+    pub(crate) fn clock(&self) -> &HlcClock<Arc<dyn Clock>> {
+        &self.clock
+    }
+
+    /// The groups, in ring-slot index order.
+    pub(crate) fn groups(&self) -> Vec<GroupId> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether this node holds `group`.
+    pub(crate) fn holds_group(&self, group: &GroupId) -> bool {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(group)
+    }
+
+    /// The ring-slot index of `group`.
+    pub(crate) fn group_index(&self, group: &GroupId) -> Option<usize> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .position(|g| g == group)
+    }
+
+    /// Whether the engine is closing (or closed): no new writes, waiters wake up.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Starts closing (idempotent).
+    pub(crate) fn begin_close(&self) {
+        self.shutdown.store(true, Ordering::Release);
+    }
+
+    /// Refuses further writes after a writer failure (the reason is in `progress`).
+    pub(crate) fn mark_poisoned(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// `Ok` while writes are accepted: [`Error::Poisoned`] after a writer failure,
+    /// [`Error::Closed`] once closing.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            let p = self.progress.lock();
+            return Err(Error::Poisoned {
+                reason: p.poison.clone().unwrap_or_default(),
+            });
+        }
+        if self.is_closing() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
 }
 
 /// Write tickets and per-group log positions, assigned together (see `write_inner`).
@@ -136,8 +241,8 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("data_dir", &self.shared.opts.data_dir)
-            .field("author", &self.shared.author)
+            .field("data_dir", &self.shared.opts().data_dir)
+            .field("author", &self.shared.author())
             .finish_non_exhaustive()
     }
 }
@@ -254,7 +359,7 @@ impl Engine {
             clock: clock.clone(),
         });
         shared
-            .system
+            .system()
             .publish(SystemEvent::StoreOpened { events: next_local });
         let writer = Writer::open(shared.clone(), reader, 0)?;
         let handle = std::thread::Builder::new()
@@ -285,12 +390,12 @@ impl Engine {
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.shared.opts.data_dir
+        &self.shared.opts().data_dir
     }
 
     /// Events committed so far: the local sequence the next committed event gets.
     pub fn committed_count(&self) -> u64 {
-        self.shared.committed.get()
+        self.shared.committed().get()
     }
 
     /// This node's author id (the BLAKE3 id of its XaeroID).
@@ -300,7 +405,7 @@ impl Engine {
 
     /// This node's public identity.
     pub fn identity(&self) -> &XaeroID {
-        self.shared.keypair.public()
+        self.shared.keypair().public()
     }
 
     /// The instance's default group, used by [`Engine::write_event`].
@@ -310,11 +415,7 @@ impl Engine {
 
     /// Groups this node holds.
     pub fn groups(&self) -> Vec<GroupId> {
-        self.shared
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.groups()
     }
 
     /// Creates a new group with a fresh secret and returns it.
@@ -326,7 +427,7 @@ impl Engine {
     /// Adds a group known by its secret (idempotent).
     pub fn add_group(&self, secret: GroupSecret) -> Result<Group> {
         let g = Group::from_secret(secret);
-        let _gate = self.shared.store.gate();
+        let _gate = self.shared.store().gate();
         let mut groups = self
             .shared
             .groups
@@ -335,11 +436,11 @@ impl Engine {
         if groups.contains(&g.id()) {
             return Ok(g);
         }
-        let t = &self.shared.store.tables;
-        let mut wtxn = self.shared.store.env.write_txn()?;
+        let t = &self.shared.store().tables;
+        let mut wtxn = self.shared.store().env.write_txn()?;
         t.groups
             .put(&mut wtxn, g.id().as_bytes(), g.secret().expose())?;
-        let len = log_len(t, &wtxn, &g.id(), &self.shared.author)?;
+        let len = log_len(t, &wtxn, &g.id(), &self.shared.author())?;
         wtxn.commit()?;
         // Under the groups write lock: the writer maps indices with a snapshot of this list.
         self.assign
@@ -387,16 +488,7 @@ impl Engine {
     }
 
     fn check_writable(&self) -> Result<()> {
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            let p = self.shared.progress.lock();
-            return Err(Error::Poisoned {
-                reason: p.poison.clone().unwrap_or_default(),
-            });
-        }
-        if self.shared.shutdown.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        self.shared.check_open()
     }
 
     fn write_inner(
@@ -432,11 +524,7 @@ impl Engine {
         }
         let gidx = self
             .shared
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .position(|g| *g == group)
+            .group_index(&group)
             .ok_or(Error::UnknownGroup { group })?;
         let mut assigned = EventMeta::default();
         // The slot is claimed first; (ticket, seq, hlc) are assigned together only once
@@ -475,8 +563,11 @@ impl Engine {
         .event_id(data);
         // The leaf hash too: the storage writer then does no hashing for this event.
         let leaf = xaeroflux_core::mmr::leaf_hash(&id.0);
-        self.shared.store.hashes.offer(assigned.ticket, &id, &leaf);
-        if self.shared.opts.durability == Durability::Immediate {
+        self.shared
+            .store()
+            .hashes
+            .offer(assigned.ticket, &id, &leaf);
+        if self.shared.opts().durability == Durability::Immediate {
             self.wait_durable(assigned.ticket + 1)?;
         }
         Ok(id)
@@ -491,19 +582,19 @@ impl Engine {
             .next_ticket;
         self.wait_durable(target)?;
         // Verified remote batches queued before this call are committed too.
-        self.shared.inbox.wait_applied(&self.shared)?;
-        if self.shared.opts.durability == Durability::None {
-            self.shared.store.env.force_sync()?;
-            self.shared.store.pages.sync()?;
+        self.shared.inbox().wait_applied(&self.shared)?;
+        if self.shared.opts().durability == Durability::None {
+            self.shared.store().env.force_sync()?;
+            self.shared.store().pages.sync()?;
         }
-        self.shared.system.publish(SystemEvent::FlushCompleted {
-            committed: self.shared.committed.get(),
+        self.shared.system().publish(SystemEvent::FlushCompleted {
+            committed: self.shared.committed().get(),
         });
         Ok(())
     }
 
     fn wait_durable(&self, ticket: u64) -> Result<()> {
-        let wm = &self.shared.progress;
+        let wm = &self.shared.progress();
         let mut p = wm.lock();
         loop {
             if p.durable_ticket >= ticket {
@@ -542,14 +633,14 @@ impl Engine {
     /// Stops the storage writer (it drains the rings first) and waits for it. Later
     /// writes fail with [`Error::Closed`]; idempotent. Also done on drop.
     pub fn stop_writer(&self) {
-        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.begin_close();
         self.bus.notifier().notify();
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
         }
         // Let blocked subscribers see the end of the stream.
-        self.shared.committed.wake();
-        self.shared.system.wake();
+        self.shared.committed().wake();
+        self.shared.system().wake();
     }
 }
 

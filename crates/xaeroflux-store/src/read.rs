@@ -44,8 +44,8 @@ fn stored(local_seq: u64, bytes: &[u8]) -> Result<StoredEvent<'_>> {
 
 impl<'a> Snapshot<'a> {
     pub(crate) fn new(shared: &'a Shared) -> Result<Self> {
-        let gate = shared.store.gate();
-        let txn = shared.store.env.read_txn()?;
+        let gate = shared.store().gate();
+        let txn = shared.store().env.read_txn()?;
         Ok(Snapshot {
             shared,
             txn,
@@ -63,7 +63,7 @@ impl<'a> Snapshot<'a> {
 
     /// The event at `local_seq`.
     pub fn get_local(&self, local_seq: u64) -> Result<Option<StoredEvent<'_>>> {
-        match blocks::event_at(&self.shared.store.tables, &self.txn, local_seq)? {
+        match blocks::event_at(&self.shared.store().tables, &self.txn, local_seq)? {
             Some(bytes) => Ok(Some(stored(local_seq, bytes)?)),
             None => Ok(None),
         }
@@ -71,9 +71,9 @@ impl<'a> Snapshot<'a> {
 
     /// The event with id `id`.
     pub fn get(&self, id: &EventId) -> Result<Option<StoredEvent<'_>>> {
-        let Some(local) = self.shared.store.hashes.lookup(
-            &self.shared.store.env,
-            &self.shared.store.tables,
+        let Some(local) = self.shared.store().hashes.lookup(
+            &self.shared.store().env,
+            &self.shared.store().tables,
             id,
         )?
         else {
@@ -84,14 +84,14 @@ impl<'a> Snapshot<'a> {
 
     /// The event an index entry points at, read through `cursor`.
     fn indexed<'s>(&'s self, cursor: &mut BlockCursor<'s>, local: u64) -> Result<StoredEvent<'s>> {
-        match cursor.get(&self.shared.store.tables, local)? {
+        match cursor.get(&self.shared.store().tables, local)? {
             Some(bytes) => stored(local, bytes),
             None => Err(self.corrupt(&format!("index points at missing event {local}"))),
         }
     }
 
     fn corrupt(&self, reason: &str) -> Error {
-        self.shared.store.corrupt(reason.to_string())
+        self.shared.store().corrupt(reason.to_string())
     }
 
     /// Events of one author log from `from_seq` on, in seq order.
@@ -102,7 +102,7 @@ impl<'a> Snapshot<'a> {
         from_seq: u64,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         let it = runs::log_locals(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
             group,
             author,
@@ -126,7 +126,7 @@ impl<'a> Snapshot<'a> {
         prefix[32..].copy_from_slice(&event_type.to_be_bytes());
         let until = Hlc::from_u64(u64::MAX);
         Merge::new(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
             Index::Types,
             &prefix,
@@ -143,7 +143,7 @@ impl<'a> Snapshot<'a> {
         until: Hlc,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
         Merge::new(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
             Index::Times,
             group.as_bytes(),
@@ -157,7 +157,7 @@ impl<'a> Snapshot<'a> {
         &self,
         local_seq: u64,
     ) -> Result<impl Iterator<Item = Result<StoredEvent<'_>>> + '_> {
-        let it = blocks::events_from(&self.shared.store.tables, &self.txn, local_seq)?;
+        let it = blocks::events_from(&self.shared.store().tables, &self.txn, local_seq)?;
         Ok(it.map(|item| {
             let (local_seq, bytes) = item?;
             stored(local_seq, bytes)
@@ -166,7 +166,7 @@ impl<'a> Snapshot<'a> {
 
     /// Number of events stored.
     pub fn event_count(&self) -> Result<u64> {
-        blocks::event_count(&self.shared.store.tables, &self.txn)
+        blocks::event_count(&self.shared.store().tables, &self.txn)
     }
 
     /// Root of the node-wide MMR (`None` while the store is empty).
@@ -176,9 +176,9 @@ impl<'a> Snapshot<'a> {
 
     fn root_of(&self, mmr_id: u64) -> Result<Option<[u8; 32]>> {
         let mmr = snapshot_mmr(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
-            &self.shared.store.pages,
+            &self.shared.store().pages,
             mmr_id,
         )?;
         if mmr.is_empty() {
@@ -190,9 +190,9 @@ impl<'a> Snapshot<'a> {
     /// Inclusion proof of node-MMR leaf `leaf_index` against the current root.
     pub fn mmr_proof(&self, leaf_index: u64) -> Result<MerkleProof> {
         let mmr = snapshot_mmr(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
-            &self.shared.store.pages,
+            &self.shared.store().pages,
             NODE_MMR_ID,
         )?;
         mmr.proof(leaf_index).map_err(Error::from)
@@ -201,16 +201,16 @@ impl<'a> Snapshot<'a> {
     /// Root of the node MMR when it had `leaf_count` leaves.
     pub fn mmr_root_at(&self, leaf_count: u64) -> Result<[u8; 32]> {
         let mmr = snapshot_mmr(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
-            &self.shared.store.pages,
+            &self.shared.store().pages,
             NODE_MMR_ID,
         )?;
         mmr.root_at(leaf_count).map_err(Error::from)
     }
 
     pub(crate) fn log_mmr_id(&self, group: &GroupId, author: &AuthorId) -> Result<Option<u64>> {
-        self.shared.store.log_mmr_id(&self.txn, group, author)
+        self.shared.store().log_mmr_id(&self.txn, group, author)
     }
 
     /// Root and length of an author log's MMR.
@@ -219,9 +219,9 @@ impl<'a> Snapshot<'a> {
             return Ok(None);
         };
         let mmr = snapshot_mmr(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
-            &self.shared.store.pages,
+            &self.shared.store().pages,
             id,
         )?;
         if mmr.is_empty() {
@@ -242,9 +242,9 @@ impl<'a> Snapshot<'a> {
             .log_mmr_id(group, author)?
             .ok_or_else(|| Error::Mmr("no such log".into()))?;
         let mmr = snapshot_mmr(
-            &self.shared.store.tables,
+            &self.shared.store().tables,
             &self.txn,
-            &self.shared.store.pages,
+            &self.shared.store().pages,
             id,
         )?;
         mmr.proof_at(seq, leaf_count).map_err(Error::from)
@@ -256,12 +256,12 @@ impl<'a> Snapshot<'a> {
         group: &GroupId,
         author: &AuthorId,
     ) -> Result<Option<SignedCheckpoint>> {
-        (self.shared.store).latest_checkpoint(&self.txn, group, author, u64::MAX)
+        (self.shared.store()).latest_checkpoint(&self.txn, group, author, u64::MAX)
     }
 
     /// Every author log of `group`: (author, length).
     pub fn logs_of(&self, group: &GroupId) -> Result<Vec<(AuthorId, u64)>> {
-        self.shared.store.logs(&self.txn, group)
+        self.shared.store().logs(&self.txn, group)
     }
 }
 

@@ -159,7 +159,7 @@ impl Subscription {
 
     /// Reads the next batch of matching committed events into the buffer.
     fn fill(&mut self) -> Result<()> {
-        let upto = self.shared.committed.get();
+        let upto = self.shared.committed().get();
         while self.buf.is_empty() && self.next < upto {
             let snap = Snapshot::new(&self.shared)?;
             let end = upto.min(self.next + READ_AHEAD as u64);
@@ -202,17 +202,17 @@ impl Subscription {
                 return Ok(None);
             }
             let next = self.next;
-            let committed = &self.shared.committed;
+            let committed = &self.shared.committed();
             let shared = &self.shared;
             committed.notifier.wait_until(
-                || committed.get() > next || shared.shutdown.load(Ordering::Acquire),
+                || committed.get() > next || shared.is_closing(),
                 Some(deadline - now),
             );
         }
     }
 
     fn closed(&self) -> bool {
-        self.shared.shutdown.load(Ordering::Acquire) && self.next >= self.shared.committed.get()
+        self.shared.is_closing() && self.next >= self.shared.committed().get()
     }
 
     /// Async form: resolves to the next committed event, or `None` once the store closed.
@@ -257,12 +257,12 @@ impl Future for NextEvent<'_> {
         // Register, then re-check: a commit between the check and the registration
         // would otherwise be missed.
         sub.shared
-            .committed
+            .committed()
             .wakers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(cx.waker().clone());
-        if sub.shared.committed.get() > sub.next || sub.closed() {
+        if sub.shared.committed().get() > sub.next || sub.closed() {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
@@ -274,7 +274,7 @@ impl Engine {
     pub fn subscribe(&self, filter: Filter) -> Subscription {
         let shared = self.shared_arc();
         let next = match filter.start {
-            Start::Now => shared.committed.get(),
+            Start::Now => shared.committed().get(),
             Start::Beginning => 0,
             Start::Position(p) => p,
         };

@@ -21,14 +21,13 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore};
 use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, SignedCheckpoint};
 use xaeroflux_sync::{
-    CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, MemLogs, PeerEvent,
-    SyncHost, VerifiedBatch,
+    CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, PeerEvent, SyncHost,
+    VerifiedBatch,
 };
 use xaeroid::{XaeroID, XaeroKeypair};
 
@@ -56,7 +55,7 @@ pub struct SyncNode {
 impl std::fmt::Debug for SyncNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyncNode")
-            .field("author", &self.shared.author)
+            .field("author", &self.shared.author())
             .finish_non_exhaustive()
     }
 }
@@ -93,19 +92,20 @@ impl Engine {
 
 /// Every group of the node with its secret.
 fn groups_with_secrets(shared: &Shared) -> Result<Vec<Group>> {
-    let ids = shared
-        .groups
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let ids = shared.groups();
     let snap = Snapshot::new(shared)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(v) = shared.store.tables.groups.get(snap.txn(), id.as_bytes())? else {
+        let Some(v) = shared
+            .store()
+            .tables
+            .groups
+            .get(snap.txn(), id.as_bytes())?
+        else {
             continue;
         };
         let secret = <[u8; 32]>::try_from(v).map_err(|_| Error::Corrupt {
-            path: shared.opts.data_dir.clone(),
+            path: shared.opts().data_dir.clone(),
             reason: format!("malformed secret of group {}", id.short()),
         })?;
         let g = Group::from_secret(GroupSecret::from_bytes(secret));
@@ -120,15 +120,15 @@ fn groups_with_secrets(shared: &Shared) -> Result<Vec<Group>> {
 /// case writes nothing).
 fn remember_key(shared: &Shared, key: &XaeroID) -> Result<()> {
     let id = key.id();
-    let t = &shared.store.tables;
-    let _gate = shared.store.gate();
+    let t = &shared.store().tables;
+    let _gate = shared.store().gate();
     {
-        let rtxn = shared.store.env.read_txn()?;
+        let rtxn = shared.store().env.read_txn()?;
         if t.authors.get(&rtxn, id.as_bytes())?.is_some() {
             return Ok(());
         }
     }
-    let mut wtxn = shared.store.env.write_txn()?;
+    let mut wtxn = shared.store().env.write_txn()?;
     if t.authors.get(&wtxn, id.as_bytes())?.is_none() {
         t.authors.put(&mut wtxn, id.as_bytes(), key.as_bytes())?;
         wtxn.commit()?;
@@ -151,7 +151,7 @@ fn record_fork(
             "not two roots of one log length".into(),
         ));
     }
-    let store = &shared.store;
+    let store = &shared.store();
     let _gate = store.gate();
     let mut wtxn = store.env.write_txn()?;
     let key = store
@@ -166,7 +166,7 @@ fn record_fork(
     }
     wtxn.commit()?;
     if new {
-        shared.system.publish(SystemEvent::ForkDetected {
+        shared.system().publish(SystemEvent::ForkDetected {
             group: a.group,
             author: a.author,
             length: a.length,
@@ -178,13 +178,13 @@ fn record_fork(
 fn host_err(e: Error) -> HostError {
     match e {
         Error::Closed => HostError::Closed,
-        e => HostError::Store(error_chain(&e)),
+        e => HostError::store(e),
     }
 }
 
 impl SyncHost for SyncNode {
     fn keypair(&self) -> Arc<XaeroKeypair> {
-        self.shared.keypair.clone()
+        self.shared.keypair().clone()
     }
 
     fn groups(&self) -> Vec<Group> {
@@ -194,51 +194,47 @@ impl SyncHost for SyncNode {
         })
     }
 
-    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) {
+    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) -> Result<(), HostError> {
         let failed = match Snapshot::new(&self.shared) {
             Ok(snap) => {
                 let view = StoreView::new(snap);
                 f(&view);
                 view.failed.into_inner()
             }
-            Err(e) => {
-                f(&MemLogs::new());
-                Some(e)
-            }
+            // No view at all: the session is not run; the caller ends it.
+            Err(e) => Some(e),
         };
-        if let Some(e) = failed {
-            let reason = error_chain(&e);
-            tracing::warn!(error = %reason, "store read failed during sync");
-            self.shared
-                .system
-                .publish(SystemEvent::SyncReadFailed { reason });
+        let Some(e) = failed else { return Ok(()) };
+        if let Error::Closed = e {
+            return Err(HostError::Closed);
         }
+        let reason = error_chain(&e);
+        tracing::warn!(error = %reason, "store read failed during sync");
+        self.shared
+            .system()
+            .publish(SystemEvent::SyncReadFailed { reason });
+        Err(HostError::store(e))
     }
 
     fn store_verified(&self, batch: VerifiedBatch) -> Result<(), HostError> {
         if batch.events.is_empty() {
             return Ok(());
         }
-        let known = self
-            .shared
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&batch.group);
+        let known = self.shared.holds_group(&batch.group);
         if !known {
             return Err(host_err(Error::UnknownGroup { group: batch.group }));
         }
         let (b, max_hlc) = RemoteBatch::check(batch).map_err(host_err)?;
         if let Some(hlc) = max_hlc
-            && let Err(e) = self.shared.clock.update(hlc)
+            && let Err(e) = self.shared.clock().update(hlc)
         {
             tracing::warn!(error = %e, "received timestamp too far ahead; clock not moved");
         }
-        if b.author == self.shared.author {
+        if b.author == self.shared.author() {
             // Our own log grows only through local writes.
             return Ok(());
         }
-        self.shared.inbox.push(&self.shared, b).map_err(host_err)
+        self.shared.inbox().push(&self.shared, b).map_err(host_err)
     }
 
     fn record_fork(
@@ -252,12 +248,12 @@ impl SyncHost for SyncNode {
     }
 
     fn committed_feed(&self) -> Result<Box<dyn CommittedFeed>, HostError> {
-        if self.shared.shutdown.load(Ordering::Acquire) {
+        if self.shared.is_closing() {
             return Err(HostError::Closed);
         }
         Ok(Box::new(Feed {
             shared: self.shared.clone(),
-            cursor: self.shared.committed.get(),
+            cursor: self.shared.committed().get(),
             out: VecDeque::new(),
             carry: HashMap::new(),
         }))
@@ -265,7 +261,7 @@ impl SyncHost for SyncNode {
 
     fn peer_event(&self, event: PeerEvent) {
         use xaeroflux_sync::SystemEvent as S;
-        let sys = &self.shared.system;
+        let sys = &self.shared.system();
         match event {
             PeerEvent::Connected {
                 peer,
@@ -337,11 +333,12 @@ impl SyncHost for SyncNode {
 
 /// A [`LogView`] over one read transaction.
 ///
-/// `LogView` answers without `Result`, so a store failure cannot end the session from
-/// here: the first one is kept and reported once when the view ends (see
-/// [`SyncHost::read_logs`] below), and each method answers what is safe for the session
-/// (nothing known; a log whose fork state cannot be read counts as forked, so it is
-/// never extended).
+/// `LogView` answers without `Result`: the first store failure is kept, each method
+/// then answers what is safe for the session (nothing known; a log whose fork state
+/// cannot be read counts as forked, so it is never extended), and when the view ends
+/// [`SyncHost::read_logs`] (below) logs the failure once, raises
+/// [`SystemEvent::SyncReadFailed`] and returns it, so that the transport drops what the
+/// session computed and ends the session with `ErrorCode::StoreFailure`.
 pub(crate) struct StoreView<'a> {
     snap: Snapshot<'a>,
     /// The first store failure of this view.
@@ -372,15 +369,15 @@ impl<'a> StoreView<'a> {
 
     fn mmr(&self, g: &GroupId, a: &AuthorId) -> Result<Option<Mmr<SnapshotNodes<'_, 'a>>>> {
         let sh = self.snap.shared();
-        let Some(id) = sh.store.log_mmr_id(self.snap.txn(), g, a)? else {
+        let Some(id) = sh.store().log_mmr_id(self.snap.txn(), g, a)? else {
             return Ok(None);
         };
-        snapshot_mmr(&sh.store.tables, self.snap.txn(), &sh.store.pages, id).map(Some)
+        snapshot_mmr(&sh.store().tables, self.snap.txn(), &sh.store().pages, id).map(Some)
     }
 
     /// The latest checkpoint the log's events prove (length <= the log's length).
     fn latest(&self, g: &GroupId, a: &AuthorId) -> Result<Option<SignedCheckpoint>> {
-        let store = &self.snap.shared().store;
+        let store = &self.snap.shared().store();
         let len = store.log_len(self.snap.txn(), g, a)?;
         if len == 0 {
             return Ok(None);
@@ -391,7 +388,7 @@ impl<'a> StoreView<'a> {
 
 impl LogView for StoreView<'_> {
     fn authors(&self, group: &GroupId) -> Vec<AuthorId> {
-        let logs = self.snap.shared().store.logs(self.snap.txn(), group);
+        let logs = self.snap.shared().store().logs(self.snap.txn(), group);
         self.or(
             logs.map(|l| l.into_iter().map(|(a, _)| a).collect()),
             Vec::new(),
@@ -428,7 +425,7 @@ impl LogView for StoreView<'_> {
         to: u64,
         max_bytes: usize,
     ) -> EventList {
-        let r = self.snap.shared().store.events_range(
+        let r = self.snap.shared().store().events_range(
             self.snap.txn(),
             group,
             author,
@@ -448,12 +445,16 @@ impl LogView for StoreView<'_> {
         author: &AuthorId,
         len: u64,
     ) -> Option<SignedCheckpoint> {
-        let r = (self.snap.shared().store).checkpoint_at(self.snap.txn(), group, author, len);
+        let r = (self.snap.shared().store()).checkpoint_at(self.snap.txn(), group, author, len);
         self.or(r, None)
     }
 
     fn author_key(&self, author: &AuthorId) -> Option<XaeroID> {
-        let r = self.snap.shared().store.author_key(self.snap.txn(), author);
+        let r = self
+            .snap
+            .shared()
+            .store()
+            .author_key(self.snap.txn(), author);
         self.or(r, None)
     }
 
@@ -461,7 +462,7 @@ impl LogView for StoreView<'_> {
         let r = self
             .snap
             .shared()
-            .store
+            .store()
             .is_forked(self.snap.txn(), group, author);
         self.or(r, true)
     }
@@ -513,7 +514,7 @@ impl Feed {
         // Consecutive events of one log (the common case) are counted here and added to
         // `carry` once per stretch, not looked up there per event.
         let mut stretch: Option<((GroupId, AuthorId), u64, u64)> = None;
-        for item in blocks::events_from(&sh.store.tables, snap.txn(), self.cursor)? {
+        for item in blocks::events_from(&sh.store().tables, snap.txn(), self.cursor)? {
             let (local, v) = item?;
             if local >= end {
                 break;
@@ -572,8 +573,8 @@ impl CommittedFeed for Feed {
     fn skip(&mut self) -> Result<(), HostError> {
         self.out.clear();
         self.carry.clear();
-        self.cursor = self.cursor.max(self.shared.committed.get());
-        if self.shared.shutdown.load(Ordering::Acquire) {
+        self.cursor = self.cursor.max(self.shared.committed().get());
+        if self.shared.is_closing() {
             return Err(HostError::Closed);
         }
         Ok(())
@@ -585,12 +586,12 @@ impl CommittedFeed for Feed {
             if let Some(b) = self.out.pop_front() {
                 return Ok(Some(b));
             }
-            let upto = self.shared.committed.get();
+            let upto = self.shared.committed().get();
             if upto > self.cursor {
                 self.fill(upto).map_err(host_err)?;
                 continue;
             }
-            if self.shared.shutdown.load(Ordering::Acquire) {
+            if self.shared.is_closing() {
                 return Err(HostError::Closed);
             }
             let now = Instant::now();
@@ -598,8 +599,8 @@ impl CommittedFeed for Feed {
                 return Ok(None);
             }
             let (sh, cursor) = (&self.shared, self.cursor);
-            sh.inbox.commits.wait_until(
-                || sh.committed.get() > cursor || sh.shutdown.load(Ordering::Acquire),
+            sh.inbox().commits.wait_until(
+                || sh.committed().get() > cursor || sh.is_closing(),
                 Some(deadline - now),
             );
         }

@@ -7,7 +7,6 @@
 //! [`SystemEvent::Missed`] telling how many it lost, then continues.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -167,7 +166,7 @@ impl SystemSubscription {
     pub fn try_next(&mut self) -> Option<SystemEvent> {
         let q = self
             .shared
-            .system
+            .system()
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -191,12 +190,12 @@ impl SystemSubscription {
                 return Some(e);
             }
             let now = Instant::now();
-            if now >= deadline || self.shared.shutdown.load(Ordering::Acquire) {
+            if now >= deadline || self.shared.is_closing() {
                 return None;
             }
-            let (sys, next, shared) = (&self.shared.system, self.next, &self.shared);
+            let (sys, next, shared) = (self.shared.system(), self.next, &self.shared);
             sys.notifier.wait_until(
-                || sys.end() > next || shared.shutdown.load(Ordering::Acquire),
+                || sys.end() > next || shared.is_closing(),
                 Some(deadline - now),
             );
         }
@@ -212,7 +211,7 @@ impl Iterator for SystemSubscription {
             if let Some(e) = self.next_timeout(Duration::from_millis(200)) {
                 return Some(e);
             }
-            if self.shared.shutdown.load(Ordering::Acquire) {
+            if self.shared.is_closing() {
                 return self.try_next();
             }
         }
@@ -225,7 +224,7 @@ impl Engine {
     pub fn system_events(&self) -> SystemSubscription {
         let shared = self.shared_arc();
         let first = shared
-            .system
+            .system()
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -50,7 +50,7 @@ pub struct VerifyReport {
 
 fn mismatch(store: &Engine, reason: String) -> Error {
     Error::Corrupt {
-        path: store.shared().opts.data_dir.clone(),
+        path: store.shared().opts().data_dir.clone(),
         reason,
     }
 }
@@ -66,14 +66,14 @@ impl Engine {
         let mut st = Stats {
             events: snap.event_count()?,
             mmr_root: snap.mmr_root()?,
-            hash_index_pending: self.shared().store.hashes.pending(),
+            hash_index_pending: self.shared().store().hashes.pending(),
             ..Stats::default()
         };
         let sh = self.shared();
         (st.hash_index_longest_flush, st.hash_index_runs) = sh
-            .store
+            .store()
             .hashes
-            .table_stats(&sh.store.env, &sh.store.tables)?;
+            .table_stats(&sh.store().env, &sh.store().tables)?;
         for ev in snap.since(0)? {
             let ev = ev?;
             if let Some(c) = SizeClass::for_len(ev.event.payload.len()) {
@@ -87,8 +87,8 @@ impl Engine {
                 }
             }
         }
-        let lmdb = std::fs::metadata(sh.opts.data_dir.join("data.mdb")).map_or(0, |m| m.len());
-        let pages = std::fs::metadata(sh.store.pages.path()).map_or(0, |m| m.len());
+        let lmdb = std::fs::metadata(sh.opts().data_dir.join("data.mdb")).map_or(0, |m| m.len());
+        let pages = std::fs::metadata(sh.store().pages.path()).map_or(0, |m| m.len());
         st.disk_bytes = (lmdb, pages);
         Ok(st)
     }
@@ -176,14 +176,14 @@ impl Engine {
             report.logs += 1;
         }
         let sh = self.shared();
-        let rtxn = sh.store.env.read_txn()?;
+        let rtxn = sh.store().env.read_txn()?;
         // Every stored node (full pages and tails) must equal the recomputed one: a root
         // check alone would miss damage to interior nodes that only proofs read.
         let mut check_nodes = |mmr_id: u64, name: &str, expected: &[[u8; 32]]| -> Result<()> {
             let size = for_each_stored_node(
-                &sh.store.tables,
+                &sh.store().tables,
                 &rtxn,
-                &sh.store.pages,
+                &sh.store().pages,
                 mmr_id,
                 |pos, node| match expected.get(pos as usize) {
                     Some(e) if e == node => Ok(()),
@@ -214,7 +214,7 @@ impl Engine {
             )?;
         }
         let mut keys: HashMap<AuthorId, XaeroID> = HashMap::new();
-        for item in sh.store.tables.checkpoints.iter(&rtxn)? {
+        for item in sh.store().tables.checkpoints.iter(&rtxn)? {
             let (_, v) = item?;
             let cp = SignedCheckpoint::decode(v)
                 .map_err(|e| mismatch(self, format!("checkpoint: {e}")))?;
@@ -223,7 +223,7 @@ impl Engine {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let pk = sh
-                        .store
+                        .store()
                         .tables
                         .authors
                         .get(&rtxn, c.author.as_bytes())?

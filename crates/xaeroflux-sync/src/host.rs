@@ -63,16 +63,39 @@ impl CommittedBatch {
 }
 
 /// Why a host call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
     /// The node is closing or closed.
     #[error("the node is closed")]
     Closed,
-    /// The store refused the batch (writer poisoned, disk full, ...).
-    #[error("store error: {0}")]
-    Store(String),
+    /// The local store failed: a read during [`SyncHost::read_logs`], or the write
+    /// path refused a batch (writer poisoned, disk full, ...). The source is the
+    /// store's own error, kept with its type (a host downcasts it to read it).
+    #[error("local store failure")]
+    Store(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
 }
+
+impl HostError {
+    /// A [`HostError::Store`] with `source` as its cause.
+    pub fn store(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        HostError::Store(Arc::new(source))
+    }
+}
+
+/// Two `Closed` are equal; two `Store` errors are equal when they share one source
+/// (clones of one error), as the source types need not be comparable.
+impl PartialEq for HostError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HostError::Closed, HostError::Closed) => true,
+            (HostError::Store(a), HostError::Store(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for HostError {}
 
 /// Connection-level and session-level events the transport reports to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +171,14 @@ pub trait SyncHost: Send + Sync + 'static {
     /// The groups this node syncs, with their secrets (never sent to peers).
     fn groups(&self) -> Vec<Group>;
     /// Runs `f` on a consistent read view of the author logs (one read transaction).
-    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView));
+    ///
+    /// `Err(HostError::Store)` if a read of the view failed (or the view could not be
+    /// opened): the view then answered what is safe (nothing known, a log whose fork
+    /// state could not be read counts as forked), so whatever `f` computed from it must
+    /// be dropped. A session ends with [`crate::Session::end_on_store_failure`]. The
+    /// host logs the failure and raises its own system event; the caller does not log
+    /// it again.
+    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) -> Result<(), HostError>;
     /// Hands a verified batch to the storage writer, which applies it in its next group
     /// commit, idempotently and in order. Blocks while the writer's queue is full
     /// (backpressure); returns once queued, not once durable.

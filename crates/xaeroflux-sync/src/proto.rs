@@ -109,6 +109,10 @@ pub enum ErrorCode {
     TooManyRequests = 16,
     /// The node is at one of its connection or session limits (transport).
     Busy = 17,
+    /// The sender's local store failed while serving the session (a read of the logs,
+    /// or the write of a verified batch): the session ends; the peer may reconnect
+    /// later. Sent by [`Session::end_on_store_failure`].
+    StoreFailure = 18,
 }
 
 impl ErrorCode {
@@ -298,6 +302,9 @@ struct Fetch {
     in_flight: VecDeque<(u64, u64)>,
 }
 
+/// The reason sent with [`ErrorCode::StoreFailure`].
+pub const STORE_FAILURE_REASON: &str = "local store failure";
+
 /// A rejection: code and reason.
 type Reject = (ErrorCode, String);
 
@@ -466,6 +473,30 @@ impl Session {
             }
         }
         out
+    }
+
+    /// Ends the session because the local store failed: [`SyncHost::read_logs`]
+    /// returned an error (what the session computed from that view must be dropped, not
+    /// carried out) or the storage writer refused a verified batch. Sends an `Error`
+    /// frame with [`ErrorCode::StoreFailure`] and a fixed reason (the local failure is
+    /// not the peer's business), then closes. No system event: the host reports its
+    /// own failure. Nothing after this is output.
+    ///
+    /// [`SyncHost::read_logs`]: crate::SyncHost::read_logs
+    pub fn end_on_store_failure(&mut self) -> Vec<Output> {
+        if self.phase == Phase::Closed {
+            return Vec::new();
+        }
+        self.phase = Phase::Closed;
+        let code = ErrorCode::StoreFailure;
+        let reason = STORE_FAILURE_REASON.to_string();
+        vec![
+            Output::Send(frame::encode(&Message::Error {
+                code: code.as_u16(),
+                reason: reason.clone(),
+            })),
+            Output::Close { code, reason },
+        ]
     }
 
     fn close_with(&mut self, code: ErrorCode, why: String, out: &mut Vec<Output>) {

@@ -589,4 +589,5 @@ fn simulation_recovers_from_in_connection_loss_and_duplication() {
 mod bounds;
 mod chaos;
 mod hostile;
+mod store_failure;
 mod wire;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod raw_lmdb;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,8 @@ use xaeroflux::{
 };
 use xaeroflux_core::{Checkpoint, EventHeader};
 use xaeroflux_sync::{
-    CommittedFeed, Input, LogView, MemLogs, Output, PeerEvent, Role, Session, SessionConfig,
-    SyncHost, TransportParams, VerifiedBatch,
+    CommittedFeed, ErrorCode, HostError, Input, LogView, MemLogs, Output, PeerEvent, Role, Session,
+    SessionConfig, SyncHost, TransportParams, VerifiedBatch,
 };
 
 const TYPE: u32 = 1000;
@@ -78,6 +79,8 @@ struct Link {
     /// Frames waiting for side 0 and side 1.
     queues: [VecDeque<Vec<u8>>; 2],
     closed: bool,
+    /// The code each side closed with, if it closed.
+    codes: [Option<ErrorCode>; 2],
 }
 
 struct Net {
@@ -99,6 +102,7 @@ impl Net {
             sessions: [mk(&self.nodes[a]), mk(&self.nodes[b])],
             queues: [VecDeque::new(), VecDeque::new()],
             closed: false,
+            codes: [None; 2],
         };
         let km = [self.links.len() as u8 + 7; 32];
         let params = |me: usize, peer: usize| TransportParams {
@@ -123,12 +127,20 @@ impl Net {
         let now = self.now;
         let mut outs = Vec::new();
         let session = &mut link.sessions[side];
-        node.host
+        let read = node
+            .host
             .read_logs(&mut |v: &dyn LogView| outs = session.handle(input.clone(), now, v));
+        // As the transport does: a failed read view ends the session instead.
+        if read.is_err() {
+            outs = session.end_on_store_failure();
+        }
         for o in outs {
             match o {
                 Output::Send(b) => link.queues[1 - side].push_back(b),
-                Output::Close { .. } => link.closed = true,
+                Output::Close { code, .. } => {
+                    link.closed = true;
+                    link.codes[side] = Some(code);
+                }
                 Output::StoreVerified(batch) => node.host.store_verified(batch).unwrap(),
                 Output::Event(event) => node.host.peer_event(PeerEvent::Session {
                     endpoint: endpoint(link.ends[1 - side]),
@@ -469,7 +481,8 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
         .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 50);
-    host.read_logs(&mut |v| assert_eq!(v.latest_checkpoint(&g, &xa), None));
+    host.read_logs(&mut |v| assert_eq!(v.latest_checkpoint(&g, &xa), None))
+        .unwrap();
 
     // The same range twice, and an overlapping one: stored once.
     for _ in 0..2 {
@@ -505,7 +518,8 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     let mut my_cps = Vec::new();
     host.read_logs(&mut |v| {
         my_cps.extend((1..=700).filter_map(|len| v.checkpoint_at(&g, &me, len)));
-    });
+    })
+    .unwrap();
     assert_eq!(my_cps.last(), Some(&my_cp));
     for c in my_cps {
         mem.add_checkpoint(c);
@@ -558,7 +572,8 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
         let unknown = AuthorId([7; 32]);
         assert_eq!(v.frontier(&g, &unknown), mem.frontier(&g, &unknown));
         assert!(v.latest_checkpoint(&g, &unknown).is_none());
-    });
+    })
+    .unwrap();
 }
 
 #[test]
@@ -579,13 +594,15 @@ fn forks_are_recorded_and_forked_logs_never_extended() {
         .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 10);
-    host.read_logs(&mut |v| assert!(!v.is_forked(&g, &xa)));
+    host.read_logs(&mut |v| assert!(!v.is_forked(&g, &xa)))
+        .unwrap();
 
     // The other history, signed by the same author for the same length.
     host.store_verified(batch(&x, g, &v2[..10], 0, &cps2[9]))
         .unwrap();
     store.flush().unwrap();
-    host.read_logs(&mut |v| assert!(v.is_forked(&g, &xa)));
+    host.read_logs(&mut |v| assert!(v.is_forked(&g, &xa)))
+        .unwrap();
     let mut forks = 0;
     while let Some(e) = sys.next_timeout(Duration::from_millis(20)) {
         if e == (SystemEvent::ForkDetected {
@@ -631,7 +648,10 @@ fn forks_are_recorded_and_forked_logs_never_extended() {
             theirs: Box::new(cps2[9].clone()),
         },
     });
-    other.host.read_logs(&mut |v| assert!(v.is_forked(&g, &xa)));
+    other
+        .host
+        .read_logs(&mut |v| assert!(v.is_forked(&g, &xa)))
+        .unwrap();
     let mut events = Vec::new();
     while let Some(e) = sys2.next_timeout(Duration::from_millis(20)) {
         events.push(e);
@@ -663,7 +683,9 @@ fn peer_events_become_system_events_and_bad_batches_are_refused() {
     let author = author_of(&peer);
     let stored = |node: &Node| {
         let mut k = None;
-        node.host.read_logs(&mut |v| k = v.author_key(&author));
+        node.host
+            .read_logs(&mut |v| k = v.author_key(&author))
+            .unwrap();
         k
     };
     assert_eq!(stored(&node), None);
@@ -783,4 +805,78 @@ fn skipped_feed_resumes_after_the_skipped_events() {
     let mut feed = std::mem::replace(&mut node.feed, node.host.committed_feed().unwrap());
     drop(node);
     assert_eq!(feed.skip(), Err(xaeroflux_sync::HostError::Closed));
+}
+
+#[test]
+fn a_store_read_failure_ends_the_session_with_its_code() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<&Path> = dirs.iter().map(|d| d.path()).collect();
+    let mut net = net(&paths, &[1, 2]);
+    let g = net.group.id();
+    write(net.nodes[0].store(), g, 10, 0xa);
+    write(net.nodes[1].store(), g, 5, 0xb);
+    let a0 = net.nodes[0].store().author();
+    // Damage node 0's stored checkpoints (closed store, plain LMDB): every read of
+    // one fails to decode, the events stay intact.
+    let mut n0 = net.nodes.remove(0);
+    n0.store.take().unwrap().close().unwrap();
+    drop(n0);
+    let damaged = raw_lmdb::with_tables(paths[0], ["checkpoints"], |[cps], txn| {
+        let keys: Vec<Vec<u8>> = cps
+            .iter(txn)
+            .unwrap()
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        for k in &keys {
+            cps.put(txn, k, &[0xff; 3]).unwrap();
+        }
+        keys.len()
+    });
+    assert!(damaged >= 1);
+    net.nodes.insert(0, Node::open(paths[0], 1));
+    let mut sys = net.nodes[0].store().system_events();
+
+    // The host returns the store's own error, typed, and raises one system event.
+    let read = net.nodes[0].host.read_logs(&mut |v| {
+        assert_eq!(
+            v.latest_checkpoint(&g, &a0),
+            None,
+            "a failed read answers nothing"
+        );
+    });
+    let Err(HostError::Store(source)) = read else {
+        panic!("expected a store failure, got {read:?}");
+    };
+    assert!(
+        source.downcast_ref::<xaeroflux::Error>().is_some(),
+        "{source}"
+    );
+    let failed = |sys: &mut xaeroflux::SystemSubscription| {
+        let mut n = 0;
+        while let Some(e) = sys.next_timeout(Duration::from_millis(10)) {
+            n += usize::from(matches!(e, SystemEvent::SyncReadFailed { .. }));
+        }
+        n
+    };
+    assert_eq!(failed(&mut sys), 1);
+
+    // A session: node 0 fails when it advertises its logs after the handshake.
+    net.connect(0, 1);
+    for _ in 0..20 {
+        net.round();
+    }
+    let link = &net.links[0];
+    assert!(link.closed);
+    assert!(link.sessions.iter().all(Session::is_closed));
+    assert_eq!(link.codes[0], Some(ErrorCode::StoreFailure));
+    // The peer closed on receiving the code (its own close is a normal one).
+    assert_eq!(link.codes[1], Some(ErrorCode::Normal));
+    assert_eq!(failed(&mut sys), 1, "one failed view, one event");
+    // Nothing was extended on either side.
+    for n in &net.nodes {
+        n.store().flush().unwrap();
+    }
+    let lens = |n: &Node| n.logs(&g).iter().map(|l| l.1).collect::<Vec<_>>();
+    assert_eq!(lens(&net.nodes[0]), vec![10]);
+    assert_eq!(lens(&net.nodes[1]), vec![5]);
 }

@@ -19,8 +19,8 @@ use tracing::Instrument;
 use xaeroflux_core::{Group, GroupId};
 use xaeroflux_sync::frame::{self, MAX_HANDSHAKE_FRAME, Message};
 use xaeroflux_sync::{
-    ErrorCode, FrameDecoder, FrameError, Input, NON_MEMBER_REASON, Output, PeerEvent, Role,
-    Session, SessionConfig, SyncHost, SystemEvent, TransportParams, sanitize_reason,
+    ErrorCode, FrameDecoder, FrameError, HostError, Input, NON_MEMBER_REASON, Output, PeerEvent,
+    Role, Session, SessionConfig, SyncHost, SystemEvent, TransportParams, sanitize_reason,
 };
 
 use super::{
@@ -375,13 +375,25 @@ struct Ctx {
     group: GroupId,
 }
 
+/// `e` and its causes, for one log line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 /// Runs `input` through the session on a blocking thread with a fresh read view and
 /// carries out the host-side outputs in order.
 fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, drained: u64, now: u64) -> Step {
     let host = &ctx.inner.host;
     let mut outs = Vec::new();
     let mut input = Some(input);
-    host.read_logs(&mut |view| {
+    let read = host.read_logs(&mut |view| {
         if let Some(i) = input.take() {
             // What the writer wrote since the last step first: the input is then
             // answered against the real outbox level.
@@ -392,16 +404,39 @@ fn step_blocking(ctx: &Ctx, session: &mut Session, input: Input, drained: u64, n
         }
     });
     let mut step = Step::default();
+    // A failed read: what the session computed from that view is dropped. The host
+    // logged the failure and raised its system event.
+    match read {
+        Ok(()) => {}
+        Err(HostError::Closed) => {
+            step.close = Some((ErrorCode::Normal, "node closed".into()));
+            return step;
+        }
+        Err(_) => outs = session.end_on_store_failure(),
+    }
     for o in outs {
         match o {
             Output::Send(b) => step.sends.push(b),
             Output::Close { code, reason } => step.close = Some((code, reason)),
             Output::StoreVerified(batch) => {
-                if let Err(e) = host.store_verified(batch) {
+                match host.store_verified(batch) {
+                    Ok(()) => {}
                     // The session believes the batch stored: it cannot go on.
-                    step.close
-                        .get_or_insert((ErrorCode::Normal, format!("local store: {e}")));
-                    break;
+                    Err(HostError::Closed) => {
+                        step.close = Some((ErrorCode::Normal, "node closed".into()));
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "cannot store a verified batch");
+                        for o in session.end_on_store_failure() {
+                            match o {
+                                Output::Send(b) => step.sends.push(b),
+                                Output::Close { code, reason } => step.close = Some((code, reason)),
+                                _ => {}
+                            }
+                        }
+                        break;
+                    }
                 }
             }
             Output::Event(ev) => {

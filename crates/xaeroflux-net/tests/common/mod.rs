@@ -171,9 +171,10 @@ impl SyncHost for TestHost {
         self.groups.clone()
     }
 
-    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) {
+    fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) -> Result<(), HostError> {
         let logs = self.logs.lock().unwrap();
-        f(&*logs)
+        f(&*logs);
+        Ok(())
     }
 
     fn store_verified(&self, b: VerifiedBatch) -> Result<(), HostError> {
@@ -201,7 +202,7 @@ impl SyncHost for TestHost {
             }
             Err(e) => {
                 self.store_errors.fetch_add(1, Ordering::Relaxed);
-                Err(HostError::Store(e.to_string()))
+                Err(HostError::store(e))
             }
         }
     }

@@ -98,7 +98,7 @@ mod tests {
     fn first_checkpoint_stays_and_first_evidence_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::builder(dir.path()).open().unwrap();
-        let store = &engine.shared().store;
+        let store = &engine.shared().store();
         let kp = XaeroKeypair::generate_from_seed(&[5; 32]);
         let author = AuthorId(*kp.id().as_bytes());
         let group = engine.default_group();
@@ -150,7 +150,7 @@ mod tests {
     fn corrupt_stored_checkpoint_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::builder(dir.path()).open().unwrap();
-        let store = &engine.shared().store;
+        let store = &engine.shared().store();
         let kp = XaeroKeypair::generate_from_seed(&[6; 32]);
         let author = AuthorId(*kp.id().as_bytes());
         let group = engine.default_group();

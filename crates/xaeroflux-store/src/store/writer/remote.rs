@@ -20,7 +20,6 @@
 //! checkpoints their authors signed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ use xaeroflux_core::{AuthorId, EventHeader, EventRef, GroupId, Hlc, SignedCheckp
 use xaeroflux_core::{EventId, mmr::MmrStore};
 use xaeroflux_sync::{EventList, VerifiedBatch};
 
-use super::{Deferred, LogKey, Stage, Writer, mmr_err};
+use super::{BlockEvent, Deferred, LogKey, Stage, Writer, mmr_err};
 use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::store::{Tables, log_key, log_prefix};
@@ -150,7 +149,7 @@ impl Inbox {
     pub(crate) fn push(&self, shared: &Shared, batch: RemoteBatch) -> Result<()> {
         let mut st = self.lock();
         loop {
-            check_open(shared)?;
+            shared.check_open()?;
             if st.queue.len() < INBOX_CAPACITY {
                 break;
             }
@@ -193,8 +192,8 @@ impl Inbox {
         let mut st = self.lock();
         let target = st.queued;
         while st.applied < target {
-            if shared.progress.lock().stopped {
-                check_open(shared)?;
+            if shared.progress().lock().stopped {
+                shared.check_open()?;
                 return Err(Error::Closed);
             }
             st = self
@@ -205,19 +204,6 @@ impl Inbox {
         }
         Ok(())
     }
-}
-
-fn check_open(shared: &Shared) -> Result<()> {
-    if shared.poisoned.load(Ordering::Acquire) {
-        let p = shared.progress.lock();
-        return Err(Error::Poisoned {
-            reason: p.poison.clone().unwrap_or_default(),
-        });
-    }
-    if shared.shutdown.load(Ordering::Acquire) {
-        return Err(Error::Closed);
-    }
-    Ok(())
 }
 
 /// What applying the remote batches of one commit produced.
@@ -231,42 +217,39 @@ pub(super) struct RemoteOutcome {
 
 impl Writer {
     /// Applies the taken remote batches inside `wtxn`, after the local events.
-    pub(super) fn write_remote(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_remote<'a>(
         &mut self,
         t: &Tables,
         wtxn: &mut RwTxn<'_>,
+        batches: &'a [RemoteBatch],
         local: &mut u64,
         ids: &mut Vec<(EventId, u64)>,
         touched: &mut Vec<(LogKey, Hlc)>,
+        deferred: &mut Vec<Deferred<'a>>,
     ) -> Result<RemoteOutcome> {
-        let batches = std::mem::take(&mut self.remote);
         let mut out = RemoteOutcome::default();
-        let mut res = Ok(());
-        for (bi, b) in batches.iter().enumerate() {
-            res = self.apply_one(t, wtxn, bi, b, local, ids, touched, &mut out);
-            if res.is_err() {
-                break;
-            }
+        for b in batches {
+            self.apply_one(t, wtxn, b, local, ids, touched, deferred, &mut out)?;
         }
-        self.remote = batches;
-        res.map(|()| out)
+        Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn apply_one(
+    fn apply_one<'a>(
         &mut self,
         t: &Tables,
         wtxn: &mut RwTxn<'_>,
-        bi: usize,
-        b: &RemoteBatch,
+        b: &'a RemoteBatch,
         local: &mut u64,
         ids: &mut Vec<(EventId, u64)>,
         touched: &mut Vec<(LogKey, Hlc)>,
+        deferred: &mut Vec<Deferred<'a>>,
         out: &mut RemoteOutcome,
     ) -> Result<()> {
         let key = (b.group, b.author);
         let prefix = log_prefix(&b.group.0, &b.author.0);
-        if b.author == self.shared.author {
+        if b.author == self.shared.author() {
             // Our own log only grows through the local write path.
             return Ok(());
         }
@@ -274,10 +257,9 @@ impl Writer {
             tracing::debug!(author = %b.author.short(), "batch of a forked log dropped");
             return Ok(());
         }
-        let len = if self.logs.contains_key(&key) || t.log_mmrs.get(wtxn, &prefix)?.is_some() {
-            self.log_mmr(wtxn, key)?.leaf_count()
-        } else {
-            0
+        let len = match self.mmrs.existing_log(t, wtxn, key)? {
+            Some(mmr) => mmr.leaf_count(),
+            None => 0,
         };
         if b.first_seq > len {
             tracing::debug!(
@@ -296,7 +278,7 @@ impl Writer {
         // `RemoteBatch::check` decoded every event and checked its log and seq.
         for (i, (&id, &h)) in b.ids.iter().zip(&b.headers).enumerate() {
             let seq = h.seq;
-            let mmr = self.log_mmr(wtxn, key)?;
+            let mmr = self.mmrs.log(t, wtxn, key)?;
             if seq < mmr.leaf_count() {
                 let pos = leaf_index_to_pos(seq)
                     .ok_or_else(|| Error::Invariant { what: "seq".into() })?;
@@ -319,13 +301,15 @@ impl Writer {
                     "remote log expected seq {leaf}, got {seq}"
                 )));
             }
-            self.buf.deferred.push(Deferred::Remote {
-                batch: bi,
-                event: i,
+            let raw = b.events.get(i).ok_or_else(|| Error::Invariant {
+                what: "remote event missing".into(),
+            })?;
+            deferred.push(Deferred {
                 header: h,
                 local: *local,
+                body: BlockEvent::Copy(raw),
             });
-            let node_leaf = self.node.push_leaf_hash(hashed).map_err(mmr_err)?;
+            let node_leaf = self.mmrs.node().push_leaf_hash(hashed).map_err(mmr_err)?;
             if node_leaf != *local {
                 return Err(Error::invariant(format!(
                     "node mmr expected leaf {local}, got {node_leaf}"
@@ -359,21 +343,19 @@ impl Writer {
         out: &mut RemoteOutcome,
     ) -> Result<()> {
         let c = &cp.checkpoint;
-        let len = match self.logs.get(&key) {
-            Some((_, m)) => m.leaf_count(),
-            None => return Ok(()),
+        let Ok(mmr) = self.mmrs.loaded(&key) else {
+            return Ok(());
         };
+        let len = mmr.leaf_count();
         if c.length == 0 || c.length > len || c.group != key.0 || c.author != key.1 {
             return Ok(());
         }
-        let store = &self.shared.store;
+        let store = &self.shared.store();
         if t.checkpoints
             .get(wtxn, &log_key(&c.group.0, &c.author.0, c.length))?
             .is_none()
         {
-            let (_, mmr) = self.logs.get(&key).ok_or_else(|| Error::Invariant {
-                what: "log mmr missing".into(),
-            })?;
+            let mmr = self.mmrs.loaded(&key)?;
             if mmr.root_at(c.length).map_err(mmr_err)? != c.root {
                 if !conflict {
                     tracing::warn!(
