@@ -61,7 +61,8 @@ pub trait LogView {
     }
     /// Whether `author`'s event at `seq` of type `event_type` may be stored (a group's
     /// membership: roles and removal cut-offs; default: anyone). A verified batch is
-    /// stored up to the first event refused here, and the log stops in that session.
+    /// stored up to the first event refused here, and the log stops in that session
+    /// (a later session asks again).
     fn may_write_event(
         &self,
         _group: &GroupId,

@@ -379,9 +379,10 @@ impl Session {
 
     /// A verified batch whose event at `cut` the group's membership refuses (a
     /// non-writer, or past a removal's cut-off): the events before it are stored (the
-    /// signed root covers them) and fetching the log stops until the peer announces it
-    /// again (the next full anti-entropy round), when the membership may have changed
-    /// (e.g. the op that makes the author a writer arrived meanwhile).
+    /// signed root covers them) and the log stops in this session, as for a refused
+    /// type (answers to requests still in flight are ignored). A later session asks
+    /// again, when the membership may have changed (e.g. the op that makes the author
+    /// a writer arrived after its events).
     fn store_before_cut(&mut self, e: Events, v: Verified, cut: u64, out: &mut Vec<Output>) {
         let keep = cut.saturating_sub(e.first_seq) as usize;
         if keep > 0 {
@@ -400,7 +401,7 @@ impl Session {
                 checkpoint: Box::new(e.checkpoint),
             }));
         }
-        self.stop_log(&e.author);
+        self.refuse_log(e.author);
     }
 
     pub(super) fn emit_verified(e: Events, v: Verified, group: GroupId, out: &mut Vec<Output>) {
