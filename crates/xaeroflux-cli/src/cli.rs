@@ -253,6 +253,79 @@ pub enum GroupCommand {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Access control: members, roles, invites.
+    #[command(flatten)]
+    Access(AccessCommand),
+}
+
+/// Group access control subcommands (part of `group`; on the local store).
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Put a group under access control with this node as owner (members, roles,
+    /// invites, end-to-end encrypted epochs).
+    Control {
+        /// Group id (64 hex digits; default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// List the members of a group and their roles.
+    Members {
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Add a member by its public key (`group key` on its node prints it).
+    Add {
+        /// The member's XaeroID public key (hex).
+        key: String,
+        /// reader, writer or admin.
+        #[arg(long, default_value = "writer")]
+        role: String,
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Remove a member (its later events are refused by every peer) and rotate the
+    /// epoch key to the remaining members.
+    Remove {
+        /// The member's DID or id (64 hex digits).
+        member: String,
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Change a member's role.
+    Role {
+        /// The member's DID or id.
+        member: String,
+        /// reader, writer or admin.
+        role: String,
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Sign an invite granting a role (prints `xfi1...`).
+    Invite {
+        /// reader, writer or admin.
+        #[arg(long, default_value = "writer")]
+        role: String,
+        /// How long it stays valid: seconds, or with a unit s, m, h, d.
+        #[arg(long, default_value = "24h")]
+        expires: String,
+        /// Only the first redeemer is admitted.
+        #[arg(long)]
+        single_use: bool,
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Redeem an access invite (after `group join` of the group's ticket).
+    Redeem {
+        /// The invite (`xfi1...`).
+        invite: String,
+    },
+    /// Print this node's public key (what `group add` takes).
+    Key,
 }
 
 /// `id` subcommands.

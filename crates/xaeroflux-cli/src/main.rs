@@ -1,5 +1,6 @@
 //! The `xaeroflux` command-line tool.
 
+mod access;
 mod backend;
 mod blob;
 mod cli;

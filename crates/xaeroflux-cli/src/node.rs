@@ -271,6 +271,7 @@ impl SyncBar {
 /// `xaeroflux group ...`.
 pub fn group(ctx: &Ctx, cmd: GroupCommand, json: bool) -> Result<ExitCode> {
     match cmd {
+        GroupCommand::Access(c) => return crate::access::run(ctx, c),
         GroupCommand::Create => {
             let node = Node::open(ctx)?;
             let g = node.create_group()?;

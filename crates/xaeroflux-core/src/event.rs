@@ -77,17 +77,22 @@ pub const fn type_class(event_type: u32) -> TypeClass {
 
 /// Whether an event of `event_type` may be stored when it comes from a peer or from a
 /// feature's local write (the store's `write_reserved_to`): one rule for both, derived
-/// from [`type_class`] and what is built. Application types and
-/// the records/relations/documents range (state views) are accepted; engine types
-/// (the node's own, never synced), and membership, blob and unassigned types (no
-/// feature decodes and checks them yet) are refused. A feature that starts accepting
-/// its range changes this function and its test.
+/// from [`type_class`] and what is built. Application types, the
+/// records/relations/documents range (state views) and [`MEMBERSHIP_OP_TYPE`] (access
+/// control's signed membership ops) are accepted; engine types (the node's own, never
+/// synced), the rest of the membership range, blob and unassigned types (no feature
+/// decodes and checks them yet) are refused. A feature that starts accepting its range
+/// changes this function and its test.
 pub const fn accepted_from_network(event_type: u32) -> bool {
-    matches!(
-        type_class(event_type),
-        TypeClass::Application | TypeClass::Records
-    )
+    event_type == MEMBERSHIP_OP_TYPE
+        || matches!(
+            type_class(event_type),
+            TypeClass::Application | TypeClass::Records
+        )
 }
+
+/// Event type of a group's signed membership ops (crate `xaeroflux-access`).
+pub const MEMBERSHIP_OP_TYPE: u32 = 16;
 
 /// A 32-byte content address: the BLAKE3 hash of an event's canonical encoding.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -378,7 +383,8 @@ mod tests {
             assert_eq!(super::is_reserved_type(t), c != C::Application, "type {t}");
         }
         let accepted: Vec<u32> = (0..=300).filter(|t| net(*t)).collect();
-        assert_eq!(accepted, (32..=63).chain(256..=300).collect::<Vec<_>>());
+        let expected = [16].into_iter().chain(32..=63).chain(256..=300);
+        assert_eq!(accepted, expected.collect::<Vec<_>>());
     }
     use super::*;
     use proptest::prelude::*;

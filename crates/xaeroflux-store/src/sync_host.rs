@@ -28,6 +28,8 @@ use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, SignedChec
 use xaeroflux_sync::{
     CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, PeerEvent, SyncHost,
     VerifiedBatch,
+    AccessGate, CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, MemLogs,
+    PeerEvent, SyncHost, VerifiedBatch,
 };
 use xaeroid::{XaeroID, XaeroKeypair};
 
@@ -50,6 +52,8 @@ const FEED_READ: u64 = 4096;
 /// [`Engine::sync_host`]; it stays valid (answering `Closed`) after the store closes.
 pub struct SyncNode {
     shared: Arc<Shared>,
+    /// Access control consulted by every session (`None`: anyone with the secret).
+    gate: Option<Arc<dyn AccessGate>>,
 }
 
 impl std::fmt::Debug for SyncNode {
@@ -66,6 +70,16 @@ impl Engine {
     pub fn sync_host(&self) -> Arc<SyncNode> {
         Arc::new(SyncNode {
             shared: self.shared_arc(),
+            gate: None,
+        })
+    }
+
+    /// As [`Engine::sync_host`], with sessions that ask `gate` which events to store
+    /// and which peers to admit (group access control).
+    pub fn sync_host_with_gate(&self, gate: Arc<dyn AccessGate>) -> Arc<SyncNode> {
+        Arc::new(SyncNode {
+            shared: self.shared_arc(),
+            gate: Some(gate),
         })
     }
 
@@ -197,7 +211,8 @@ impl SyncHost for SyncNode {
     fn read_logs(&self, f: &mut dyn FnMut(&dyn LogView)) -> Result<(), HostError> {
         let failed = match Snapshot::new(&self.shared) {
             Ok(snap) => {
-                let view = StoreView::new(snap);
+                let mut view = StoreView::new(snap);
+                view.gate = self.gate.as_deref();
                 f(&view);
                 view.failed.into_inner()
             }
@@ -343,6 +358,8 @@ pub(crate) struct StoreView<'a> {
     snap: Snapshot<'a>,
     /// The first store failure of this view.
     failed: RefCell<Option<Error>>,
+    /// The node's access control, if any.
+    gate: Option<&'a dyn AccessGate>,
 }
 
 impl<'a> StoreView<'a> {
@@ -350,6 +367,7 @@ impl<'a> StoreView<'a> {
         StoreView {
             snap,
             failed: RefCell::new(None),
+            gate: None,
         }
     }
 
@@ -465,6 +483,21 @@ impl LogView for StoreView<'_> {
             .store()
             .is_forked(self.snap.txn(), group, author);
         self.or(r, true)
+    }
+
+    fn may_write_event(
+        &self,
+        group: &GroupId,
+        author: &AuthorId,
+        seq: u64,
+        event_type: u32,
+    ) -> bool {
+        self.gate
+            .is_none_or(|g| g.may_write_event(group, author, seq, event_type))
+    }
+
+    fn may_connect(&self, group: &GroupId, peer: &AuthorId) -> bool {
+        self.gate.is_none_or(|g| g.may_connect(group, peer))
     }
 }
 

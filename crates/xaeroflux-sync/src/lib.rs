@@ -35,7 +35,7 @@ mod sim;
 pub use events::EventList;
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, Message, Role};
 pub use host::{CommittedBatch, CommittedFeed, HostError, PeerEvent, SyncHost, VerifiedBatch};
-pub use log::{Frontier, LogView, MemLogs};
+pub use log::{AccessGate, Frontier, LogView, MemLogs};
 pub use proto::{
     ErrorCode, Input, NON_MEMBER_REASON, Output, STORE_FAILURE_REASON, Session, SessionConfig,
     SessionMemory, SystemEvent, TransportParams, sanitize_reason,

@@ -59,6 +59,39 @@ pub trait LogView {
     fn may_write(&self, _group: &GroupId, _author: &AuthorId) -> bool {
         true
     }
+    /// Whether `author`'s event at `seq` of type `event_type` may be stored (a group's
+    /// membership: roles and removal cut-offs; default: anyone). A verified batch is
+    /// stored up to the first event refused here, and the log stops in that session
+    /// (a later session asks again).
+    fn may_write_event(
+        &self,
+        _group: &GroupId,
+        _author: &AuthorId,
+        _seq: u64,
+        _event_type: u32,
+    ) -> bool {
+        true
+    }
+    /// Whether a peer whose Hello verified may hold a session of `group` (a group's
+    /// current members; default: anyone holding the group secret).
+    fn may_connect(&self, _group: &GroupId, _peer: &AuthorId) -> bool {
+        true
+    }
+}
+
+/// A group's admission rules (access control, crate `xaeroflux-access`) that a host
+/// answers [`LogView::may_write_event`] and [`LogView::may_connect`] with.
+pub trait AccessGate: Send + Sync {
+    /// See [`LogView::may_write_event`].
+    fn may_write_event(
+        &self,
+        group: &GroupId,
+        author: &AuthorId,
+        seq: u64,
+        event_type: u32,
+    ) -> bool;
+    /// See [`LogView::may_connect`].
+    fn may_connect(&self, group: &GroupId, peer: &AuthorId) -> bool;
 }
 
 /// Length and peaks of an MMR: enough to append and to compute the root.

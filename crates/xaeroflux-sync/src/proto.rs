@@ -445,6 +445,15 @@ impl Session {
         if self.phase == Phase::Closed {
             return out;
         }
+        // A peer removed from the group's membership since the handshake: close.
+        if self.phase == Phase::Established
+            && let Some(p) = &self.peer
+            && !logs.may_connect(&self.cfg.group.id(), &AuthorId(*p.id().as_bytes()))
+        {
+            let why = "no longer a member of the group".to_string();
+            self.close_with(ErrorCode::Unauthorized, why, &mut out);
+            return out;
+        }
         let res = match input {
             Input::Connected { role, params } => self.on_connected(role, params, now, &mut out),
             Input::Frame(bytes) => self.on_bytes(&bytes, now, logs, &mut out),
@@ -649,6 +658,9 @@ impl Session {
                 return Err(r);
             }
         };
+        if !logs.may_connect(&self.cfg.group.id(), &AuthorId(*peer.id().as_bytes())) {
+            return Err(reject(ErrorCode::Unauthorized, "not a member of the group"));
+        }
         if self.role == Role::Acceptor {
             // Answer in the initiator's form: a short Hello says it holds our key.
             let short = matches!(hello.key, HelloKey::Id(_));

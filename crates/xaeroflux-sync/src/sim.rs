@@ -586,6 +586,7 @@ fn simulation_recovers_from_in_connection_loss_and_duplication() {
     eprintln!("{seeds} fault seeds: {rejections} sessions closed on stream faults");
 }
 
+mod access;
 mod bounds;
 mod chaos;
 mod hostile;

@@ -15,6 +15,7 @@ use xaeroflux_store::{
 };
 use xaeroid::XaeroKeypair;
 
+use crate::access::AccessSlot;
 use crate::network::{NetSlot, NetworkOptions};
 use crate::vector::VectorSlot;
 
@@ -81,10 +82,14 @@ impl Builder {
     /// Opens (or creates) the store, starts its storage writer and, unless offline,
     /// its network node.
     pub fn open(self) -> Result<XaeroFlux> {
+        let engine = self.engine.open()?;
+        let (access, feed) = AccessSlot::open(&engine).map_err(crate::access::into_store)?;
+        access.start_feeder(feed);
         let store = XaeroFlux {
-            engine: self.engine.open()?,
+            engine,
             vector: VectorSlot::default(),
             net: NetSlot::default(),
+            access,
         };
         if let Some(n) = self.network {
             store.start_network(n)?;
@@ -104,6 +109,8 @@ pub struct XaeroFlux {
     pub(crate) vector: VectorSlot,
     /// The network node, once started.
     pub(crate) net: NetSlot,
+    /// Group access control (membership, epoch keys).
+    pub(crate) access: AccessSlot,
 }
 
 impl std::fmt::Debug for XaeroFlux {
@@ -146,6 +153,7 @@ impl XaeroFlux {
     pub fn close(self) -> Result<()> {
         // No more remote batches once the writer is asked to stop.
         self.net.stop();
+        self.access.stop();
         self.engine.flush_and_stop()
     }
 }
@@ -153,6 +161,7 @@ impl XaeroFlux {
 impl Drop for XaeroFlux {
     fn drop(&mut self) {
         self.net.stop();
+        self.access.stop();
         // The writer drains everything already in the rings before it exits.
         self.engine.stop_writer();
         // Then the vector indexer stops and saves what it covers.

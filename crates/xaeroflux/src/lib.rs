@@ -26,10 +26,12 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod access;
 mod flux;
 mod network;
 mod vector;
 
+pub use access::{AccessError, AccessResult};
 pub use flux::{Builder, XaeroFlux};
 pub use network::{
     DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
@@ -39,6 +41,7 @@ pub use vector::{
     IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,
     VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats, vector_index_info,
 };
+pub use xaeroflux_access as access_control;
 pub use xaeroflux_core::mmr::MerkleProof;
 pub use xaeroflux_core::{
     AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint,

@@ -91,7 +91,8 @@ fn net_err(e: impl std::fmt::Display) -> Error {
 impl XaeroFlux {
     /// Starts the network node (done by `open` unless the store was opened offline).
     pub(crate) fn start_network(&self, opts: NetworkOptions) -> Result<()> {
-        let host: std::sync::Arc<dyn xaeroflux_sync::SyncHost> = self.sync_host();
+        let host: std::sync::Arc<dyn xaeroflux_sync::SyncHost> =
+            self.sync_host_with_gate(self.access.control.clone());
         let h = NetHandle::start(host, opts.config, opts.threads).map_err(net_err)?;
         self.net.set(h);
         Ok(())

@@ -30,6 +30,8 @@ pub(super) struct Verified {
     ids: Vec<EventId>,
     /// Seq of the first event whose type no built feature accepts from the network.
     refused: Option<u64>,
+    /// Seq of the first event [`LogView::may_write_event`] refuses (membership).
+    cut: Option<u64>,
 }
 
 impl Session {
@@ -325,6 +327,7 @@ impl Session {
         let mut bytes = 0u64;
         let mut ids = Vec::with_capacity(e.events.len());
         let mut refused = None;
+        let mut cut = None;
         for (i, raw) in e.events.iter().enumerate() {
             let ev = EventRef::decode(raw)
                 .map_err(|err| reject(ErrorCode::BadEvent, err.to_string()))?;
@@ -337,6 +340,9 @@ impl Session {
             }
             if refused.is_none() && !accepted_from_network(h.event_type) {
                 refused = Some(h.seq);
+            }
+            if cut.is_none() && !logs.may_write_event(&group, &e.author, h.seq, h.event_type) {
+                cut = Some(h.seq);
             }
             let id = ev.id();
             if !f.push(&id) {
@@ -367,7 +373,35 @@ impl Session {
             bytes,
             ids,
             refused,
+            cut,
         })
+    }
+
+    /// A verified batch whose event at `cut` the group's membership refuses (a
+    /// non-writer, or past a removal's cut-off): the events before it are stored (the
+    /// signed root covers them) and the log stops in this session, as for a refused
+    /// type (answers to requests still in flight are ignored). A later session asks
+    /// again, when the membership may have changed (e.g. the op that makes the author
+    /// a writer arrived after its events).
+    fn store_before_cut(&mut self, e: Events, v: Verified, cut: u64, out: &mut Vec<Output>) {
+        let keep = cut.saturating_sub(e.first_seq) as usize;
+        if keep > 0 {
+            let mut events = EventList::with_capacity(keep, e.events.byte_len());
+            for raw in e.events.iter().take(keep) {
+                events.push(raw);
+            }
+            let group = self.cfg.group.id();
+            out.push(Output::StoreVerified(VerifiedBatch {
+                group,
+                author: e.author,
+                author_key: v.key,
+                first_seq: e.first_seq,
+                ids: v.ids[..keep].to_vec(),
+                events,
+                checkpoint: Box::new(e.checkpoint),
+            }));
+        }
+        self.refuse_log(e.author);
     }
 
     pub(super) fn emit_verified(e: Events, v: Verified, group: GroupId, out: &mut Vec<Output>) {
@@ -409,6 +443,11 @@ impl Session {
         let mut v = self.verify_batch(&e, &frontier, logs)?;
         if v.refused.is_some() {
             self.refuse_log(e.author);
+            self.schedule(now, logs, out);
+            return Ok(());
+        }
+        if let Some(cut) = v.cut {
+            self.store_before_cut(e, v, cut, out);
             self.schedule(now, logs, out);
             return Ok(());
         }
@@ -493,6 +532,10 @@ impl Session {
             let mut v = self.verify_batch(&e, &frontier, logs)?;
             if v.refused.is_some() {
                 self.refuse_log(e.author);
+                return Ok(());
+            }
+            if let Some(cut) = v.cut {
+                self.store_before_cut(e, v, cut, out);
                 return Ok(());
             }
             let fetch = self.fetch.entry(e.author).or_insert_with(|| Fetch {

@@ -1,0 +1,290 @@
+//! Cost of group access control, in one run:
+//! 1. ML-KEM-768 encapsulate / decapsulate per second (RustCrypto `ml-kem` 0.3.4);
+//! 2. epoch rotation for 10, 100 and 1,000 members: time to seal the new key to every
+//!    member and sign the EpochKeys ops, and the bytes of those ops;
+//! 3. ingest of 1 KiB events into a store with payload encryption on (seal each payload
+//!    with the epoch key, then `write_event`) against off (plain `write_event`, the
+//!    anchor), interleaved, with the ratio (goal >= 0.8x).
+//!
+//! Usage: `access_bench [--events N] [--repeat R] [--kem N] [--dir PATH]` (defaults
+//! 100,000 events, 5 rounds, 2,000 KEM operations). The tables show median and worst.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Instant;
+
+use xaeroflux::{XaeroFlux, XaeroKeypair};
+use xaeroflux_access::{
+    EpochKey, KemKeypair, MemberOp, Membership, OpBody, Role, SealedKey, SeededEntropy, Stamp,
+    seal_payload,
+};
+use xaeroflux_core::GroupId;
+
+struct Args {
+    events: u64,
+    repeat: usize,
+    kem: usize,
+    dir: Option<String>,
+}
+
+const USAGE: &str = "usage: access_bench [--events N] [--repeat R] [--kem N] [--dir PATH]";
+
+fn args() -> Args {
+    let mut a = Args {
+        events: 100_000,
+        repeat: 5,
+        kem: 2_000,
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage_exit());
+        match flag.as_str() {
+            "--events" => a.events = val().parse().unwrap_or_else(|_| usage_exit()),
+            "--repeat" => {
+                a.repeat = val()
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| usage_exit())
+                    .max(1)
+            }
+            "--kem" => {
+                a.kem = val()
+                    .parse::<usize>()
+                    .unwrap_or_else(|_| usage_exit())
+                    .max(1)
+            }
+            "--dir" => a.dir = Some(val()),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => usage_exit(),
+        }
+    }
+    a
+}
+
+fn usage_exit() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn worst(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::MIN, f64::max)
+}
+
+const G: GroupId = GroupId([0xA5; 32]);
+
+fn kem_rates(a: &Args) -> (Vec<f64>, Vec<f64>) {
+    let mut rng = SeededEntropy::new(1);
+    let kp = KemKeypair::generate(&mut rng).unwrap();
+    let key = EpochKey::generate(1, &mut rng).unwrap();
+    let member = xaeroid::IdHash([1; 32]);
+    let (mut enc, mut dec) = (Vec::new(), Vec::new());
+    for _ in 0..a.repeat {
+        // Sealing = one encapsulation + one AEAD wrap of 32 bytes.
+        let t = Instant::now();
+        let mut sealed = Vec::with_capacity(a.kem);
+        for _ in 0..a.kem {
+            sealed.push(SealedKey::seal(&G, &key, member, kp.public(), &mut rng).unwrap());
+        }
+        enc.push(a.kem as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for s in &sealed {
+            let k = s.open(&G, 1, &key.key_id(), &kp).unwrap();
+            assert_eq!(k.epoch(), 1);
+        }
+        dec.push(a.kem as f64 / t.elapsed().as_secs_f64());
+    }
+    (enc, dec)
+}
+
+/// A membership with `n` members (the owner and `n - 1` writers), all with KEM keys.
+fn membership(n: usize, owner: &XaeroKeypair) -> Membership {
+    let mut rng = SeededEntropy::new(n as u64);
+    let mut m = Membership::new(G, owner.id());
+    let at = |hlc: u64, seq: u64| Stamp {
+        hlc,
+        author: owner.id(),
+        seq,
+    };
+    let op = m
+        .make_op(
+            owner,
+            OpBody::Genesis {
+                owner: owner.public().clone(),
+            },
+        )
+        .unwrap();
+    m.insert_op(at(1, 0), op);
+    let kem = KemKeypair::generate(&mut rng).unwrap();
+    let op = m
+        .make_op(
+            owner,
+            OpBody::KemKey {
+                key: kem.public().clone(),
+            },
+        )
+        .unwrap();
+    m.insert_op(at(2, 1), op);
+    let mut seq = 2;
+    let mut ops: Vec<(Stamp, MemberOp)> = Vec::new();
+    for i in 0..n.saturating_sub(1) {
+        let kp =
+            XaeroKeypair::generate_from_seed(blake3::hash(&(i as u64).to_le_bytes()).as_bytes());
+        let op = MemberOp::sign(
+            owner,
+            G,
+            &[],
+            OpBody::Add {
+                member: kp.public().clone(),
+                role: Role::Writer,
+                at_seq: 0,
+            },
+        )
+        .unwrap();
+        ops.push((at(10 + seq, seq), op));
+        seq += 1;
+        let kem = KemKeypair::generate(&mut rng).unwrap();
+        let op = MemberOp::sign(
+            &kp,
+            G,
+            &[],
+            OpBody::KemKey {
+                key: kem.public().clone(),
+            },
+        )
+        .unwrap();
+        ops.push((
+            Stamp {
+                hlc: 10 + seq,
+                author: kp.id(),
+                seq: 0,
+            },
+            op,
+        ));
+        seq += 1;
+    }
+    m.insert_all(ops.iter().map(|(s, op)| (*s, op.as_bytes())));
+    m
+}
+
+fn open_store(dir: &Path) -> XaeroFlux {
+    XaeroFlux::builder(dir)
+        .identity(XaeroKeypair::generate_from_seed(&[7; 32]))
+        .offline()
+        .open()
+        .unwrap()
+}
+
+fn ingest(dir: &Path, n: u64, key: Option<&EpochKey>) -> f64 {
+    let store = open_store(dir);
+    let group = store.default_group();
+    let mut rng = SeededEntropy::new(9);
+    let payload = vec![0x5Au8; 1024];
+    let t = Instant::now();
+    for i in 0..n {
+        let mut p = payload.clone();
+        p[..8].copy_from_slice(&i.to_le_bytes());
+        match key {
+            Some(k) => {
+                let sealed = seal_payload(&group, 1000, k, &p, &mut rng).unwrap();
+                store.write_event(&sealed, 1000).unwrap();
+            }
+            None => {
+                store.write_event(&p, 1000).unwrap();
+            }
+        }
+    }
+    store.flush().unwrap();
+    let s = t.elapsed().as_secs_f64();
+    store.close().unwrap();
+    n as f64 / s
+}
+
+fn main() {
+    let a = args();
+    println!(
+        "access_bench: {} events of 1 KiB, {} rounds, {} KEM ops per round (median / worst)",
+        a.events, a.repeat, a.kem
+    );
+
+    let (enc, dec) = kem_rates(&a);
+    println!();
+    println!("| ML-KEM-768 (with the 32-byte AEAD wrap) | ops/s median | ops/s worst |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| seal (encapsulate) | {:.0} | {:.0} |",
+        median(enc.clone()),
+        enc.iter().copied().fold(f64::MAX, f64::min)
+    );
+    println!(
+        "| open (decapsulate) | {:.0} | {:.0} |",
+        median(dec.clone()),
+        dec.iter().copied().fold(f64::MAX, f64::min)
+    );
+
+    println!();
+    println!(
+        "| rotation | members | time median (ms) | time worst (ms) | EpochKeys ops | bytes | bytes/member |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let owner = XaeroKeypair::generate_from_seed(&[1; 32]);
+    for n in [10usize, 100, 1000] {
+        let m = membership(n, &owner);
+        assert_eq!(m.members().len(), n);
+        let mut times = Vec::new();
+        let mut bytes = 0usize;
+        let mut count = 0usize;
+        let rounds = if n >= 1000 { a.repeat.min(3) } else { a.repeat };
+        for r in 0..rounds {
+            let mut rng = SeededEntropy::new(100 + r as u64);
+            let t = Instant::now();
+            let (_, ops) = m.rotate(&owner, &mut rng).unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            bytes = ops.iter().map(|o| o.as_bytes().len()).sum();
+            count = ops.len();
+        }
+        println!(
+            "| new epoch | {n} | {:.1} | {:.1} | {count} | {bytes} | {:.0} |",
+            median(times.clone()),
+            worst(&times),
+            bytes as f64 / n as f64
+        );
+    }
+
+    let base = a.dir.as_ref().map_or_else(std::env::temp_dir, Into::into);
+    let mut rng = SeededEntropy::new(3);
+    let key = EpochKey::generate(1, &mut rng).unwrap();
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..a.repeat {
+        let d1 = tempfile::tempdir_in(&base).unwrap();
+        off.push(ingest(d1.path(), a.events, None));
+        let d2 = tempfile::tempdir_in(&base).unwrap();
+        on.push(ingest(d2.path(), a.events, Some(&key)));
+    }
+    let (offm, onm) = (median(off.clone()), median(on.clone()));
+    let slowest = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    println!();
+    println!("| ingest, 1 KiB | events/s median | events/s worst | vs off |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| encryption off (anchor) | {offm:.0} | {:.0} | 1.00x |",
+        slowest(&off)
+    );
+    println!(
+        "| encryption on (XChaCha20-Poly1305 envelope) | {onm:.0} | {:.0} | {:.2}x |",
+        slowest(&on),
+        onm / offm
+    );
+    println!();
+    println!(
+        "goal: ingest with encryption >= 0.8x of off: {}",
+        if onm / offm >= 0.8 { "met" } else { "NOT met" }
+    );
+}
