@@ -122,8 +122,9 @@ fn records_relations_and_the_state_root() {
     assert_eq!(lib["blob"], Value::Bytes(vec![0, 1]));
     assert_eq!(lib["done"], Value::Bool(true));
 
+    let mut last_link = String::new();
     for c in ["c1", "c2"] {
-        let (s, _) = call(
+        let (s, r) = call(
             &n,
             "POST",
             "/v1/links",
@@ -133,6 +134,7 @@ fn records_relations_and_the_state_root() {
             ),
         );
         assert_eq!(s, 201);
+        last_link = r["id"].as_str().unwrap().to_string();
     }
     let (s, r) = call(&n, "GET", "/v1/records/boards/b1/links", None);
     assert_eq!(s, 200);
@@ -148,12 +150,25 @@ fn records_relations_and_the_state_root() {
     assert_eq!(r["records"][0]["key"], "c2");
     assert!(r.get("next").is_none());
 
-    // Delete: gone, and its board membership with it.
+    // Delete: gone, and its board membership with it; as of before the delete, it
+    // was on the board.
+    let before = {
+        let id = xaeroflux::EventId::from_hex(&last_link).unwrap();
+        let snap = n.store.read().unwrap();
+        snap.get(&id).unwrap().unwrap().event.header.hlc.as_u64()
+    };
     let (s, _) = call(&n, "DELETE", "/v1/records/cards/c2", None);
     assert_eq!(s, 201);
     assert_eq!(call(&n, "GET", "/v1/records/cards/c2", None).0, 404);
     let (_, r) = call(&n, "GET", "/v1/records/boards/b1/links", None);
     assert_eq!(r["to"].as_array().unwrap().len(), 1);
+    let (_, r) = call(
+        &n,
+        "GET",
+        &format!("/v1/records/boards/b1/links?as_of={before}"),
+        None,
+    );
+    assert_eq!(r["to"].as_array().unwrap().len(), 2, "{r}");
 
     let (s, r) = call(&n, "GET", "/v1/state-root", None);
     assert_eq!(s, 200);

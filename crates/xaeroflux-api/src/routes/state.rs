@@ -267,7 +267,7 @@ pub(crate) async fn delete_record(
     .await
 }
 
-/// The relations out of and into a record.
+/// The relations out of and into a record (as of an HLC with `as_of`).
 #[utoipa::path(get, path = "/v1/records/{collection}/{key}/links", tag = "state",
     params(("collection" = String, Path, description = "collection"),
         ("key" = String, Path, description = "key"), RecordQuery),
@@ -281,9 +281,13 @@ pub(crate) async fn links(
     blocking(move || {
         let g = parse_group(&store, q.group.as_deref())?;
         let r = RecordRef::new(collection, key);
+        let (from, to) = match q.as_of.map(Hlc::from_u64) {
+            Some(at) => (v.links_from_as_of(&g, &r, at), v.links_to_as_of(&g, &r, at)),
+            None => (v.links_from(&g, &r), v.links_to(&g, &r)),
+        };
         Ok(Json(LinksJson {
-            from: links_json(v.links_from(&g, &r).map_err(view_error)?),
-            to: links_json(v.links_to(&g, &r).map_err(view_error)?),
+            from: links_json(from.map_err(view_error)?),
+            to: links_json(to.map_err(view_error)?),
         }))
     })
     .await
