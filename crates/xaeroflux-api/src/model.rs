@@ -4,6 +4,14 @@
 //! Positions are local sequences: the order in which this node stored events, the
 //! resume point of the live stream (`Last-Event-ID`) and of `query` cursors.
 
+mod state;
+
+pub use state::{
+    DocJson, DocList, DocQuery, DocSummary, DocTextJson, FieldsRequest, LinkJson, LinkRequest,
+    LinksJson, RecordJson, RecordPage, RecordQuery, RecordRefJson, StateRootJson,
+    StateWriteResponse, TextEdit, value_from_json, value_to_json,
+};
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use xaeroflux::{CommittedEvent, Event, EventId, MerkleProof, SystemEvent};

@@ -4,21 +4,24 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{events, node, stream};
+use crate::routes::{events, node, state, stream};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "XaeroFlux node API",
         description = "The local HTTP API of a XaeroFlux node: write, read and follow events; \
-                       groups, peers, search, stats and verification. Errors are RFC 9457 \
-                       problem documents with a stable `code`."
+                       records, relations and collaborative documents; groups, peers, \
+                       search, stats and verification. Errors are RFC 9457 problem \
+                       documents with a stable `code`."
     ),
     paths(
         node::health, node::identity, node::stats, node::verify_start, node::verify_status,
         node::search, node::groups, node::create_group, node::join, node::ticket, node::peers,
         node::connect, node::forget, events::write, events::batch, events::get, events::query,
-        stream::subscribe, stream::system
+        stream::subscribe, stream::system, state::scan, state::get_record, state::put_record,
+        state::patch_record, state::delete_record, state::links, state::link, state::state_root,
+        state::list_docs, state::get_doc, state::get_text, state::edit_text
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&Bearer),
@@ -28,7 +31,9 @@ use crate::routes::{events, node, stream};
         (name = "streams", description = "Server-Sent Events"),
         (name = "groups", description = "Groups this node syncs"),
         (name = "peers", description = "Peers this node syncs with"),
-        (name = "node", description = "Identity, stats, verification, search")
+        (name = "node", description = "Identity, stats, verification, search"),
+        (name = "state", description = "Records, relations and the state root"),
+        (name = "documents", description = "Collaborative documents")
     )
 )]
 struct ApiDoc;

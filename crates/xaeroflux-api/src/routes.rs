@@ -2,6 +2,7 @@
 
 pub(crate) mod events;
 pub(crate) mod node;
+pub(crate) mod state;
 pub(crate) mod stream;
 
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use xaeroflux::{EventId, GroupId, XaeroFlux};
+use xaeroflux_docs::Docs;
+use xaeroflux_views::Views;
 
 use crate::auth::Guard;
 use crate::model::VerifyJob;
@@ -36,6 +39,11 @@ pub struct ApiOptions {
     pub search_types: Vec<u32>,
     /// Dimension of the n-gram vectors of `search` (default 256).
     pub search_dimension: usize,
+    /// The record views the `/v1/records`, `/v1/links` and `/v1/state-root` routes
+    /// serve (default none: they answer 404 `views_off`).
+    pub views: Option<Arc<Views>>,
+    /// The documents the `/v1/docs` routes serve (default none: 404 `views_off`).
+    pub docs: Option<Arc<Docs>>,
 }
 
 impl ApiOptions {
@@ -49,6 +57,8 @@ impl ApiOptions {
             max_batch_body: 32 * 1024 * 1024,
             search_types: vec![1000],
             search_dimension: 256,
+            views: None,
+            docs: None,
         }
     }
 }
@@ -98,6 +108,23 @@ pub fn router(store: Arc<XaeroFlux>, opts: ApiOptions) -> Router {
         .route("/v1/groups/{id}/ticket", get(node::ticket))
         .route("/v1/peers", get(node::peers).post(node::connect))
         .route("/v1/peers/{endpoint}", delete(node::forget))
+        .route("/v1/records/{collection}", get(state::scan))
+        .route(
+            "/v1/records/{collection}/{key}",
+            get(state::get_record)
+                .put(state::put_record)
+                .patch(state::patch_record)
+                .delete(state::delete_record),
+        )
+        .route("/v1/records/{collection}/{key}/links", get(state::links))
+        .route("/v1/links", post(state::link))
+        .route("/v1/state-root", get(state::state_root))
+        .route("/v1/docs", get(state::list_docs))
+        .route("/v1/docs/{name}", get(state::get_doc))
+        .route(
+            "/v1/docs/{name}/text",
+            get(state::get_text).post(state::edit_text),
+        )
         .route("/", get(crate::console::index))
         .route("/console/{file}", get(crate::console::asset))
         .fallback(not_found)

@@ -57,6 +57,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::kv::KvCommand,
     },
+    /// Collaborative documents: new, append, edit, show, ls.
+    Doc {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::doc::DocCommand,
+    },
     /// Large payloads: add, fetch, export and list blobs (DATA_DIR/blobs).
     Blob {
         /// What to do with blobs.

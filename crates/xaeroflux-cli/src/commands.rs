@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Id { command } => id(&dir, command),
         Command::Kv { command } => crate::kv::run(&ctx, command),
+        Command::Doc { command } => crate::doc::run(&ctx, command),
         Command::Blob { command } => crate::blob::run(&ctx, command),
         Command::Write {
             ref payload,

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod data;
+mod doc;
 mod kv;
 mod node;
 mod prompt;

@@ -105,7 +105,9 @@ fn serve_api(ctx: &Ctx, store: &Arc<XaeroFlux>, bind: &ApiBind) -> Option<ApiSer
     let started = xaeroflux_api::load_or_create_token(&ctx.dir)
         .map_err(anyhow::Error::from)
         .and_then(|token| {
-            let mut s = ApiServer::start(store.clone(), bind, ApiOptions::new(token))?;
+            let mut opts = ApiOptions::new(token);
+            (opts.views, opts.docs) = open_state(ctx, store);
+            let mut s = ApiServer::start(store.clone(), bind, opts)?;
             s.publish(&ctx.dir)?;
             Ok(s)
         });
@@ -126,6 +128,29 @@ fn serve_api(ctx: &Ctx, store: &Arc<XaeroFlux>, bind: &ApiBind) -> Option<ApiSer
             None
         }
     }
+}
+
+/// The record views and documents the API serves; one that does not open is reported
+/// and its routes answer `views_off`.
+fn open_state(
+    ctx: &Ctx,
+    store: &Arc<XaeroFlux>,
+) -> (
+    Option<Arc<xaeroflux_views::Views>>,
+    Option<Arc<xaeroflux_docs::Docs>>,
+) {
+    use xaeroflux_docs::{Docs, DocsConfig};
+    use xaeroflux_views::{Views, ViewsConfig};
+    let views = Views::open(
+        store.clone(),
+        ViewsConfig::new(Views::default_dir(&ctx.dir)),
+    )
+    .map_err(|e| eprintln!("warning: record views are not served: {e:#}"))
+    .ok();
+    let docs = Docs::open(store.clone(), DocsConfig::new(Docs::default_dir(&ctx.dir)))
+        .map_err(|e| eprintln!("warning: documents are not served: {e:#}"))
+        .ok();
+    (views.map(Arc::new), docs.map(Arc::new))
 }
 
 /// Connects to a ticket's peer, joining the group first if it is an invite.

@@ -333,3 +333,54 @@ fn search_text_finds_near_duplicates_and_keeps_its_index() {
     ));
     assert_eq!(out.lines().count(), 2, "{out}");
 }
+
+#[test]
+fn doc_new_append_edit_show_ls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout(&run(d, &["id", "new"], None));
+    let id = stdout(&run(d, &["doc", "new", "notes/n1", "hello"], None));
+    assert_eq!(id.trim().len(), 64, "{id}");
+    // A second `doc new` must not write into the existing document.
+    assert!(
+        !run(d, &["doc", "new", "notes/n1", "again"], None)
+            .status
+            .success()
+    );
+    stdout(&run(d, &["doc", "append", "notes/n1", " world"], None));
+    stdout(&run(
+        d,
+        &[
+            "doc", "edit", "notes/n1", "--at", "0", "--delete", "5", "--insert", "HELLO",
+        ],
+        None,
+    ));
+    assert_eq!(
+        stdout(&run(d, &["doc", "show", "notes/n1"], None)),
+        "HELLO world\n"
+    );
+    stdout(&run(
+        d,
+        &["doc", "append", "notes/n1", "x", "--container", "title"],
+        None,
+    ));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&run(
+        d,
+        &["doc", "show", "notes/n1", "--json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(json["body"], "HELLO world");
+    assert_eq!(json["title"], "x");
+    assert_eq!(
+        stdout(&run(d, &["doc", "ls"], None)),
+        "notes/n1\t4 updates\n"
+    );
+    let missing = run(d, &["doc", "show", "notes/none"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        !run(d, &["doc", "edit", "notes/none", "--at", "0"], None)
+            .status
+            .success()
+    );
+}

@@ -23,6 +23,7 @@
 
 mod changes;
 mod maintain;
+mod past;
 mod query;
 
 use std::path::{Path, PathBuf};

@@ -308,7 +308,8 @@ fn small_op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
-    /// Views on disk equal the pure fold of the log, now and as of every HLC in it.
+    /// Views on disk equal the pure fold of the log, now and as of every HLC in it
+    /// (records, scans, and relations out of and into records).
     #[test]
     fn views_equal_the_fold_of_the_log_at_every_hlc(ops in proptest::collection::vec(small_op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
@@ -332,6 +333,11 @@ proptest! {
                 for k in ["k1", "x2"] {
                     let r = RecordRef::new(c, k);
                     prop_assert_eq!(v.get_as_of(&g, &r, Hlc::from_u64(h)).unwrap(), past.get(&r));
+                }
+                for k in ["k1", "k2", "x1", "x2"] {
+                    let r = RecordRef::new(c, k);
+                    prop_assert_eq!(v.links_from_as_of(&g, &r, Hlc::from_u64(h)).unwrap(), past.links_from(&r));
+                    prop_assert_eq!(v.links_to_as_of(&g, &r, Hlc::from_u64(h)).unwrap(), past.links_to(&r));
                 }
             }
         }
