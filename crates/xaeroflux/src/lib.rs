@@ -37,7 +37,8 @@ pub use network::{
 };
 pub use vector::{
     IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,
-    VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats, vector_index_info,
+    VectorMatch, VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats,
+    vector_index_info,
 };
 pub use xaeroflux_core::mmr::MerkleProof;
 pub use xaeroflux_core::{
