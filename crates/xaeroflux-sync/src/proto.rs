@@ -325,6 +325,11 @@ pub struct Session {
     in_flight: usize,
     /// Checkpoint length last advertised to the peer, per author.
     sent_cps: BTreeMap<AuthorId, u64>,
+    /// Per author, the end of the events this session sent the peer in order from
+    /// what the peer held: once those frames arrive, the peer holds the log up to here.
+    /// Decides whether a commit can be pushed without crossing a catch-up (see
+    /// `on_committed`).
+    sent_to: BTreeMap<AuthorId, u64>,
     keys_sent: HashSet<AuthorId>,
     /// Whether the peer's first `Checkpoints` arrived (catch-up started).
     peer_ready: bool,
@@ -359,6 +364,7 @@ impl Session {
             fetch: BTreeMap::new(),
             in_flight: 0,
             sent_cps: BTreeMap::new(),
+            sent_to: BTreeMap::new(),
             keys_sent: HashSet::new(),
             peer_ready: false,
             forked: HashSet::new(),

@@ -546,6 +546,19 @@ impl Session {
         if is_author || covered {
             return;
         }
+        // Push only what the peer will take: it keeps a push that starts at its
+        // frontier while it fetches nothing of that log, and drops any other (then
+        // requests the range, so those events would cross this session twice). The
+        // peer is exactly at `first_seq` once our frames arrive if it holds, or was
+        // sent, the log up to there; it has not asked for any of the batch if nothing
+        // past `first_seq` was advertised to it and none of its requests for the log
+        // waits here. Otherwise announce the checkpoint and let it ask.
+        let advertised = self.sent_cps.get(&author).copied().unwrap_or(0);
+        let fetching = self.requests.iter().any(|r| r.author == author);
+        if self.peer_holds(&author) != first_seq || advertised > first_seq || fetching {
+            self.advertise(logs, out, false);
+            return;
+        }
         let group = self.cfg.group.id();
         let len = cp.checkpoint.length;
         let budget = self.events_budget(&cp);
@@ -574,6 +587,21 @@ impl Session {
             return;
         }
         self.sent_cps.insert(author, len);
+        self.note_sent(author, first_seq, end);
+    }
+
+    /// The length of `author`'s log the peer holds once the frames sent so far
+    /// arrive: the longer of its own checkpoint and what this session sent it.
+    pub(super) fn peer_holds(&self, author: &AuthorId) -> u64 {
+        let theirs = self.peer_cps.get(author).map_or(0, |c| c.checkpoint.length);
+        theirs.max(self.sent_to.get(author).copied().unwrap_or(0))
+    }
+
+    /// Events `from..to` of `author` were sent to the peer.
+    pub(super) fn note_sent(&mut self, author: AuthorId, from: u64, to: u64) {
+        if from <= self.peer_holds(&author) && to > self.peer_holds(&author) {
+            self.sent_to.insert(author, to);
+        }
     }
 }
 
