@@ -296,6 +296,20 @@ impl Net {
                         self.stats.sent_events += 1;
                         if !self.conns[ci].sent[side].insert(e) {
                             self.stats.resent_events += 1;
+                            if std::env::var_os("XAERO_SIM_DEBUG").is_some() {
+                                let kind = match frame::decode(&bytes) {
+                                    Ok(Message::Push(_)) => "push",
+                                    Ok(Message::Events(_)) => "events",
+                                    _ => "by-ref",
+                                };
+                                eprintln!(
+                                    "resent {kind} {:?} seq {} at {now} conn {:?} side {side}: {}",
+                                    e.0,
+                                    e.1,
+                                    self.conns[ci].ends,
+                                    self.conns[ci].sessions[side].debug_state()
+                                );
+                            }
                         }
                     }
                     let latency = 1 + self.rng.below(40);

@@ -413,6 +413,8 @@ impl Session {
             return Ok(());
         }
         let group = self.cfg.group.id();
+        // The peer serves only what it stores: it holds the log up to here.
+        self.note_sent(e.author, 0, v.frontier.len());
         if let Some(fetch) = self.fetch.get_mut(&e.author) {
             fetch.frontier = std::mem::take(&mut v.frontier);
             if fetch.frontier.len() == req_end {
@@ -502,8 +504,19 @@ impl Session {
             });
             fetch.requested_to = v.frontier.len();
             fetch.frontier = std::mem::take(&mut v.frontier);
+            let end = fetch.frontier.len();
+            self.note_sent(e.author, 0, end);
             Self::emit_verified(e, v, group, out);
             return Ok(());
+        }
+        if e.first_seq < frontier.len() {
+            // We held (part of) it already: this peer relays the log to us after
+            // another path did. It holds the log at least that far.
+            self.lazy.insert(e.author);
+            let end = e.first_seq.saturating_add(e.events.len() as u64);
+            if end <= frontier.len() {
+                self.note_sent(e.author, 0, end);
+            }
         }
         // Out of step with our log: treat it as an announcement and fetch the gap.
         self.on_checkpoint(e.checkpoint, logs, out)?;
@@ -539,11 +552,14 @@ impl Session {
             .peer
             .as_ref()
             .is_some_and(|p| p.id().as_bytes() == author.as_bytes());
-        let covered = self
-            .peer_cps
-            .get(&author)
-            .is_some_and(|c| c.checkpoint.length >= end);
+        let covered = self.peer_holds(&author) >= end;
         if is_author || covered {
+            return;
+        }
+        // A relayed log this peer gets from elsewhere first: the anti-entropy round
+        // announces it (our own log is always pushed).
+        let own = self.cfg.keypair.public().id().as_bytes() == author.as_bytes();
+        if !own && self.lazy.contains(&author) {
             return;
         }
         // Push only what the peer will take: it keeps a push that starts at its
@@ -597,7 +613,7 @@ impl Session {
         theirs.max(self.sent_to.get(author).copied().unwrap_or(0))
     }
 
-    /// Events `from..to` of `author` were sent to the peer.
+    /// Events `from..to` of `author` went to the peer or came from it.
     pub(super) fn note_sent(&mut self, author: AuthorId, from: u64, to: u64) {
         if from <= self.peer_holds(&author) && to > self.peer_holds(&author) {
             self.sent_to.insert(author, to);
