@@ -341,7 +341,7 @@ fn search(ctx: &Ctx, q: &SearchQuery<'_>, json: bool) -> Result<ExitCode> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     bar.finish_and_clear();
-    let hits = store.search_vector(&query, q.k, q.threshold)?;
+    let hits = store.search_vector_events(&query, q.k, q.threshold)?;
     for h in &hits {
         if json {
             data::print_json(&xaeroflux_api::model::SearchHit {

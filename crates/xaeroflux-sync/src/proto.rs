@@ -332,6 +332,18 @@ pub struct Session {
     in_flight: usize,
     /// Checkpoint length last advertised to the peer, per author.
     sent_cps: BTreeMap<AuthorId, u64>,
+    /// Per author, how far the peer holds the log once the frames sent so far
+    /// arrive, from the events exchanged in this session: what we sent it in order
+    /// from what it held, and what it sent us (it serves only what it stores).
+    /// Decides whether a commit can be pushed without crossing a catch-up or going
+    /// back to where it came from (see `on_committed`).
+    sent_to: BTreeMap<AuthorId, u64>,
+    /// Logs whose events reach us from elsewhere before this peer relays them (it
+    /// pushed us events we held): we relay those logs to this peer no more, the
+    /// anti-entropy round announces them instead. Pushes of each author's own log
+    /// and the first session after a reconnect stay eager. As in Plumtree
+    /// (Leitão et al. 2007), the links that deliver first form the relay tree.
+    lazy: BTreeSet<AuthorId>,
     keys_sent: HashSet<AuthorId>,
     /// Whether the peer's first `Checkpoints` arrived (catch-up started).
     peer_ready: bool,
@@ -366,6 +378,8 @@ impl Session {
             fetch: BTreeMap::new(),
             in_flight: 0,
             sent_cps: BTreeMap::new(),
+            sent_to: BTreeMap::new(),
+            lazy: BTreeSet::new(),
             keys_sent: HashSet::new(),
             peer_ready: false,
             forked: HashSet::new(),

@@ -9,8 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use xaeroflux_core::{
     AuthorId, Checkpoint, Event, EventHeader, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint,
@@ -54,13 +54,16 @@ impl Rng {
 
 /// Identities are expensive to generate: make them once from fixed seeds.
 pub(crate) fn keypair(i: usize) -> Arc<XaeroKeypair> {
-    static KEYS: OnceLock<Vec<Arc<XaeroKeypair>>> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        (0..8u8)
-            .map(|i| Arc::new(XaeroKeypair::generate_from_seed(&[i + 1; 32])))
-            .collect()
-    })[i]
-        .clone()
+    static KEYS: OnceLock<Mutex<Vec<Arc<XaeroKeypair>>>> = OnceLock::new();
+    let mut keys = KEYS
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    while keys.len() <= i {
+        let n = u8::try_from(keys.len() + 1).expect("at most 255 simulated identities");
+        keys.push(Arc::new(XaeroKeypair::generate_from_seed(&[n; 32])));
+    }
+    keys[i].clone()
 }
 
 pub(crate) fn group() -> Group {
@@ -159,6 +162,19 @@ struct Conn {
     /// Frames in flight towards `ends[i]`: (deliver at, bytes).
     queues: [VecDeque<(u64, Vec<u8>)>; 2],
     alive: bool,
+    /// Events (author, seq) each side sent in this session.
+    sent: [HashSet<(AuthorId, u64)>; 2],
+}
+
+/// The (author, seq) of every event an events frame (`Events`, `EventsByRef`,
+/// `Push`) carries; empty for other frames.
+pub(crate) fn events_in_frame(bytes: &[u8]) -> Vec<(AuthorId, u64)> {
+    let (author, first, n) = match frame::decode(bytes) {
+        Ok(Message::Events(e) | Message::Push(e)) => (e.author, e.first_seq, e.events.len()),
+        Ok(Message::EventsByRef(e)) => (e.author, e.first_seq, e.events.len()),
+        _ => return Vec::new(),
+    };
+    (first..first + n as u64).map(|s| (author, s)).collect()
 }
 
 #[derive(Default, Debug)]
@@ -170,6 +186,10 @@ struct Stats {
     stored_events: u64,
     rejections: Vec<(ErrorCode, String)>,
     forks: u64,
+    /// Events a session sent that it had sent before (catch-up and push overlapping).
+    resent_events: u64,
+    /// Events sent in events frames, all sessions.
+    sent_events: u64,
 }
 
 struct Net {
@@ -185,6 +205,16 @@ struct Net {
     /// the store lags behind what sessions verified, as with the real writer thread.
     writer: Vec<VecDeque<(u64, Box<Output>)>>,
     stats: Stats,
+    /// The configuration of every session.
+    session_cfg: fn(Arc<XaeroKeypair>) -> SessionConfig,
+    /// Bytes delivered to each peer (all frames).
+    received: Vec<u64>,
+    /// Whether stored remote events go to the node's other sessions (the committed
+    /// feed), as in a real node.
+    relay: bool,
+    /// Per peer and author: the log length up to which the committed feed handed
+    /// events to the sessions.
+    fed: Vec<std::collections::HashMap<AuthorId, u64>>,
 }
 
 impl Net {
@@ -197,6 +227,10 @@ impl Net {
             frame_faults: 0.0,
             writer: (0..n).map(|_| VecDeque::new()).collect(),
             stats: Stats::default(),
+            session_cfg: cfg,
+            received: vec![0; n],
+            relay: false,
+            fed: vec![std::collections::HashMap::new(); n],
         }
     }
 
@@ -212,11 +246,12 @@ impl Net {
         let mut conn = Conn {
             ends: [a, b],
             sessions: [
-                Session::new(cfg(self.peers[a].kp.clone())),
-                Session::new(cfg(self.peers[b].kp.clone())),
+                Session::new((self.session_cfg)(self.peers[a].kp.clone())),
+                Session::new((self.session_cfg)(self.peers[b].kp.clone())),
             ],
             queues: [VecDeque::new(), VecDeque::new()],
             alive: true,
+            sent: [HashSet::new(), HashSet::new()],
         };
         self.stats.connects += 1;
         let mut pending = Vec::new();
@@ -257,6 +292,26 @@ impl Net {
                 Output::Send(bytes) => {
                     self.stats.frames += 1;
                     self.stats.bytes += bytes.len() as u64;
+                    for e in events_in_frame(&bytes) {
+                        self.stats.sent_events += 1;
+                        if !self.conns[ci].sent[side].insert(e) {
+                            self.stats.resent_events += 1;
+                            if std::env::var_os("XAERO_SIM_DEBUG").is_some() {
+                                let kind = match frame::decode(&bytes) {
+                                    Ok(Message::Push(_)) => "push",
+                                    Ok(Message::Events(_)) => "events",
+                                    _ => "by-ref",
+                                };
+                                eprintln!(
+                                    "resent {kind} {:?} seq {} at {now} conn {:?} side {side}: {}",
+                                    e.0,
+                                    e.1,
+                                    self.conns[ci].ends,
+                                    self.conns[ci].sessions[side].debug_state()
+                                );
+                            }
+                        }
+                    }
                     let latency = 1 + self.rng.below(40);
                     let q = &mut self.conns[ci].queues[1 - side];
                     let at = q.back().map_or(0, |x| x.0).max(now + latency);
@@ -292,6 +347,42 @@ impl Net {
                     Ok(n) => self.stats.stored_events += n,
                     Err(e) => panic!("verified batch refused by the store: {e}"),
                 }
+                if self.relay {
+                    self.relay(p, &b, now);
+                }
+            }
+        }
+    }
+
+    /// The committed feed of a node: once a log's stored events reach a stored
+    /// checkpoint, the events not handed out yet go to every session of the node
+    /// (which relays them where the peer lacks them).
+    fn relay(&mut self, p: usize, b: &crate::host::VerifiedBatch, now: u64) {
+        let g = group().id();
+        let len = self.peers[p].store.frontier(&g, &b.author).len();
+        let Some(cp) = self.peers[p].store.latest_checkpoint(&g, &b.author) else {
+            return;
+        };
+        let from = *self.fed[p].entry(b.author).or_insert(b.first_seq);
+        if cp.checkpoint.length != len || len <= from {
+            return;
+        }
+        self.fed[p].insert(b.author, len);
+        let input = Input::LocalCommitted {
+            first_seq: from,
+            count: len - from,
+            checkpoint: Box::new(cp),
+        };
+        for ci in 0..self.conns.len() {
+            for side in 0..2 {
+                if self.conns[ci].alive && self.conns[ci].ends[side] == p {
+                    let outs = self.conns[ci].sessions[side].handle(
+                        input.clone(),
+                        now,
+                        &self.peers[p].store,
+                    );
+                    self.apply(ci, side, outs, now);
+                }
             }
         }
     }
@@ -307,6 +398,7 @@ impl Net {
                     let Some((_, bytes)) = self.conns[ci].queues[side].pop_front() else {
                         break;
                     };
+                    self.received[self.conns[ci].ends[side]] += bytes.len() as u64;
                     // The sender's transport wrote the frame: its outbox drained.
                     let sender = self.conns[ci].ends[1 - side];
                     let outs = self.conns[ci].sessions[1 - side].handle(
@@ -362,11 +454,16 @@ impl Net {
         let n = 1 + self.rng.below(6) as usize;
         let tag = self.rng.next();
         let (events, cp) = self.peers[p].write(group().id(), n, now, tag);
+        self.committed(p, &events, &cp, now);
+    }
+
+    /// Tells `p`'s sessions about a commit of `events` covered by `cp`.
+    fn committed(&mut self, p: usize, events: &[Vec<u8>], cp: &SignedCheckpoint, now: u64) {
         for ci in 0..self.conns.len() {
             for side in 0..2 {
                 if self.conns[ci].alive && self.conns[ci].ends[side] == p {
                     let outs = self.conns[ci].sessions[side].handle(
-                        committed(events.len(), &cp),
+                        committed(events.len(), cp),
                         now,
                         &self.peers[p].store,
                     );
@@ -527,6 +624,14 @@ fn run(seed: u64, peers: usize, frame_faults: f64) -> Stats {
         net.stats.rejections
     );
     assert_eq!(net.stats.forks, 0, "seed {seed}");
+    // Within one session no event crosses twice (lost or duplicated frames break the
+    // stream, and the session that follows starts afresh).
+    assert!(
+        frame_faults > 0.0 || net.stats.resent_events == 0,
+        "seed {seed}: {} of {} events sent twice in one session",
+        net.stats.resent_events,
+        net.stats.sent_events
+    );
     net.stats
 }
 
@@ -591,4 +696,5 @@ mod bounds;
 mod chaos;
 mod hostile;
 mod store_failure;
+mod mesh;
 mod wire;

@@ -39,7 +39,8 @@ pub use network::{
 };
 pub use vector::{
     IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,
-    VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats, vector_index_info,
+    VectorMatch, VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats,
+    vector_index_info,
 };
 pub use xaeroflux_access as access_control;
 pub use xaeroflux_core::mmr::MerkleProof;

@@ -34,10 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use xaeroflux_core::{AuthorId, Event, EventId, GroupId};
+use xaeroflux_core::{AuthorId, Event, EventHeader, EventId, GroupId};
 use xaeroflux_vector::{Hit, HnswIndex, HnswParams, Metric, VectorExtractor};
 
-use xaeroflux_store::{Error, Filter, Result, Snapshot, Start};
+use xaeroflux_store::{Error, Filter, Result, Snapshot, Start, StoredEvent};
 pub use xaeroflux_vector::SearchError as VectorSearchError;
 
 use crate::flux::XaeroFlux;
@@ -246,8 +246,7 @@ pub struct VectorFilter {
 }
 
 impl VectorFilter {
-    fn matches(&self, e: &Event) -> bool {
-        let h = &e.header;
+    fn matches(&self, h: &EventHeader) -> bool {
         (self.event_types.is_empty() || self.event_types.contains(&h.event_type))
             && (self.groups.is_empty() || self.groups.contains(&h.group))
             && (self.authors.is_empty() || self.authors.contains(&h.author))
@@ -258,7 +257,41 @@ impl VectorFilter {
     }
 }
 
-/// One search result.
+/// One search result as [`XaeroFlux::search_vector`] returns it: where the event sits
+/// and how close it is, nothing read from the store yet.
+///
+/// Resolve it when needed: [`VectorMatch::event`] borrows the event from a snapshot
+/// (zero-copy; hash it with [`EventRef::id`](xaeroflux_core::EventRef::id) only if the
+/// id is wanted), and [`XaeroFlux::vector_events`] copies a list of matches out with
+/// their ids.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VectorMatch {
+    /// Position of the event in local arrival order (the index key).
+    pub local_seq: u64,
+    /// Cosine similarity in `[-1, 1]` (negated squared distance for L2). Larger is
+    /// closer.
+    pub similarity: f32,
+}
+
+impl VectorMatch {
+    /// The matched event, borrowed from `snap` (`None` only if `snap` is older than
+    /// the search that found it).
+    pub fn event<'s>(&self, snap: &'s Snapshot<'_>) -> Result<Option<StoredEvent<'s>>> {
+        snap.get_local(self.local_seq)
+    }
+}
+
+impl From<Hit> for VectorMatch {
+    fn from(h: Hit) -> Self {
+        VectorMatch {
+            local_seq: h.key,
+            similarity: h.similarity,
+        }
+    }
+}
+
+/// One search result with its event copied out, as [`XaeroFlux::search_vector_events`]
+/// and [`XaeroFlux::vector_events`] return it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorHit {
     /// The event id.
@@ -431,32 +464,75 @@ impl XaeroFlux {
     /// The `k` indexed events most similar to `query` with similarity `>= threshold`
     /// (in `[-1, 1]`; for an L2 index pass `-1.0`, meaning no threshold), most similar
     /// first.
-    pub fn search_vector(&self, query: &[f32], k: usize, threshold: f32) -> Result<Vec<VectorHit>> {
-        self.search_vector_filtered(query, k, threshold, &VectorFilter::default())
+    ///
+    /// Only the index is consulted: a match carries the event's position, and nothing
+    /// is read, copied or hashed per hit until asked ([`VectorMatch::event`] borrows
+    /// the event from a snapshot; [`vector_events`](Self::vector_events) or
+    /// [`search_vector_events`](Self::search_vector_events) copy events and ids out).
+    pub fn search_vector(
+        &self,
+        query: &[f32],
+        k: usize,
+        threshold: f32,
+    ) -> Result<Vec<VectorMatch>> {
+        let inner = self.vector.inner()?;
+        let hits = search_one(&inner, query, k, threshold)?;
+        Ok(hits.into_iter().map(VectorMatch::from).collect())
+    }
+
+    /// [`search_vector`](Self::search_vector) with every match's event and id copied
+    /// out (read from one snapshot).
+    pub fn search_vector_events(
+        &self,
+        query: &[f32],
+        k: usize,
+        threshold: f32,
+    ) -> Result<Vec<VectorHit>> {
+        let matches = self.search_vector(query, k, threshold)?;
+        self.vector_events(&matches)
+    }
+
+    /// Copies the events of `matches` out of one snapshot, with their ids, in the
+    /// order given.
+    pub fn vector_events(&self, matches: &[VectorMatch]) -> Result<Vec<VectorHit>> {
+        let snap = self.read()?;
+        let mut out = Vec::with_capacity(matches.len());
+        for m in matches {
+            // Keys are positions of committed events, which are never removed.
+            if let Some(se) = m.event(&snap)? {
+                out.push(VectorHit {
+                    id: se.event.id(),
+                    local_seq: m.local_seq,
+                    similarity: m.similarity,
+                    event: se.event.to_owned(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// [`search_vector`](Self::search_vector) among events matching `filter`. The graph
     /// search widens until `k` matches are found or the whole index was considered.
+    /// Headers are checked in place in one snapshot; no payload is copied.
     pub fn search_vector_filtered(
         &self,
         query: &[f32],
         k: usize,
         threshold: f32,
         filter: &VectorFilter,
-    ) -> Result<Vec<VectorHit>> {
+    ) -> Result<Vec<VectorMatch>> {
         let inner = self.vector.inner()?;
+        if filter.is_empty() {
+            return self.search_vector(query, k, threshold);
+        }
         let snap = self.read()?;
         let len = inner.index.len().max(1);
-        let mut want = if filter.is_empty() {
-            k
-        } else {
-            k.saturating_mul(4)
-        };
+        let mut want = k.saturating_mul(4);
         loop {
             let want_now = want.min(len).max(k);
             let hits = search_one(&inner, query, want_now, threshold)?;
             let exhausted = want_now >= len || hits.len() < want_now;
-            let out = resolve(&snap, hits, filter, k)?;
+            let out = filtered(&snap, hits, filter, k)?;
             if out.len() >= k || exhausted {
                 return Ok(out);
             }
@@ -465,13 +541,14 @@ impl XaeroFlux {
     }
 
     /// [`search_vector`](Self::search_vector) for many queries at once, split over the
-    /// available cores. Results are in query order.
+    /// available cores. Results are in query order; like `search_vector`, nothing is
+    /// read from the store.
     pub fn search_vectors<Q>(
         &self,
         queries: &[Q],
         k: usize,
         threshold: f32,
-    ) -> Result<Vec<Vec<VectorHit>>>
+    ) -> Result<Vec<Vec<VectorMatch>>>
     where
         Q: AsRef<[f32]> + Sync,
     {
@@ -485,10 +562,10 @@ impl XaeroFlux {
                 .search_batch_threshold(queries, k, ef, threshold)
         }
         .map_err(index_err)?;
-        let snap = self.read()?;
-        all.into_iter()
-            .map(|hits| resolve(&snap, hits, &VectorFilter::default(), k))
-            .collect()
+        Ok(all
+            .into_iter()
+            .map(|hits| hits.into_iter().map(VectorMatch::from).collect())
+            .collect())
     }
 
     /// Counters of the running vector search.
@@ -571,13 +648,13 @@ fn search_one(inner: &Inner, query: &[f32], k: usize, threshold: f32) -> Result<
     .map_err(index_err)
 }
 
-/// Looks the hits up in the store, keeping at most `k` that match `filter`.
-fn resolve(
+/// The first `k` hits whose events match `filter`, headers read in place.
+fn filtered(
     snap: &Snapshot<'_>,
     hits: Vec<Hit>,
     filter: &VectorFilter,
     k: usize,
-) -> Result<Vec<VectorHit>> {
+) -> Result<Vec<VectorMatch>> {
     let mut out = Vec::with_capacity(k.min(hits.len()));
     for h in hits {
         if out.len() >= k {
@@ -587,14 +664,8 @@ fn resolve(
         let Some(se) = snap.get_local(h.key)? else {
             continue;
         };
-        let event = se.event.to_owned();
-        if filter.matches(&event) {
-            out.push(VectorHit {
-                id: se.event.id(),
-                local_seq: h.key,
-                similarity: h.similarity,
-                event,
-            });
+        if filter.matches(&se.event.header) {
+            out.push(VectorMatch::from(h));
         }
     }
     Ok(out)

@@ -46,17 +46,21 @@ fn indexes_registered_types_and_finds_near_duplicates() {
     let mut typo = original.to_uppercase();
     typo.replace_range(3..4, "x");
     typo.pop();
-    let hits = store.search_vector(&embed(&typo), 3, 0.0).unwrap();
+    let hits = store.search_vector_events(&embed(&typo), 3, 0.0).unwrap();
     assert_eq!(hits[0].id, ids[42], "{hits:?}");
     assert_eq!(hits[0].event.payload, original.as_bytes());
     assert!(hits[0].similarity > 0.6, "{}", hits[0].similarity);
     assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
     // Only registered types come back.
-    let all = store.search_vector(&embed("other sync"), 50, -1.0).unwrap();
+    let all = store
+        .search_vector_events(&embed("other sync"), 50, -1.0)
+        .unwrap();
     assert_eq!(all.len(), 50);
     assert!(all.iter().all(|h| h.event.header.event_type == TEXT));
     // A threshold cuts the tail.
-    let strict = store.search_vector(&embed(&original), 50, 0.99).unwrap();
+    let strict = store
+        .search_vector_events(&embed(&original), 50, 0.99)
+        .unwrap();
     assert!(!strict.is_empty() && strict.iter().all(|h| h.similarity >= 0.99));
     assert_eq!(strict[0].id, ids[42]);
 }
@@ -72,7 +76,7 @@ fn live_writes_become_searchable() {
     let q = embed("real-time indexing of committed event");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let hits = store.search_vector(&q, 1, 0.5).unwrap();
+        let hits = store.search_vector_events(&q, 1, 0.5).unwrap();
         if hits.first().map(|h| h.id) == Some(id) {
             break;
         }
@@ -231,7 +235,9 @@ fn filters_and_batches() {
         groups: vec![g.id()],
         ..Default::default()
     };
-    let hits = store.search_vector_filtered(&q, 8, -1.0, &f).unwrap();
+    let hits = store
+        .vector_events(&store.search_vector_filtered(&q, 8, -1.0, &f).unwrap())
+        .unwrap();
     assert_eq!(hits.len(), 8);
     assert!(hits.iter().all(|h| in_g.contains(&h.id)));
     let f = VectorFilter {
@@ -263,5 +269,40 @@ fn filters_and_batches() {
     assert_eq!(batch.len(), queries.len());
     for (q, b) in queries.iter().zip(&batch) {
         assert_eq!(&store.search_vector(q, 4, 0.1).unwrap(), b);
+    }
+}
+
+#[test]
+fn matches_resolve_to_the_same_events_as_copied_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        ids.push(store.write_event(text(i).as_bytes(), TEXT).unwrap());
+        store.write_event(b"not indexed", OTHER).unwrap();
+    }
+    store.flush().unwrap();
+    start(&store, &[TEXT], config());
+    wait_indexed(&store);
+    for i in [3, 57, 118] {
+        let q = embed(&text(i));
+        let matches = store.search_vector(&q, 6, -1.0).unwrap();
+        let hits = store.search_vector_events(&q, 6, -1.0).unwrap();
+        assert_eq!(matches.len(), 6);
+        assert_eq!(hits.len(), 6);
+        // The exact text is its own nearest neighbour.
+        assert_eq!(hits[0].id, ids[i as usize]);
+        let snap = store.read().unwrap();
+        for (m, h) in matches.iter().zip(&hits) {
+            assert_eq!((m.local_seq, m.similarity), (h.local_seq, h.similarity));
+            // Borrowed in place: the same event, the same id once hashed.
+            let se = m.event(&snap).unwrap().expect("committed");
+            assert_eq!(se.local_seq, h.local_seq);
+            assert_eq!(se.event.to_owned(), h.event);
+            assert_eq!(se.event.id(), h.id);
+            assert_eq!(se.event.header.event_type, TEXT);
+        }
+        drop(snap);
+        assert_eq!(store.vector_events(&matches).unwrap(), hits);
     }
 }

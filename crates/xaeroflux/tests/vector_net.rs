@@ -52,7 +52,9 @@ fn text_written_on_one_node_is_searchable_on_the_other() {
     for i in [7, 42, 199] {
         let mut typo = text(i).to_uppercase();
         typo.pop();
-        let hits = b.search_vector(&e.embed(&typo).unwrap(), 3, 0.0).unwrap();
+        let hits = b
+            .search_vector_events(&e.embed(&typo).unwrap(), 3, 0.0)
+            .unwrap();
         assert_eq!(hits[0].id, ids[i as usize], "{hits:?}");
         assert_eq!(hits[0].event.payload, text(i).as_bytes());
         assert_eq!(hits[0].event.header.author, a.author());
@@ -67,7 +69,7 @@ fn text_written_on_one_node_is_searchable_on_the_other() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let hits = b.search_vector(&q, 1, 0.0).unwrap();
+        let hits = b.search_vector_events(&q, 1, 0.0).unwrap();
         if hits.first().map(|h| h.id) == Some(late) {
             break;
         }

@@ -186,7 +186,7 @@ pub(crate) async fn search(
         }
         let hits = st
             .store
-            .search_vector(&query, k, req.threshold.unwrap_or(0.0))?;
+            .search_vector_events(&query, k, req.threshold.unwrap_or(0.0))?;
         Ok(Json(
             hits.iter()
                 .map(|h| SearchHit {

@@ -9,7 +9,10 @@
 //!     redials A (anti-entropy).
 //!
 //! `cargo run --release -p xaeroflux-bench --bin sync_bench -- [--events N]
-//! [--sizes 128,1024] [--base M | --full] [--trials T] [--anchor] [--dir PATH]`
+//! [--sizes 128,1024] [--runs R] [--base M | --full] [--trials T] [--anchor] [--dir PATH]`
+//! Each size's initial sync runs R times (default 3) with fresh nodes; the table shows
+//! every run and, per size, the worst wire ratio (the goal holds in every run, not on
+//! average).
 //! `--full` sets M = 1,000,000. `--anchor` runs `node sync/hypercore_anchor.js N 128`
 //! (after `npm install` in that folder).
 #![allow(clippy::unwrap_used)]
@@ -28,6 +31,7 @@ const DEADLINE: Duration = Duration::from_secs(600);
 struct Args {
     events: u64,
     sizes: Vec<usize>,
+    runs: usize,
     base: u64,
     trials: usize,
     anchor: bool,
@@ -38,6 +42,7 @@ fn parse_args() -> Args {
     let mut a = Args {
         events: 100_000,
         sizes: vec![128, 1024],
+        runs: 3,
         base: 200_000,
         trials: 5,
         anchor: false,
@@ -49,6 +54,7 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--events" => a.events = val().parse().unwrap(),
             "--sizes" => a.sizes = val().split(',').map(|s| s.parse().unwrap()).collect(),
+            "--runs" => a.runs = val().parse().unwrap(),
             "--base" => a.base = val().parse().unwrap(),
             "--full" => a.base = 1_000_000,
             "--trials" => a.trials = val().parse().unwrap(),
@@ -56,8 +62,8 @@ fn parse_args() -> Args {
             "--dir" => a.dir = PathBuf::from(val()),
             "--bench" => {}
             other => panic!(
-                "unknown argument {other}; use --events N, --sizes A,B, --base M, --full, \
-                 --trials T, --anchor, --dir PATH"
+                "unknown argument {other}; use --events N, --sizes A,B, --runs R, --base M, \
+                 --full, --trials T, --anchor, --dir PATH"
             ),
         }
     }
@@ -262,6 +268,13 @@ fn hypercore(n: u64, size: usize) -> Option<(f64, f64)> {
     Some((rate, mb * 1e6))
 }
 
+/// The 1, 5 and 15 minute load averages, as the kernel reports them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 fn main() {
     let args = parse_args();
     std::fs::create_dir_all(&args.dir).unwrap();
@@ -270,15 +283,20 @@ fn main() {
         .tempdir_in(&args.dir)
         .unwrap();
     let mut rows = Vec::new();
+    // Index in `rows` of the first run of each size (the anchor pairs with it).
+    let mut first_run = Vec::new();
     for &size in &args.sizes {
-        let dir = root.path().join(format!("initial-{size}"));
-        eprintln!("initial sync: {} x {size} B ...", args.events);
-        let (m, a, b) = initial(&dir, args.events, size);
-        eprintln!("  {:.0} events/s", m.n as f64 / m.secs);
-        a.close().unwrap();
-        b.close().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        rows.push(m);
+        first_run.push(rows.len());
+        for run in 0..args.runs.max(1) {
+            let dir = root.path().join(format!("initial-{size}-{run}"));
+            eprintln!("initial sync {}: {} x {size} B ...", run + 1, args.events);
+            let (m, a, b) = initial(&dir, args.events, size);
+            eprintln!("  {:.0} events/s", m.n as f64 / m.secs);
+            a.close().unwrap();
+            b.close().unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+            rows.push(m);
+        }
     }
 
     eprintln!("catch-up base: {} x 128 B ...", args.base);
@@ -306,7 +324,9 @@ fn main() {
         args.sizes
             .iter()
             .enumerate()
-            .filter_map(|(i, &size)| hypercore(args.events, size).map(|(r, w)| (i, size, r, w)))
+            .filter_map(|(i, &size)| {
+                hypercore(args.events, size).map(|(r, w)| (first_run[i], size, r, w))
+            })
             .collect()
     } else {
         Vec::new()
@@ -337,6 +357,30 @@ fn main() {
             m.frames,
         );
     }
+    println!();
+    println!("Worst run per size (goal: UDP / (payload + header) <= 1.10 in every run):");
+    println!(
+        "| payload | runs | UDP / (payload + header) worst | median | frame bytes / (payload + header) worst |"
+    );
+    println!("|---|---|---|---|---|");
+    for &size in &args.sizes {
+        let runs: Vec<&Initial> = rows.iter().filter(|m| m.size == size).collect();
+        let per =
+            |m: &Initial, bytes: u64| bytes as f64 / (m.n * (m.size + HEADER_LEN) as u64) as f64;
+        let mut udp: Vec<f64> = runs.iter().map(|m| per(m, m.udp)).collect();
+        udp.sort_by(f64::total_cmp);
+        let frames = runs
+            .iter()
+            .map(|m| per(m, m.frames_bytes))
+            .fold(0.0, f64::max);
+        println!(
+            "| {size} B | {} | {:.3} | {:.3} | {frames:.3} |",
+            runs.len(),
+            udp.last().copied().unwrap_or(f64::NAN),
+            udp[udp.len() / 2],
+        );
+    }
+    println!("load average: {}", load_average());
     println!();
     println!(
         "Catch-up of 1 event (128 B) into a group of {} events, {} trials",

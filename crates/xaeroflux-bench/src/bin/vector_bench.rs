@@ -3,11 +3,21 @@
 //!
 //! First run `crates/xaeroflux-bench/vector/hnswlib_anchor.py` (see its docstring): it
 //! writes `base.f32`, `queries.f32`, `truth.u32` and `hnswlib.json` into DIR. Then
-//! `cargo run --release -p xaeroflux-bench --bin vector_bench -- DIR`.
+//! `cargo run --release -p xaeroflux-bench --bin vector_bench -- DIR [--store-only]`.
+//!
+//! The second part puts the same vectors into a store as events (784 little-endian
+//! f32 each) and measures the search API users call (`XaeroFlux::search_vector`,
+//! `search_vector_events`, `search_vectors`) against the bare index it is built on: the
+//! store's own index file loaded as a plain `HnswIndex`, so both search the same graph.
+//! Bare and store passes alternate in each round; the table gives the median ratio,
+//! the worst round's ratio and the median QPS. `--store-only` skips the hnswlib part.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use xaeroflux::{VectorExtractor, VectorSearchConfig, XaeroFlux};
 use xaeroflux_vector::{HnswIndex, HnswParams, Metric, simd_level};
 
 const DIM: usize = 784;
@@ -78,6 +88,9 @@ fn main() -> anyhow::Result<()> {
     let base = read_f32(&dir.join("base.f32"))?;
     let queries = read_f32(&dir.join("queries.f32"))?;
     let truth = read_truth(&dir.join("truth.u32"))?;
+    if std::env::args().any(|a| a == "--store-only") {
+        return store_api(&base, &queries, &truth);
+    }
     let anchor: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("hnswlib.json"))?)?;
     println!(
@@ -211,5 +224,186 @@ fn main() -> anyhow::Result<()> {
         anchor["save_s"].as_f64().unwrap_or(f64::NAN),
         anchor["load_s"].as_f64().unwrap_or(f64::NAN)
     );
+    drop((index, loaded));
+    println!();
+    store_api(&base, &queries, &truth)
+}
+
+/// Event type of the bench's vectors.
+const VEC_TYPE: u32 = 1000;
+/// Alternating rounds per row.
+const ROUNDS: usize = 5;
+/// Queries per single-thread pass (the batch passes use all of them).
+const PASS: usize = 4000;
+
+/// A payload of little-endian f32 is the vector.
+struct F32Le;
+
+impl VectorExtractor for F32Le {
+    fn extract_vector(&self, data: &[u8]) -> Option<Vec<f32>> {
+        (data.len() == 4 * DIM).then(|| {
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+    }
+}
+
+/// The median and the smallest of `xs`.
+fn median_min(xs: &mut [f64]) -> (f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    (xs[xs.len() / 2], xs[0])
+}
+
+/// QPS of `pass` over `n` queries.
+fn qps(n: usize, pass: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    pass()?;
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// One row: `bare` and `api` alternate for [`ROUNDS`] rounds.
+fn row(
+    label: &str,
+    n: usize,
+    mut bare: impl FnMut() -> anyhow::Result<()>,
+    mut api: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (mut b, mut a, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (qb, qa) = if round % 2 == 0 {
+            let qb = qps(n, &mut bare)?;
+            (qb, qps(n, &mut api)?)
+        } else {
+            let qa = qps(n, &mut api)?;
+            (qps(n, &mut bare)?, qa)
+        };
+        b.push(qb);
+        a.push(qa);
+        r.push(qa / qb);
+    }
+    let (bm, _) = median_min(&mut b);
+    let (am, _) = median_min(&mut a);
+    let (rm, rw) = median_min(&mut r);
+    println!("| {label} | {bm:.0} | {am:.0} | {rm:.2}x | {rw:.2}x |");
     Ok(())
+}
+
+/// The store API against the bare index, same graph, same run.
+fn store_api(base: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Vec<u64>]) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let store = XaeroFlux::builder(tmp.path()).open()?;
+    let first = store.committed_count();
+    let t = Instant::now();
+    let mut payload = Vec::with_capacity(4 * DIM);
+    for v in base {
+        payload.clear();
+        payload.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        store.write_event(&payload, VEC_TYPE)?;
+    }
+    store.flush()?;
+    let write = t.elapsed().as_secs_f64();
+    let extractors = || {
+        let e: Arc<dyn VectorExtractor> = Arc::new(F32Le);
+        HashMap::from([(VEC_TYPE, e)])
+    };
+    let config = |ef: usize| {
+        let mut c = VectorSearchConfig::new(DIM);
+        c.metric = Metric::Cosine;
+        c.max_connections = 16;
+        c.ef_construction = 200;
+        c.max_elements = base.len();
+        c.persist_every = u64::MAX;
+        c.ef_search = ef;
+        c
+    };
+    let t = Instant::now();
+    store.start_vector_search(extractors(), config(EFS[0]))?;
+    while store.vector_search_stats()?.pending > 0 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let build = t.elapsed().as_secs_f64();
+    // Saving on stop makes the index file the bare anchor: the very same graph.
+    store.stop_vector_search()?;
+    let (bare, _) = HnswIndex::load(&tmp.path().join(xaeroflux::VECTOR_INDEX_FILE))?;
+    println!(
+        "store API: {} events of {} B written in {write:.1} s, indexed in {build:.1} s; load average {}",
+        base.len(),
+        4 * DIM,
+        load_average()
+    );
+    let key = |local_seq: u64| local_seq - first;
+    let single = &queries[..PASS.min(queries.len())];
+    println!(
+        "\nQPS, median of {ROUNDS} alternating rounds; ratio = store API / bare index (median, worst round):"
+    );
+    println!("| call | bare index QPS | store API QPS | ratio median | ratio worst |");
+    println!("|---|---:|---:|---:|---:|");
+    for ef in EFS {
+        store.start_vector_search(extractors(), config(ef))?;
+        let found: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|q| {
+                store
+                    .search_vector(q, K, -1.0)
+                    .map(|m| m.iter().map(|m| key(m.local_seq)).collect())
+            })
+            .collect::<Result<_, _>>()?;
+        let r = recall(&found, truth);
+        row(
+            &format!("ef {ef} search_vector (recall {r:.4})"),
+            single.len(),
+            || {
+                for q in single {
+                    std::hint::black_box(bare.search(q, K, ef)?);
+                }
+                Ok(())
+            },
+            || {
+                for q in single {
+                    std::hint::black_box(store.search_vector(q, K, -1.0)?);
+                }
+                Ok(())
+            },
+        )?;
+        row(
+            &format!("ef {ef} search_vector_events (copies)"),
+            single.len(),
+            || {
+                for q in single {
+                    std::hint::black_box(bare.search(q, K, ef)?);
+                }
+                Ok(())
+            },
+            || {
+                for q in single {
+                    std::hint::black_box(store.search_vector_events(q, K, -1.0)?);
+                }
+                Ok(())
+            },
+        )?;
+        row(
+            &format!("ef {ef} search_vectors (all cores)"),
+            queries.len(),
+            || {
+                std::hint::black_box(bare.search_batch(queries, K, ef)?);
+                Ok(())
+            },
+            || {
+                std::hint::black_box(store.search_vectors(queries, K, -1.0)?);
+                Ok(())
+            },
+        )?;
+        store.stop_vector_search()?;
+    }
+    println!("load average after: {}", load_average());
+    store.close()?;
+    Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages, as the kernel reports them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }

@@ -452,6 +452,8 @@ impl Session {
             return Ok(());
         }
         let group = self.cfg.group.id();
+        // The peer serves only what it stores: it holds the log up to here.
+        self.note_sent(e.author, 0, v.frontier.len());
         if let Some(fetch) = self.fetch.get_mut(&e.author) {
             fetch.frontier = std::mem::take(&mut v.frontier);
             if fetch.frontier.len() == req_end {
@@ -545,8 +547,19 @@ impl Session {
             });
             fetch.requested_to = v.frontier.len();
             fetch.frontier = std::mem::take(&mut v.frontier);
+            let end = fetch.frontier.len();
+            self.note_sent(e.author, 0, end);
             Self::emit_verified(e, v, group, out);
             return Ok(());
+        }
+        if e.first_seq < frontier.len() {
+            // We held (part of) it already: this peer relays the log to us after
+            // another path did. It holds the log at least that far.
+            self.lazy.insert(e.author);
+            let end = e.first_seq.saturating_add(e.events.len() as u64);
+            if end <= frontier.len() {
+                self.note_sent(e.author, 0, end);
+            }
         }
         // Out of step with our log: treat it as an announcement and fetch the gap.
         self.on_checkpoint(e.checkpoint, logs, out)?;
@@ -582,11 +595,27 @@ impl Session {
             .peer
             .as_ref()
             .is_some_and(|p| p.id().as_bytes() == author.as_bytes());
-        let covered = self
-            .peer_cps
-            .get(&author)
-            .is_some_and(|c| c.checkpoint.length >= end);
+        let covered = self.peer_holds(&author) >= end;
         if is_author || covered {
+            return;
+        }
+        // A relayed log this peer gets from elsewhere first: the anti-entropy round
+        // announces it (our own log is always pushed).
+        let own = self.cfg.keypair.public().id().as_bytes() == author.as_bytes();
+        if !own && self.lazy.contains(&author) {
+            return;
+        }
+        // Push only what the peer will take: it keeps a push that starts at its
+        // frontier while it fetches nothing of that log, and drops any other (then
+        // requests the range, so those events would cross this session twice). The
+        // peer is exactly at `first_seq` once our frames arrive if it holds, or was
+        // sent, the log up to there; it has not asked for any of the batch if nothing
+        // past `first_seq` was advertised to it and none of its requests for the log
+        // waits here. Otherwise announce the checkpoint and let it ask.
+        let advertised = self.sent_cps.get(&author).copied().unwrap_or(0);
+        let fetching = self.requests.iter().any(|r| r.author == author);
+        if self.peer_holds(&author) != first_seq || advertised > first_seq || fetching {
+            self.advertise(logs, out, false);
             return;
         }
         let group = self.cfg.group.id();
@@ -617,6 +646,21 @@ impl Session {
             return;
         }
         self.sent_cps.insert(author, len);
+        self.note_sent(author, first_seq, end);
+    }
+
+    /// The length of `author`'s log the peer holds once the frames sent so far
+    /// arrive: the longer of its own checkpoint and what this session sent it.
+    pub(super) fn peer_holds(&self, author: &AuthorId) -> u64 {
+        let theirs = self.peer_cps.get(author).map_or(0, |c| c.checkpoint.length);
+        theirs.max(self.sent_to.get(author).copied().unwrap_or(0))
+    }
+
+    /// Events `from..to` of `author` went to the peer or came from it.
+    pub(super) fn note_sent(&mut self, author: AuthorId, from: u64, to: u64) {
+        if from <= self.peer_holds(&author) && to > self.peer_holds(&author) {
+            self.sent_to.insert(author, to);
+        }
     }
 }
 

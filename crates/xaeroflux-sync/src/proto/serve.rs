@@ -73,8 +73,9 @@ impl Session {
                 self.requests.pop_front();
                 continue;
             };
+            let end = from + events.len() as u64;
             if let Some(front) = self.requests.front_mut() {
-                front.from_seq = from + events.len() as u64;
+                front.from_seq = end;
             }
             // The checkpoint we last advertised is named, not repeated: the peer
             // verified it then (it is what made the peer ask).
@@ -95,6 +96,7 @@ impl Session {
                     events,
                 })
             };
+            self.note_sent(author, from, end);
             let before = out.len();
             Self::send(out, &msg);
             if let Some(Output::Send(b)) = out.get(before) {
