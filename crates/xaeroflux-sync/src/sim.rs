@@ -695,6 +695,6 @@ mod access;
 mod bounds;
 mod chaos;
 mod hostile;
-mod store_failure;
 mod mesh;
+mod store_failure;
 mod wire;
