@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use xaeroflux_core::mmr::{Hash32, Mmr, MmrStore};
 use xaeroflux_core::{AuthorId, EventRef, Group, GroupId, GroupSecret, SignedCheckpoint};
 use xaeroflux_sync::{
-    AccessGate, CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, MemLogs,
-    PeerEvent, SyncHost, VerifiedBatch,
+    AccessGate, CommittedBatch, CommittedFeed, EventList, Frontier, HostError, LogView, PeerEvent,
+    SyncHost, VerifiedBatch,
 };
 use xaeroid::{XaeroID, XaeroKeypair};
 
