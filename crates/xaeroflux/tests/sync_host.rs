@@ -880,3 +880,59 @@ fn a_store_read_failure_ends_the_session_with_its_code() {
     assert_eq!(lens(&net.nodes[0]), vec![10]);
     assert_eq!(lens(&net.nodes[1]), vec![5]);
 }
+
+/// Issue 17, item 7: a member's event with a far-future timestamp is stored (it is
+/// signed and valid) but moves the local clock neither before nor after a restart.
+#[test]
+fn a_far_future_remote_timestamp_never_moves_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let g = node.store().create_group().unwrap().id();
+    let x = XaeroKeypair::generate_from_seed(&[9; 32]);
+    let xa = author_of(&x);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let far = now + 30 * 24 * 3_600_000;
+    let ev = Event {
+        header: EventHeader {
+            event_type: TYPE,
+            group: g,
+            author: xa,
+            seq: 0,
+            hlc: Hlc::new(far, 0),
+        },
+        payload: vec![7; 16],
+    };
+    let mut mem = MemLogs::new();
+    let root = mem.append_local(&ev);
+    let cp = Checkpoint {
+        group: g,
+        author: xa,
+        length: 1,
+        root,
+        hlc: Hlc::new(far, 0),
+    }
+    .sign(&x);
+    node.host
+        .store_verified(batch(&x, g, &[ev.encode()], 0, &cp))
+        .unwrap();
+    node.store().flush().unwrap();
+    assert_eq!(log_len(node.store(), &g, &xa), 1, "the event is kept");
+    // Bound: the clock's drift limit (one hour), plus slack for the test's own run.
+    let bound = |n: &Node, tag: &[u8]| {
+        let id = n.store().write_event_to(g, tag, TYPE).unwrap();
+        n.store().flush().unwrap();
+        let hlc = n.store().get(&id).unwrap().unwrap().header.hlc;
+        assert!(
+            hlc.millis() < now + 2 * 3_600_000,
+            "local event stamped {} ms ahead",
+            hlc.millis() - now
+        );
+    };
+    bound(&node, b"before restart");
+    let node = node.reopen();
+    bound(&node, b"after restart");
+    assert_eq!(log_len(node.store(), &g, &xa), 1);
+}

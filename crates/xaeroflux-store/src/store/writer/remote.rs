@@ -315,7 +315,8 @@ impl Writer {
                     "node mmr expected leaf {local}, got {node_leaf}"
                 )));
             }
-            self.max_hlc = self.max_hlc.max(h.hlc.as_u64());
+            // Not folded into the persisted `max_hlc`: a remote timestamp reaches the
+            // local clock only through `HlcClock::update` (drift-bounded), see below.
             max_hlc = Some(max_hlc.map_or(h.hlc, |m| m.max(h.hlc)));
             ids.push((id, *local));
             *local += 1;
