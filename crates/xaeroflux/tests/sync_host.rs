@@ -936,3 +936,41 @@ fn a_far_future_remote_timestamp_never_moves_the_clock() {
     bound(&node, b"after restart");
     assert_eq!(log_len(node.store(), &g, &xa), 1);
 }
+
+/// Issue 17, item 4: a flood of refusals (from distinct endpoints, so none coalesce)
+/// larger than the system queue does not push out a `ForkDetected` raised before it.
+#[test]
+fn a_refusal_flood_does_not_push_out_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let g = node.store().create_group().unwrap().id();
+    let mut sys = node.store().system_events();
+    let x = XaeroKeypair::generate_from_seed(&[9; 32]);
+    let (v1, a) = bare_log(&x, g, 2, 1);
+    let (v2, b) = bare_log(&x, g, 2, 2);
+    // Two histories of one author for one length: a fork.
+    node.host
+        .store_verified(batch(&x, g, &v1, 0, &a[1]))
+        .unwrap();
+    node.store().flush().unwrap();
+    node.host
+        .store_verified(batch(&x, g, &v2, 0, &b[1]))
+        .unwrap();
+    node.store().flush().unwrap();
+    for i in 0..3 * xaeroflux::SYSTEM_QUEUE as u32 {
+        let mut endpoint = [0u8; 32];
+        endpoint[..4].copy_from_slice(&i.to_le_bytes());
+        node.host.peer_event(PeerEvent::Refused {
+            endpoint,
+            code: ErrorCode::BadMac,
+            reason: "not a member".into(),
+        });
+    }
+    let (mut forks, mut refusals) = (0, 0);
+    while let Some(e) = sys.next_timeout(Duration::from_millis(10)) {
+        forks += usize::from(matches!(e, SystemEvent::ForkDetected { .. }));
+        refusals += usize::from(matches!(e, SystemEvent::PeerRejected { .. }));
+    }
+    assert_eq!(forks, 1);
+    assert!(refusals >= 1000, "{refusals}");
+}
