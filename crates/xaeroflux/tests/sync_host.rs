@@ -18,8 +18,8 @@ use xaeroflux::{
 };
 use xaeroflux_core::{Checkpoint, EventHeader};
 use xaeroflux_sync::{
-    CommittedFeed, ErrorCode, HostError, Input, LogView, MemLogs, Output, PeerEvent, Role, Session,
-    SessionConfig, SyncHost, TransportParams, VerifiedBatch,
+    CommittedFeed, ErrorCode, Frontier, HostError, Input, LogView, MemLogs, Output, PeerEvent,
+    Role, Session, SessionConfig, SyncHost, TransportParams, VerifiedBatch,
 };
 
 const TYPE: u32 = 1000;
@@ -441,6 +441,26 @@ fn batch(
             .collect(),
         events: events.iter().collect(),
         checkpoint: Box::new(cp.clone()),
+        prefix_root: None,
+    }
+}
+
+/// The batch of events `first..end` of `all`, verified on the prefix `..first`.
+fn batch_on(
+    kp: &XaeroKeypair,
+    g: GroupId,
+    all: &[Vec<u8>],
+    first: usize,
+    end: usize,
+    cp: &SignedCheckpoint,
+) -> VerifiedBatch {
+    let mut prefix = Frontier::new();
+    for e in &all[..first] {
+        prefix.push(&xaeroflux::EventRef::decode(e).unwrap().id());
+    }
+    VerifiedBatch {
+        prefix_root: prefix.root(),
+        ..batch(kp, g, &all[first..end], first as u64, cp)
     }
 }
 
@@ -468,7 +488,7 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     mem.add_key(x.public().clone());
 
     // A gap: nothing stored.
-    host.store_verified(batch(&x, g, &events[10..100], 10, &cps[99]))
+    host.store_verified(batch_on(&x, g, &events, 10, 100, &cps[99]))
         .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 0);
@@ -489,7 +509,7 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
         host.store_verified(batch(&x, g, &events[..200], 0, &cps[199]))
             .unwrap();
     }
-    host.store_verified(batch(&x, g, &events[150..300], 150, &cps[299]))
+    host.store_verified(batch_on(&x, g, &events, 150, 300, &cps[299]))
         .unwrap();
     mem.apply(g, xa, 0, &events[..200].iter().collect(), &cps[199])
         .unwrap();
@@ -619,7 +639,7 @@ fn forks_are_recorded_and_forked_logs_never_extended() {
         vec![(cps1[9].clone(), cps2[9].clone())]
     );
     // The stored history is kept and never extended.
-    host.store_verified(batch(&x, g, &v1[10..20], 10, &cps1[19]))
+    host.store_verified(batch_on(&x, g, &v1, 10, 20, &cps1[19]))
         .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 10);
@@ -666,7 +686,7 @@ fn forks_are_recorded_and_forked_logs_never_extended() {
     assert!(other.host.record_fork(&cps1[9], &cps2[10]).is_err());
     other
         .host
-        .store_verified(batch(&x, g, &v1[10..20], 10, &cps1[19]))
+        .store_verified(batch_on(&x, g, &v1, 10, 20, &cps1[19]))
         .unwrap();
     s2.flush().unwrap();
     assert_eq!(log_len(s2, &g, &xa), 10);
@@ -973,4 +993,38 @@ fn a_refusal_flood_does_not_push_out_a_fork() {
     }
     assert_eq!(forks, 1);
     assert!(refusals >= 1000, "{refusals}");
+}
+
+/// Issue 17, item 9: a batch that starts at the stored length but was verified on
+/// another branch's prefix (another session, a peer holding the author's other
+/// history) is not appended: the log keeps a root its author signed.
+#[test]
+fn a_batch_verified_on_another_prefix_is_not_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let store = node.store();
+    let g = store.create_group().unwrap().id();
+    let x = XaeroKeypair::generate_from_seed(&[9; 32]);
+    let xa = author_of(&x);
+    let (va, ca) = bare_log(&x, g, 10, 1);
+    let (vb, cb) = bare_log(&x, g, 10, 2);
+    node.host
+        .store_verified(batch(&x, g, &va[..5], 0, &ca[4]))
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(log_len(store, &g, &xa), 5);
+    // B's events 5..10, verified on B's own first five events.
+    node.host
+        .store_verified(batch_on(&x, g, &vb, 5, 10, &cb[9]))
+        .unwrap();
+    store.flush().unwrap();
+    let root = store.read().unwrap().log_root(&g, &xa).unwrap();
+    assert_eq!(root, Some((5, ca[4].checkpoint.root)));
+    // The same branch's continuation still extends the log.
+    node.host
+        .store_verified(batch_on(&x, g, &va, 5, 10, &ca[9]))
+        .unwrap();
+    store.flush().unwrap();
+    let root = store.read().unwrap().log_root(&g, &xa).unwrap();
+    assert_eq!(root, Some((10, ca[9].checkpoint.root)));
 }
