@@ -5,6 +5,14 @@
 //! queue, so they are never stuck behind a flood of application events: that is their
 //! priority. A subscriber that falls more than [`SYSTEM_QUEUE`] events behind gets a
 //! [`SystemEvent::Missed`] telling how many it lost, then continues.
+//!
+//! A flood of refusals must not push out what matters:
+//! - security events ([`SystemEvent::ForkDetected`], [`SystemEvent::WriterFailed`]) are
+//!   never dropped: a full queue drops its oldest *other* event (forks are one per
+//!   log, so they stay few);
+//! - a refusal ([`SystemEvent::PeerRejected`]) of the same endpoint, group and code as
+//!   one among the last [`COALESCE_WINDOW`] queued events is counted instead of
+//!   queued; the next refusal of that kind that is queued says how many were counted.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,8 +24,12 @@ use xaeroid::IdHash;
 
 use crate::engine::{Engine, Shared};
 
-/// System events kept for subscribers.
+/// System events kept for subscribers (security events may exceed it; see the module
+/// docs).
 pub const SYSTEM_QUEUE: usize = 1024;
+
+/// How many of the latest queued events a refusal is compared with for coalescing.
+pub const COALESCE_WINDOW: usize = 64;
 
 /// Something that happened to the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +114,92 @@ pub enum SystemEvent {
     },
 }
 
+impl SystemEvent {
+    /// Whether the event is never dropped from the queue.
+    fn is_security(&self) -> bool {
+        matches!(
+            self,
+            SystemEvent::ForkDetected { .. } | SystemEvent::WriterFailed { .. }
+        )
+    }
+
+    /// The kind of a refusal, for coalescing.
+    fn refusal_kind(&self) -> Option<RefusalKind> {
+        match self {
+            SystemEvent::PeerRejected {
+                endpoint,
+                group,
+                code,
+                ..
+            } => Some((*endpoint, *group, *code)),
+            _ => None,
+        }
+    }
+}
+
+/// A refusal's endpoint, group and code.
+type RefusalKind = ([u8; 32], Option<GroupId>, u16);
+
 struct Queue {
-    events: VecDeque<SystemEvent>,
-    /// Sequence number of `events[0]`.
-    first: u64,
+    /// Queued events with their sequence numbers, increasing (gaps where events were
+    /// dropped).
+    events: VecDeque<(u64, SystemEvent)>,
+    /// Sequence number of the next event.
+    next_seq: u64,
+    /// Refusals counted instead of queued, per kind.
+    coalesced: Vec<(RefusalKind, u64)>,
+}
+
+impl Queue {
+    /// Sequence number of the oldest queued event.
+    fn first(&self) -> u64 {
+        self.events.front().map_or(self.next_seq, |e| e.0)
+    }
+
+    fn push(&mut self, mut e: SystemEvent) {
+        if let Some(kind) = e.refusal_kind() {
+            let recent = self.events.iter().rev().take(COALESCE_WINDOW);
+            if recent
+                .filter_map(|(_, q)| q.refusal_kind())
+                .any(|k| k == kind)
+            {
+                match self.coalesced.iter().position(|(k, _)| *k == kind) {
+                    Some(i) => self.coalesced[i].1 += 1,
+                    // Bounded: one entry per kind seen in the window.
+                    None if self.coalesced.len() < COALESCE_WINDOW => {
+                        self.coalesced.push((kind, 1));
+                    }
+                    None => {}
+                }
+                return;
+            }
+            if let Some(i) = self.coalesced.iter().position(|(k, _)| *k == kind) {
+                let (_, n) = self.coalesced.swap_remove(i);
+                if let SystemEvent::PeerRejected { why, .. } = &mut e {
+                    why.push_str(&format!(" ({n} more like it not reported)"));
+                }
+            }
+        }
+        self.events.push_back((self.next_seq, e));
+        self.next_seq += 1;
+        if self.events.len() > SYSTEM_QUEUE {
+            // The oldest event that is not a security event; none: the queue grows.
+            if let Some(i) = self.events.iter().position(|(_, e)| !e.is_security()) {
+                self.events.remove(i);
+            }
+        }
+    }
+
+    /// For a subscriber at `next`: the event to hand out and the subscriber's next
+    /// position, or `Missed` if events from `next` on were dropped.
+    fn read(&self, next: u64) -> Option<(SystemEvent, u64)> {
+        let i = self.events.partition_point(|(seq, _)| *seq < next);
+        let (seq, e) = self.events.get(i)?;
+        if *seq > next {
+            return Some((SystemEvent::Missed { count: seq - next }, *seq));
+        }
+        Some((e.clone(), seq + 1))
+    }
 }
 
 /// The bounded broadcast queue of system events.
@@ -119,7 +213,8 @@ impl SystemBus {
         SystemBus {
             queue: Mutex::new(Queue {
                 events: VecDeque::new(),
-                first: 0,
+                next_seq: 0,
+                coalesced: Vec::new(),
             }),
             notifier: Notifier::new(),
         }
@@ -127,19 +222,15 @@ impl SystemBus {
 
     pub(crate) fn publish(&self, e: SystemEvent) {
         tracing::debug!(event = ?e, "system event");
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.events.push_back(e);
-        if q.events.len() > SYSTEM_QUEUE {
-            q.events.pop_front();
-            q.first += 1;
-        }
-        drop(q);
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(e);
         self.notifier.notify();
     }
 
     fn end(&self) -> u64 {
-        let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.first + q.events.len() as u64
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_seq
     }
 
     pub(crate) fn wake(&self) {
@@ -170,16 +261,9 @@ impl SystemSubscription {
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if self.next < q.first {
-            let count = q.first - self.next;
-            self.next = q.first;
-            return Some(SystemEvent::Missed { count });
-        }
-        let e = q.events.get((self.next - q.first) as usize).cloned();
-        if e.is_some() {
-            self.next += 1;
-        }
-        e
+        let (e, next) = q.read(self.next)?;
+        self.next = next;
+        Some(e)
     }
 
     /// Waits up to `timeout` for the next system event.
@@ -228,10 +312,101 @@ impl Engine {
             .queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .first;
+            .first();
         SystemSubscription {
             shared,
             next: first,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(endpoint: u8, code: u16) -> SystemEvent {
+        SystemEvent::PeerRejected {
+            endpoint: [endpoint; 32],
+            group: None,
+            code,
+            why: "bad".into(),
+        }
+    }
+
+    fn fork(length: u64) -> SystemEvent {
+        SystemEvent::ForkDetected {
+            group: GroupId([1; 32]),
+            author: AuthorId([2; 32]),
+            length,
+        }
+    }
+
+    /// Everything a subscriber starting at the oldest event reads.
+    fn drain(q: &Queue) -> Vec<SystemEvent> {
+        let mut out = Vec::new();
+        let mut next = q.first();
+        while let Some((e, n)) = q.read(next) {
+            out.push(e);
+            next = n;
+        }
+        out
+    }
+
+    fn new_queue() -> Queue {
+        Queue {
+            events: VecDeque::new(),
+            next_seq: 0,
+            coalesced: Vec::new(),
+        }
+    }
+
+    /// A fork followed by a flood of distinct refusals (more than the queue holds) is
+    /// still read, and the subscriber learns how many events it missed.
+    #[test]
+    fn a_flood_never_pushes_out_a_fork() {
+        let mut q = new_queue();
+        q.push(SystemEvent::StoreOpened { events: 0 });
+        q.push(fork(7));
+        for i in 0..3 * SYSTEM_QUEUE as u64 {
+            // Distinct kinds (endpoint, code), so nothing coalesces.
+            q.push(refused((i % 251) as u8, (i / 251) as u16));
+        }
+        assert_eq!(q.events.len(), SYSTEM_QUEUE);
+        let got = drain(&q);
+        assert_eq!(got[0], fork(7));
+        let missed: u64 = got
+            .iter()
+            .map(|e| match e {
+                SystemEvent::Missed { count } => *count,
+                _ => 0,
+            })
+            .sum();
+        let read = got.iter().filter(|e| e.refusal_kind().is_some()).count() as u64;
+        // Every refusal is either read or counted as missed (StoreOpened, before the
+        // fork, was dropped: the oldest queued event is now the fork).
+        assert_eq!(missed + read, 3 * SYSTEM_QUEUE as u64);
+        assert!(matches!(got[1], SystemEvent::Missed { count } if count > 0));
+    }
+
+    /// Repeated refusals of one kind are counted, not queued; the next one queued
+    /// after the window says how many were counted. Other kinds are not affected.
+    #[test]
+    fn repeated_refusals_are_coalesced() {
+        let mut q = new_queue();
+        for _ in 0..1000 {
+            q.push(refused(1, 6));
+        }
+        q.push(refused(2, 6));
+        q.push(refused(1, 4));
+        assert_eq!(drain(&q), vec![refused(1, 6), refused(2, 6), refused(1, 4)]);
+        for i in 0..COALESCE_WINDOW as u64 {
+            q.push(SystemEvent::FlushCompleted { committed: i });
+        }
+        q.push(refused(1, 6));
+        let last = q.events.back().map(|e| e.1.clone());
+        let Some(SystemEvent::PeerRejected { why, .. }) = last else {
+            panic!("{last:?}");
+        };
+        assert_eq!(why, "bad (999 more like it not reported)");
     }
 }

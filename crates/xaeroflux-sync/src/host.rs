@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use xaeroflux_core::mmr::Hash32;
 use xaeroflux_core::{AuthorId, EventId, Group, GroupId, SignedCheckpoint};
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 
@@ -35,6 +36,11 @@ pub struct VerifiedBatch {
     pub events: EventList,
     /// The signed checkpoint the batch was proven against (length >= batch end).
     pub checkpoint: Box<SignedCheckpoint>,
+    /// Root of the log's first `first_seq` events, the prefix the batch was verified
+    /// on (`None` when `first_seq` is 0). A store extends a log with the batch only if
+    /// its own prefix has this root: a batch verified on another branch (two sessions
+    /// fetching from peers that hold different histories) must not extend this one.
+    pub prefix_root: Option<Hash32>,
 }
 
 /// Events of one author log that were committed together, with the checkpoint that

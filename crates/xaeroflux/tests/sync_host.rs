@@ -18,8 +18,8 @@ use xaeroflux::{
 };
 use xaeroflux_core::{Checkpoint, EventHeader};
 use xaeroflux_sync::{
-    CommittedFeed, ErrorCode, HostError, Input, LogView, MemLogs, Output, PeerEvent, Role, Session,
-    SessionConfig, SyncHost, TransportParams, VerifiedBatch,
+    CommittedFeed, ErrorCode, Frontier, HostError, Input, LogView, MemLogs, Output, PeerEvent,
+    Role, Session, SessionConfig, SyncHost, TransportParams, VerifiedBatch,
 };
 
 const TYPE: u32 = 1000;
@@ -441,6 +441,26 @@ fn batch(
             .collect(),
         events: events.iter().collect(),
         checkpoint: Box::new(cp.clone()),
+        prefix_root: None,
+    }
+}
+
+/// The batch of events `first..end` of `all`, verified on the prefix `..first`.
+fn batch_on(
+    kp: &XaeroKeypair,
+    g: GroupId,
+    all: &[Vec<u8>],
+    first: usize,
+    end: usize,
+    cp: &SignedCheckpoint,
+) -> VerifiedBatch {
+    let mut prefix = Frontier::new();
+    for e in &all[..first] {
+        prefix.push(&xaeroflux::EventRef::decode(e).unwrap().id());
+    }
+    VerifiedBatch {
+        prefix_root: prefix.root(),
+        ..batch(kp, g, &all[first..end], first as u64, cp)
     }
 }
 
@@ -468,7 +488,7 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
     mem.add_key(x.public().clone());
 
     // A gap: nothing stored.
-    host.store_verified(batch(&x, g, &events[10..100], 10, &cps[99]))
+    host.store_verified(batch_on(&x, g, &events, 10, 100, &cps[99]))
         .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 0);
@@ -489,7 +509,7 @@ fn batches_are_idempotent_gaps_dropped_and_views_match_memlogs() {
         host.store_verified(batch(&x, g, &events[..200], 0, &cps[199]))
             .unwrap();
     }
-    host.store_verified(batch(&x, g, &events[150..300], 150, &cps[299]))
+    host.store_verified(batch_on(&x, g, &events, 150, 300, &cps[299]))
         .unwrap();
     mem.apply(g, xa, 0, &events[..200].iter().collect(), &cps[199])
         .unwrap();
@@ -619,7 +639,7 @@ fn forks_are_recorded_and_forked_logs_never_extended() {
         vec![(cps1[9].clone(), cps2[9].clone())]
     );
     // The stored history is kept and never extended.
-    host.store_verified(batch(&x, g, &v1[10..20], 10, &cps1[19]))
+    host.store_verified(batch_on(&x, g, &v1, 10, 20, &cps1[19]))
         .unwrap();
     store.flush().unwrap();
     assert_eq!(log_len(store, &g, &xa), 10);
@@ -666,7 +686,7 @@ fn forks_are_recorded_and_forked_logs_never_extended() {
     assert!(other.host.record_fork(&cps1[9], &cps2[10]).is_err());
     other
         .host
-        .store_verified(batch(&x, g, &v1[10..20], 10, &cps1[19]))
+        .store_verified(batch_on(&x, g, &v1, 10, 20, &cps1[19]))
         .unwrap();
     s2.flush().unwrap();
     assert_eq!(log_len(s2, &g, &xa), 10);
@@ -879,4 +899,132 @@ fn a_store_read_failure_ends_the_session_with_its_code() {
     let lens = |n: &Node| n.logs(&g).iter().map(|l| l.1).collect::<Vec<_>>();
     assert_eq!(lens(&net.nodes[0]), vec![10]);
     assert_eq!(lens(&net.nodes[1]), vec![5]);
+}
+
+/// Issue 17, item 7: a member's event with a far-future timestamp is stored (it is
+/// signed and valid) but moves the local clock neither before nor after a restart.
+#[test]
+fn a_far_future_remote_timestamp_never_moves_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let g = node.store().create_group().unwrap().id();
+    let x = XaeroKeypair::generate_from_seed(&[9; 32]);
+    let xa = author_of(&x);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let far = now + 30 * 24 * 3_600_000;
+    let ev = Event {
+        header: EventHeader {
+            event_type: TYPE,
+            group: g,
+            author: xa,
+            seq: 0,
+            hlc: Hlc::new(far, 0),
+        },
+        payload: vec![7; 16],
+    };
+    let mut mem = MemLogs::new();
+    let root = mem.append_local(&ev);
+    let cp = Checkpoint {
+        group: g,
+        author: xa,
+        length: 1,
+        root,
+        hlc: Hlc::new(far, 0),
+    }
+    .sign(&x);
+    node.host
+        .store_verified(batch(&x, g, &[ev.encode()], 0, &cp))
+        .unwrap();
+    node.store().flush().unwrap();
+    assert_eq!(log_len(node.store(), &g, &xa), 1, "the event is kept");
+    // Bound: the clock's drift limit (one hour), plus slack for the test's own run.
+    let bound = |n: &Node, tag: &[u8]| {
+        let id = n.store().write_event_to(g, tag, TYPE).unwrap();
+        n.store().flush().unwrap();
+        let hlc = n.store().get(&id).unwrap().unwrap().header.hlc;
+        assert!(
+            hlc.millis() < now + 2 * 3_600_000,
+            "local event stamped {} ms ahead",
+            hlc.millis() - now
+        );
+    };
+    bound(&node, b"before restart");
+    let node = node.reopen();
+    bound(&node, b"after restart");
+    assert_eq!(log_len(node.store(), &g, &xa), 1);
+}
+
+/// Issue 17, item 4: a flood of refusals (from distinct endpoints, so none coalesce)
+/// larger than the system queue does not push out a `ForkDetected` raised before it.
+#[test]
+fn a_refusal_flood_does_not_push_out_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let g = node.store().create_group().unwrap().id();
+    let mut sys = node.store().system_events();
+    let x = XaeroKeypair::generate_from_seed(&[9; 32]);
+    let (v1, a) = bare_log(&x, g, 2, 1);
+    let (v2, b) = bare_log(&x, g, 2, 2);
+    // Two histories of one author for one length: a fork.
+    node.host
+        .store_verified(batch(&x, g, &v1, 0, &a[1]))
+        .unwrap();
+    node.store().flush().unwrap();
+    node.host
+        .store_verified(batch(&x, g, &v2, 0, &b[1]))
+        .unwrap();
+    node.store().flush().unwrap();
+    for i in 0..3 * xaeroflux::SYSTEM_QUEUE as u32 {
+        let mut endpoint = [0u8; 32];
+        endpoint[..4].copy_from_slice(&i.to_le_bytes());
+        node.host.peer_event(PeerEvent::Refused {
+            endpoint,
+            code: ErrorCode::BadMac,
+            reason: "not a member".into(),
+        });
+    }
+    let (mut forks, mut refusals) = (0, 0);
+    while let Some(e) = sys.next_timeout(Duration::from_millis(10)) {
+        forks += usize::from(matches!(e, SystemEvent::ForkDetected { .. }));
+        refusals += usize::from(matches!(e, SystemEvent::PeerRejected { .. }));
+    }
+    assert_eq!(forks, 1);
+    assert!(refusals >= 1000, "{refusals}");
+}
+
+/// Issue 17, item 9: a batch that starts at the stored length but was verified on
+/// another branch's prefix (another session, a peer holding the author's other
+/// history) is not appended: the log keeps a root its author signed.
+#[test]
+fn a_batch_verified_on_another_prefix_is_not_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let store = node.store();
+    let g = store.create_group().unwrap().id();
+    let x = XaeroKeypair::generate_from_seed(&[9; 32]);
+    let xa = author_of(&x);
+    let (va, ca) = bare_log(&x, g, 10, 1);
+    let (vb, cb) = bare_log(&x, g, 10, 2);
+    node.host
+        .store_verified(batch(&x, g, &va[..5], 0, &ca[4]))
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(log_len(store, &g, &xa), 5);
+    // B's events 5..10, verified on B's own first five events.
+    node.host
+        .store_verified(batch_on(&x, g, &vb, 5, 10, &cb[9]))
+        .unwrap();
+    store.flush().unwrap();
+    let root = store.read().unwrap().log_root(&g, &xa).unwrap();
+    assert_eq!(root, Some((5, ca[4].checkpoint.root)));
+    // The same branch's continuation still extends the log.
+    node.host
+        .store_verified(batch_on(&x, g, &va, 5, 10, &ca[9]))
+        .unwrap();
+    store.flush().unwrap();
+    let root = store.read().unwrap().log_root(&g, &xa).unwrap();
+    assert_eq!(root, Some((10, ca[9].checkpoint.root)));
 }

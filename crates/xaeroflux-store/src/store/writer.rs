@@ -592,6 +592,12 @@ impl Writer {
             meta_keys::NEXT_MMR_ID,
             &self.mmrs.next_mmr_id().to_le_bytes(),
         )?;
+        // The clock restarts from this: local timestamps, and remote ones only as far
+        // as the clock accepted them (`SyncHost::store_verified` merges a received
+        // timestamp through `HlcClock::update`, which refuses one past the drift
+        // bound). A far-future remote event is stored but never moves the clock, before
+        // or after a restart.
+        self.max_hlc = self.max_hlc.max(shared.clock().last().as_u64());
         t.meta
             .put(&mut wtxn, meta_keys::MAX_HLC, &self.max_hlc.to_le_bytes())?;
         wtxn.commit()?;

@@ -21,6 +21,8 @@ use crate::log::{Frontier, LogView, proof_ranges, subtree_pos};
 pub(super) struct Verified {
     /// The log's frontier after the batch.
     frontier: Frontier,
+    /// The root of the prefix the batch was verified on.
+    prefix_root: Option<Hash32>,
     /// The author's key.
     key: XaeroID,
     /// Encoded bytes of the batch's events.
@@ -323,6 +325,7 @@ impl Session {
             return Err(reject(ErrorCode::SeqGap, "batch past its checkpoint"));
         }
         self.check_cp(&e.checkpoint, &key)?;
+        let prefix_root = frontier.root();
         let mut f = frontier.clone();
         let mut bytes = 0u64;
         let mut ids = Vec::with_capacity(e.events.len());
@@ -369,6 +372,7 @@ impl Session {
         }
         Ok(Verified {
             frontier: f,
+            prefix_root,
             key,
             bytes,
             ids,
@@ -417,6 +421,7 @@ impl Session {
             ids: v.ids,
             events: e.events,
             checkpoint: Box::new(e.checkpoint),
+            prefix_root: v.prefix_root,
         }));
     }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use heed::RwTxn;
-use xaeroflux_core::mmr::{leaf_hash, leaf_index_to_pos};
+use xaeroflux_core::mmr::{Hash32, leaf_hash, leaf_index_to_pos};
 use xaeroflux_core::ring::Notifier;
 use xaeroflux_core::{AuthorId, EventHeader, EventRef, GroupId, Hlc, SignedCheckpoint};
 use xaeroflux_core::{EventId, mmr::MmrStore};
@@ -53,6 +53,8 @@ pub(crate) struct RemoteBatch {
     pub headers: Vec<EventHeader>,
     pub events: EventList,
     pub checkpoint: SignedCheckpoint,
+    /// Root of the log prefix the session verified the batch on (`None` from seq 0).
+    pub prefix_root: Option<Hash32>,
 }
 
 impl RemoteBatch {
@@ -81,6 +83,9 @@ impl RemoteBatch {
         if b.ids.len() != b.events.len() {
             return Err(refuse("ids do not match the events"));
         }
+        if (b.first_seq > 0) != b.prefix_root.is_some() {
+            return Err(refuse("prefix root does not match the first seq"));
+        }
         b.checkpoint
             .verify(&b.author_key)
             .map_err(Error::Checkpoint)?;
@@ -105,6 +110,7 @@ impl RemoteBatch {
             headers,
             events: b.events,
             checkpoint: *b.checkpoint,
+            prefix_root: b.prefix_root,
         };
         Ok((batch, max))
     }
@@ -270,6 +276,20 @@ impl Writer {
             );
             return Ok(());
         }
+        // The batch extends this log only if it was verified on this log's prefix: a
+        // batch verified on another branch (another session, another peer) would
+        // leave a log whose root matches no signed checkpoint.
+        if let Some(prefix) = b.prefix_root {
+            let mmr = self.mmrs.log(t, wtxn, key)?;
+            if mmr.root_at(b.first_seq).map_err(mmr_err)? != prefix {
+                tracing::warn!(
+                    author = %b.author.short(),
+                    first = b.first_seq,
+                    "batch verified on another prefix of the log dropped"
+                );
+                return Ok(());
+            }
+        }
         if t.authors.get(wtxn, b.author.as_bytes())?.is_none() {
             t.authors.put(wtxn, b.author.as_bytes(), &b.key)?;
         }
@@ -315,7 +335,8 @@ impl Writer {
                     "node mmr expected leaf {local}, got {node_leaf}"
                 )));
             }
-            self.max_hlc = self.max_hlc.max(h.hlc.as_u64());
+            // Not folded into the persisted `max_hlc`: a remote timestamp reaches the
+            // local clock only through `HlcClock::update` (drift-bounded), see below.
             max_hlc = Some(max_hlc.map_or(h.hlc, |m| m.max(h.hlc)));
             ids.push((id, *local));
             *local += 1;
