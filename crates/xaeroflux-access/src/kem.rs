@@ -322,7 +322,7 @@ impl SealedKey {
         Ok(key)
     }
 
-    /// Format: member id [32] | ciphertext [1088] | wrapped [48].
+    /// Format: `member id [32] | ciphertext [1088] | wrapped [48]`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.member.0);
         out.extend_from_slice(&self.ciphertext[..]);

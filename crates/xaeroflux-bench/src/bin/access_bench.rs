@@ -4,7 +4,9 @@
 //!    member and sign the EpochKeys ops, and the bytes of those ops;
 //! 3. ingest of 1 KiB events into a store with payload encryption on (seal each payload
 //!    with the epoch key, then `write_event`) against off (plain `write_event`, the
-//!    anchor), interleaved, with the ratio (goal >= 0.8x).
+//!    anchor), interleaved, with the ratio (goal >= 0.8x); plus plain events of the
+//!    envelope's size (1077 B, the next size class) and sealing alone, to tell the
+//!    crypto's share from the size class's.
 //!
 //! Usage: `access_bench [--events N] [--repeat R] [--kem N] [--dir PATH]` (defaults
 //! 100,000 events, 5 rounds, 2,000 KEM operations). The tables show median and worst.
@@ -15,8 +17,8 @@ use std::time::Instant;
 
 use xaeroflux::{XaeroFlux, XaeroKeypair};
 use xaeroflux_access::{
-    EpochKey, KemKeypair, MemberOp, Membership, OpBody, Role, SealedKey, SeededEntropy, Stamp,
-    seal_payload,
+    ENVELOPE_OVERHEAD, EpochKey, KemKeypair, MemberOp, Membership, OpBody, Role, SealedKey,
+    SeededEntropy, Stamp, seal_payload,
 };
 use xaeroflux_core::GroupId;
 
@@ -182,11 +184,28 @@ fn open_store(dir: &Path) -> XaeroFlux {
         .unwrap()
 }
 
-fn ingest(dir: &Path, n: u64, key: Option<&EpochKey>) -> f64 {
+/// Seals `n` 1 KiB payloads without a store (the crypto alone); events/s.
+fn seal_only(n: u64, key: &EpochKey) -> f64 {
+    let group = GroupId([1; 32]);
+    let mut rng = SeededEntropy::new(9);
+    let payload = vec![0x5Au8; 1024];
+    let t = Instant::now();
+    let mut total = 0usize;
+    for _ in 0..n {
+        total += seal_payload(&group, 1000, key, &payload, &mut rng)
+            .unwrap()
+            .len();
+    }
+    assert_eq!(total, n as usize * (1024 + ENVELOPE_OVERHEAD));
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Writes `n` events of `size` plaintext bytes, sealed with `key` if given; events/s.
+fn ingest(dir: &Path, n: u64, size: usize, key: Option<&EpochKey>) -> f64 {
     let store = open_store(dir);
     let group = store.default_group();
     let mut rng = SeededEntropy::new(9);
-    let payload = vec![0x5Au8; 1024];
+    let payload = vec![0x5Au8; size];
     let t = Instant::now();
     for i in 0..n {
         let mut p = payload.clone();
@@ -262,26 +281,32 @@ fn main() {
     let mut rng = SeededEntropy::new(3);
     let key = EpochKey::generate(1, &mut rng).unwrap();
     let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut off_big, mut seal) = (Vec::new(), Vec::new());
     for _ in 0..a.repeat {
         let d1 = tempfile::tempdir_in(&base).unwrap();
-        off.push(ingest(d1.path(), a.events, None));
+        off.push(ingest(d1.path(), a.events, 1024, None));
         let d2 = tempfile::tempdir_in(&base).unwrap();
-        on.push(ingest(d2.path(), a.events, Some(&key)));
+        on.push(ingest(d2.path(), a.events, 1024, Some(&key)));
+        let d3 = tempfile::tempdir_in(&base).unwrap();
+        off_big.push(ingest(d3.path(), a.events, 1024 + ENVELOPE_OVERHEAD, None));
+        seal.push(seal_only(a.events, &key));
     }
     let (offm, onm) = (median(off.clone()), median(on.clone()));
     let slowest = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    let row = |name: &str, v: &[f64]| {
+        let m = median(v.to_vec());
+        println!("| {name} | {m:.0} | {:.0} | {:.2}x |", slowest(v), m / offm);
+    };
     println!();
-    println!("| ingest, 1 KiB | events/s median | events/s worst | vs off |");
+    println!("| ingest, 1 KiB plaintext | events/s median | events/s worst | vs off |");
     println!("| --- | ---: | ---: | ---: |");
-    println!(
-        "| encryption off (anchor) | {offm:.0} | {:.0} | 1.00x |",
-        slowest(&off)
+    row("encryption off, 1024 B payloads (anchor)", &off);
+    row("encryption on, 1077 B envelopes", &on);
+    row(
+        "encryption off, 1077 B payloads (same stored size)",
+        &off_big,
     );
-    println!(
-        "| encryption on (XChaCha20-Poly1305 envelope) | {onm:.0} | {:.0} | {:.2}x |",
-        slowest(&on),
-        onm / offm
-    );
+    row("seal only, no store (crypto alone)", &seal);
     println!();
     println!(
         "goal: ingest with encryption >= 0.8x of off: {}",
