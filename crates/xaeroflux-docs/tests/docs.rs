@@ -322,3 +322,57 @@ proptest! {
         close(docs, s);
     }
 }
+
+/// What a hostile peer can send: a real update with bytes of its body changed and
+/// loro's checksum recomputed, so it passes the header check and reaches loro's
+/// decoder.
+fn resign(mut update: Vec<u8>, damage: &[(prop::sample::Index, u8)]) -> Vec<u8> {
+    const BODY: usize = 22; // magic 4, checksum 16, mode 2
+    if update.len() > BODY {
+        for (at, b) in damage {
+            let i = BODY + at.index(update.len() - BODY);
+            update[i] = *b;
+        }
+    }
+    let sum = xxhash_rust::xxh32::xxh32(&update[20..], u32::from_le_bytes(*b"LORO"));
+    update[16..20].copy_from_slice(&sum.to_le_bytes());
+    update
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Damaged, re-signed updates are imported or skipped, never stop the view, and a
+    /// later genuine update still applies.
+    #[test]
+    fn hostile_updates_with_valid_checksums_do_not_stop_the_view(
+        script in proptest::collection::vec((0u8..3, any::<u8>(), any::<u16>()), 2..16),
+        damage in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let updates = replica_updates(&script);
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), 7);
+        let docs = docs_in(&s, &dir.path().join("docs"), 2);
+        let g = s.default_group();
+        let mut written = 0u64;
+        for (i, u) in updates.iter().enumerate() {
+            let u = if i % 2 == 1 { resign(u.clone(), &damage) } else { u.clone() };
+            let payload = DocUpdate { doc: "d", update: &u }.encode().unwrap();
+            s.write_reserved_to(&g, &payload, DOC_UPDATE_TYPE).unwrap();
+            written += 1;
+        }
+        let tail = LoroDoc::new();
+        tail.get_text("z").insert(0, "tail").unwrap();
+        let u = tail.export(ExportMode::all_updates()).unwrap();
+        let payload = DocUpdate { doc: "d", update: &u }.encode().unwrap();
+        s.write_reserved_to(&g, &payload, DOC_UPDATE_TYPE).unwrap();
+        written += 1;
+        docs.flush().unwrap();
+        let st = docs.stats().unwrap();
+        prop_assert_eq!(st.last_error, None);
+        prop_assert_eq!(st.applied + st.skipped, written);
+        let read = docs.read(&g, "d").unwrap().unwrap();
+        prop_assert_eq!(read.get_text("z").to_string(), "tail");
+        close(docs, s);
+    }
+}

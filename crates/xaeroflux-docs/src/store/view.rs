@@ -28,6 +28,10 @@ const DOC_CACHE: usize = 32;
 struct Loaded {
     doc: LoroDoc,
     meta: DocMeta,
+    /// Updates imported since the last snapshot. Not `meta.pending`: updates still
+    /// waiting for dependencies stay stored after a snapshot, and must not make every
+    /// following update take one.
+    since_snapshot: u64,
 }
 
 type Cache = HashMap<Vec<u8>, Loaded>;
@@ -39,6 +43,9 @@ pub(super) fn run(inner: &Inner, mut sub: Subscription) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .position;
+    // However the thread ends (even by a panic outside the caught loro calls),
+    // waiters learn that it stopped.
+    let _stopped = MarkStopped(inner);
     let mut cache = Cache::new();
     let mut batch: Vec<CommittedEvent> = Vec::with_capacity(inner.batch.min(1024));
     while !inner.stop.load(Ordering::Acquire) {
@@ -91,6 +98,19 @@ pub(super) fn run(inner: &Inner, mut sub: Subscription) {
     inner.moved.notify_all();
 }
 
+struct MarkStopped<'a>(&'a Inner);
+
+impl Drop for MarkStopped<'_> {
+    fn drop(&mut self) {
+        let mut p = self.0.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if std::thread::panicking() && p.error.is_none() {
+            p.error = Some("the document view thread panicked".into());
+        }
+        p.stopped = true;
+        self.0.moved.notify_all();
+    }
+}
+
 fn fail(inner: &Inner, e: &DocError) {
     tracing::error!(error = %e, "document view stopped");
     let mut p = inner.progress.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,61 +156,37 @@ fn apply_batch(
             counts.skipped += 1;
             continue;
         };
-        // The header and checksum first: cheap, and refuses most damage before loro
-        // parses the body.
-        if let Err(err) = LoroDoc::decode_import_blob_meta(u.update, true) {
-            tracing::debug!(local_seq = e.local_seq, error = %err, "skipping a document update loro does not read");
-            counts.skipped += 1;
-            continue;
-        }
         let key = tables::doc_key(&e.event.header.group, u.doc);
-        if !cache.contains_key(&key) {
-            if cache.len() >= DOC_CACHE {
-                cache.clear();
-            }
-            let doc = tables::load_doc(t, &wtxn, &key)?.unwrap_or_default();
-            let meta = tables::read_meta(t, &wtxn, &key)?.unwrap_or_default();
-            cache.insert(key.clone(), Loaded { doc, meta });
-        }
-        let Some(loaded) = cache.get_mut(&key) else {
-            continue;
-        };
         // loro parses bytes a peer wrote. It returns errors for what it detects; a
-        // panic on input it does not is caught, and the document is reloaded from the
-        // transaction (which does not hold this update) for the next one.
-        match catch_unwind(AssertUnwindSafe(|| loaded.doc.import(u.update))) {
-            Ok(Ok(_status)) => {}
-            Ok(Err(err)) => {
-                tracing::debug!(local_seq = e.local_seq, error = %err, "skipping a document update loro refused");
-                counts.skipped += 1;
-                continue;
+        // panic on input it does not is caught here, before anything of this update
+        // was written, and the document is reloaded from the transaction next time.
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            apply_one(inner, &mut wtxn, cache, &key, u.update, e.local_seq)
+        }));
+        match outcome {
+            Ok(Ok(Outcome::Applied { snapshot })) => {
+                counts.applied += 1;
+                counts.snapshots += u64::from(snapshot);
+                changes.push(DocChange {
+                    group: e.event.header.group,
+                    doc: u.doc.to_owned(),
+                    event: e.id,
+                    author: e.event.header.author,
+                });
             }
+            Ok(Ok(Outcome::Refused)) => counts.skipped += 1,
+            Ok(Err(err)) => return Err(err),
             Err(_) => {
                 tracing::warn!(
                     local_seq = e.local_seq,
                     "loro panicked on a document update; skipped"
                 );
-                cache.remove(&key);
+                // loro's locks in that document are poisoned now, and dropping it
+                // may panic again: drop it under the same guard.
+                let _ = catch_unwind(AssertUnwindSafe(|| drop(cache.remove(&key))));
                 counts.skipped += 1;
-                continue;
             }
         }
-        t.updates
-            .put(&mut wtxn, &tables::update_key(&key, e.local_seq), u.update)?;
-        loaded.meta.updates += 1;
-        loaded.meta.pending += 1;
-        if loaded.meta.pending >= u64::from(inner.snapshot_every) {
-            snapshot(inner, &mut wtxn, &key, loaded, u.doc)?;
-            counts.snapshots += 1;
-        }
-        t.docs.put(&mut wtxn, &key, &loaded.meta.encode())?;
-        counts.applied += 1;
-        changes.push(DocChange {
-            group: e.event.header.group,
-            doc: u.doc.to_owned(),
-            event: e.id,
-            author: e.event.header.author,
-        });
     }
     t.meta
         .put(&mut wtxn, meta_keys::POSITION, &position.to_be_bytes())?;
@@ -207,43 +203,117 @@ fn apply_batch(
     Ok(counts)
 }
 
-/// Stores a snapshot of the merged document and drops the stored updates it covers.
-/// An update whose dependencies have not arrived is not in the document's history
-/// (loro keeps it aside), so it is not covered and stays, to be imported again on load.
-fn snapshot(
+enum Outcome {
+    Applied { snapshot: bool },
+    Refused,
+}
+
+/// Imports one update into its document and stores it (or a new snapshot). Every loro
+/// call comes before the first write, so a panic in loro leaves the transaction as it
+/// was.
+fn apply_one(
     inner: &Inner,
+    wtxn: &mut RwTxn<'_>,
+    cache: &mut Cache,
+    key: &[u8],
+    update: &[u8],
+    local_seq: u64,
+) -> Result<Outcome> {
+    let t = &inner.t;
+    // The header and checksum first: cheap, and refuses most damage before loro
+    // parses the body.
+    if let Err(err) = LoroDoc::decode_import_blob_meta(update, true) {
+        tracing::debug!(local_seq, error = %err, "skipping a document update loro does not read");
+        return Ok(Outcome::Refused);
+    }
+    if !cache.contains_key(key) {
+        if cache.len() >= DOC_CACHE {
+            cache.clear();
+        }
+        let doc = tables::load_doc(t, wtxn, key)?.unwrap_or_default();
+        let meta = tables::read_meta(t, wtxn, key)?.unwrap_or_default();
+        cache.insert(
+            key.to_vec(),
+            Loaded {
+                doc,
+                meta,
+                since_snapshot: meta.pending,
+            },
+        );
+    }
+    let Some(loaded) = cache.get_mut(key) else {
+        return Ok(Outcome::Refused);
+    };
+    if let Err(err) = loaded.doc.import(update) {
+        tracing::debug!(local_seq, error = %err, "skipping a document update loro refused");
+        return Ok(Outcome::Refused);
+    }
+    let row = tables::update_key(key, local_seq);
+    let snapshot = loaded.since_snapshot + 1 >= u64::from(inner.snapshot_every);
+    if snapshot {
+        take_snapshot(t, wtxn, key, loaded, &row, update)?;
+    } else {
+        t.updates.put(wtxn, &row, update)?;
+        loaded.meta.pending += 1;
+        loaded.since_snapshot += 1;
+    }
+    loaded.meta.updates += 1;
+    t.docs.put(wtxn, key, &loaded.meta.encode())?;
+    Ok(Outcome::Applied { snapshot })
+}
+
+/// Stores a snapshot of the merged document (which holds the new update `update`,
+/// stored as `row` only if the snapshot does not cover it) and drops the stored
+/// updates it covers. An update whose dependencies have not arrived is not in the
+/// document's history (loro keeps it aside), so it is not covered and stays, to be
+/// imported again on load.
+fn take_snapshot(
+    t: &super::tables::Tables,
     wtxn: &mut RwTxn<'_>,
     key: &[u8],
     loaded: &mut Loaded,
-    name: &str,
+    row: &[u8],
+    update: &[u8],
 ) -> Result<()> {
-    let t = &inner.t;
     let bytes = loaded
         .doc
         .export(ExportMode::Snapshot)
         .map_err(|source| DocError::Export {
-            doc: name.to_owned(),
+            doc: String::from_utf8_lossy(
+                key.get(32..key.len().saturating_sub(1)).unwrap_or_default(),
+            )
+            .into_owned(),
             source,
         })?;
-    t.snapshots.put(wtxn, key, &bytes)?;
     let have = loaded.doc.oplog_vv();
-    let mut covered = Vec::new();
-    let mut kept = 0u64;
-    for row in t.updates.prefix_iter(wtxn, key)? {
-        let (k, u) = row?;
+    let covers = |u: &[u8]| -> Result<bool> {
         let end = LoroDoc::decode_import_blob_meta(u, false)
             .map_err(|e| tables::corrupt("updates", e.to_string()))?
             .partial_end_vv;
-        if have.includes_vv(&end) {
+        Ok(have.includes_vv(&end))
+    };
+    let mut covered = Vec::new();
+    let mut kept = 0u64;
+    for r in t.updates.prefix_iter(wtxn, key)? {
+        let (k, u) = r?;
+        if covers(u)? {
             covered.push(k.to_vec());
         } else {
             kept += 1;
         }
     }
+    let keep_new = !covers(update)?;
+    // Writes only from here on.
     for k in covered {
         t.updates.delete(wtxn, &k)?;
     }
+    if keep_new {
+        t.updates.put(wtxn, row, update)?;
+        kept += 1;
+    }
+    t.snapshots.put(wtxn, key, &bytes)?;
     loaded.meta.pending = kept;
     loaded.meta.snapshot_bytes = bytes.len() as u64;
+    loaded.since_snapshot = 0;
     Ok(())
 }
