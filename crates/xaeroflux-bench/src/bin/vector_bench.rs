@@ -255,11 +255,15 @@ fn median_min(xs: &mut [f64]) -> (f64, f64) {
     (xs[xs.len() / 2], xs[0])
 }
 
-/// QPS of `pass` over `n` queries.
-fn qps(n: usize, pass: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {
-    let t = Instant::now();
+/// QPS of `pass` over `n` queries, per wall second and per CPU second of the calling
+/// thread (the latter is robust on a loaded machine, for one-thread passes only).
+fn qps(n: usize, pass: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
+    let (t, c) = (Instant::now(), thread_cpu());
     pass()?;
-    Ok(n as f64 / t.elapsed().as_secs_f64())
+    Ok((
+        n as f64 / t.elapsed().as_secs_f64(),
+        n as f64 / cpu_since(c),
+    ))
 }
 
 /// One row: `bare` and `api` alternate for [`ROUNDS`] rounds.
@@ -269,7 +273,7 @@ fn row(
     mut bare: impl FnMut() -> anyhow::Result<()>,
     mut api: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let (mut b, mut a, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut b, mut a, mut r, mut rc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let (qb, qa) = if round % 2 == 0 {
             let qb = qps(n, &mut bare)?;
@@ -278,14 +282,21 @@ fn row(
             let qa = qps(n, &mut api)?;
             (qps(n, &mut bare)?, qa)
         };
-        b.push(qb);
-        a.push(qa);
-        r.push(qa / qb);
+        b.push(qb.0);
+        a.push(qa.0);
+        r.push(qa.0 / qb.0);
+        rc.push(qa.1 / qb.1);
     }
     let (bm, _) = median_min(&mut b);
     let (am, _) = median_min(&mut a);
     let (rm, rw) = median_min(&mut r);
-    println!("| {label} | {bm:.0} | {am:.0} | {rm:.2}x | {rw:.2}x |");
+    let cpu = if label.contains("all cores") {
+        "-".to_string()
+    } else {
+        let (cm, cw) = median_min(&mut rc);
+        format!("{cm:.2}x / {cw:.2}x")
+    };
+    println!("| {label} | {bm:.0} | {am:.0} | {rm:.2}x | {rw:.2}x | {cpu} |");
     Ok(())
 }
 
@@ -337,8 +348,10 @@ fn store_api(base: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Vec<u64>]) -> any
     println!(
         "\nQPS, median of {ROUNDS} alternating rounds; ratio = store API / bare index (median, worst round):"
     );
-    println!("| call | bare index QPS | store API QPS | ratio median | ratio worst |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| call | bare index QPS | store API QPS | ratio median | ratio worst | per CPU second: median / worst |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for ef in EFS {
         store.start_vector_search(extractors(), config(ef))?;
         let found: Vec<Vec<u64>> = queries
