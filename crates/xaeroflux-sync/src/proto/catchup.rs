@@ -400,6 +400,7 @@ impl Session {
                 author: e.author,
                 author_key: v.key,
                 first_seq: e.first_seq,
+                prefix_root: v.prefix_root,
                 ids: v.ids[..keep].to_vec(),
                 events,
                 checkpoint: Box::new(e.checkpoint),
