@@ -670,7 +670,7 @@ impl Writer {
     }
 }
 
-/// Whether an error means the disk is full.
+/// The error and its sources, joined by `: ` (for logs and system events).
 pub(crate) fn error_chain(e: &Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -680,4 +680,75 @@ pub(crate) fn error_chain(e: &Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    //! Commit and acknowledgement (`commit_ready`). Its effects are the engine's own (the
+    //! durable watermark, the committed stream, the id index), so the stage is driven
+    //! through a real engine here; intake, staging and puts have their unit tests in
+    //! their files.
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use crate::{Engine, Filter, Options, Start};
+
+    /// Commits that must grow the LMDB map (1 MiB at first, 24 MiB of events) and flush
+    /// the id index to its table (every 1,000 ids) acknowledge each event exactly once:
+    /// `flush()` returns with all of them counted, the committed stream delivers each
+    /// once in write order, every id resolves through the id index, and all of it holds
+    /// again after a reopen.
+    #[test]
+    fn commits_that_grow_the_map_acknowledge_each_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let mut o = Options::new(dir.path());
+            o.initial_map_size = 1 << 20;
+            o.hash_index_chunk = 1_000;
+            Engine::builder(dir.path()).options(o).open().unwrap()
+        };
+        let engine = open();
+        let mut sub = engine.subscribe(Filter::all().start(Start::Beginning));
+        let n = 6_000u32;
+        let ids: Vec<_> = (0..n)
+            .map(|i| {
+                let mut payload = vec![(i % 251) as u8; 4096];
+                payload[..4].copy_from_slice(&i.to_le_bytes());
+                engine.write_event(&payload, 1000).unwrap()
+            })
+            .collect();
+        engine.flush().unwrap();
+        assert_eq!(engine.read().unwrap().event_count().unwrap(), u64::from(n));
+        let map = std::fs::metadata(dir.path().join("data.mdb"))
+            .unwrap()
+            .len();
+        assert!(
+            map > 20 << 20,
+            "the data file outgrew the 1 MiB initial map: {map} bytes"
+        );
+
+        for (i, id) in ids.iter().enumerate() {
+            let got = sub.next_timeout(Duration::from_secs(10)).unwrap().unwrap();
+            assert_eq!(got.local_seq, i as u64);
+            assert_eq!(&got.id, id);
+        }
+        assert!(
+            sub.try_next().unwrap().is_none(),
+            "an event was delivered twice"
+        );
+        drop(sub);
+
+        let check = |engine: &Engine| {
+            for (i, id) in ids.iter().enumerate() {
+                let e = engine.get(id).unwrap().unwrap();
+                assert_eq!(e.payload[..4], (i as u32).to_le_bytes());
+            }
+        };
+        check(&engine);
+        drop(engine);
+        let engine = open();
+        assert_eq!(engine.read().unwrap().event_count().unwrap(), u64::from(n));
+        check(&engine);
+    }
 }
