@@ -3,13 +3,13 @@
 use std::sync::RwLockReadGuard;
 
 use heed::{RoTxn, WithoutTls};
-use xaeroflux_core::mmr::{MerkleProof, leaf_hash};
+use xaeroflux_core::mmr::{MerkleProof, Mmr, leaf_hash};
 use xaeroflux_core::{AuthorId, Event, EventId, EventRef, GroupId, Hlc, SignedCheckpoint};
 
 use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
 use crate::store::blocks::BlockCursor;
-use crate::store::mmrs::{NODE_MMR_ID, snapshot_mmr};
+use crate::store::mmrs::{NODE_MMR_ID, SnapshotNodes, snapshot_mmr};
 use crate::store::postings::{Index, Merge};
 use crate::store::{blocks, runs};
 
@@ -174,13 +174,14 @@ impl<'a> Snapshot<'a> {
         self.root_of(NODE_MMR_ID)
     }
 
+    /// The MMR `mmr_id` as this snapshot sees it.
+    pub(crate) fn mmr(&self, mmr_id: u64) -> Result<Mmr<SnapshotNodes<'_, 'a>>> {
+        let store = self.shared.store();
+        snapshot_mmr(&store.tables, &self.txn, &store.pages, mmr_id)
+    }
+
     fn root_of(&self, mmr_id: u64) -> Result<Option<[u8; 32]>> {
-        let mmr = snapshot_mmr(
-            &self.shared.store().tables,
-            &self.txn,
-            &self.shared.store().pages,
-            mmr_id,
-        )?;
+        let mmr = self.mmr(mmr_id)?;
         if mmr.is_empty() {
             return Ok(None);
         }
@@ -189,23 +190,13 @@ impl<'a> Snapshot<'a> {
 
     /// Inclusion proof of node-MMR leaf `leaf_index` against the current root.
     pub fn mmr_proof(&self, leaf_index: u64) -> Result<MerkleProof> {
-        let mmr = snapshot_mmr(
-            &self.shared.store().tables,
-            &self.txn,
-            &self.shared.store().pages,
-            NODE_MMR_ID,
-        )?;
+        let mmr = self.mmr(NODE_MMR_ID)?;
         mmr.proof(leaf_index).map_err(Error::from)
     }
 
     /// Root of the node MMR when it had `leaf_count` leaves.
     pub fn mmr_root_at(&self, leaf_count: u64) -> Result<[u8; 32]> {
-        let mmr = snapshot_mmr(
-            &self.shared.store().tables,
-            &self.txn,
-            &self.shared.store().pages,
-            NODE_MMR_ID,
-        )?;
+        let mmr = self.mmr(NODE_MMR_ID)?;
         mmr.root_at(leaf_count).map_err(Error::from)
     }
 
@@ -218,12 +209,7 @@ impl<'a> Snapshot<'a> {
         let Some(id) = self.log_mmr_id(group, author)? else {
             return Ok(None);
         };
-        let mmr = snapshot_mmr(
-            &self.shared.store().tables,
-            &self.txn,
-            &self.shared.store().pages,
-            id,
-        )?;
+        let mmr = self.mmr(id)?;
         if mmr.is_empty() {
             return Ok(None);
         }
@@ -241,12 +227,7 @@ impl<'a> Snapshot<'a> {
         let id = self
             .log_mmr_id(group, author)?
             .ok_or_else(|| Error::Mmr("no such log".into()))?;
-        let mmr = snapshot_mmr(
-            &self.shared.store().tables,
-            &self.txn,
-            &self.shared.store().pages,
-            id,
-        )?;
+        let mmr = self.mmr(id)?;
         mmr.proof_at(seq, leaf_count).map_err(Error::from)
     }
 

@@ -35,7 +35,7 @@ use crate::engine::{Engine, Shared};
 use crate::error::{Error, Result};
 use crate::read::Snapshot;
 use crate::store::blocks;
-use crate::store::mmrs::{SnapshotNodes, snapshot_mmr};
+use crate::store::mmrs::SnapshotNodes;
 use crate::store::writer::RemoteBatch;
 use crate::store::writer::error_chain;
 use crate::system::SystemEvent;
@@ -384,11 +384,10 @@ impl<'a> StoreView<'a> {
     }
 
     fn mmr(&self, g: &GroupId, a: &AuthorId) -> Result<Option<Mmr<SnapshotNodes<'_, 'a>>>> {
-        let sh = self.snap.shared();
-        let Some(id) = sh.store().log_mmr_id(self.snap.txn(), g, a)? else {
+        let Some(id) = self.snap.log_mmr_id(g, a)? else {
             return Ok(None);
         };
-        snapshot_mmr(&sh.store().tables, self.snap.txn(), &sh.store().pages, id).map(Some)
+        self.snap.mmr(id).map(Some)
     }
 
     /// The latest checkpoint the log's events prove (length <= the log's length).
