@@ -3,18 +3,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xaeroflux"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("XAERO_DATA_DIR")
-        .env_remove("XAERO_PASSPHRASE")
-        .env("XAERO_CONFIG", dir.join("absent-config.toml"))
-        .output()
-        .unwrap()
+    common::run(dir, args, None)
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {

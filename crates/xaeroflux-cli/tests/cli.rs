@@ -1,45 +1,18 @@
 //! The `xaeroflux` binary end to end, each command against a temporary data directory.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, Write};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::io::BufRead;
+use std::process::{Command, Stdio};
 
-fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xaeroflux"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("XAERO_DATA_DIR")
-        .env_remove("XAERO_PASSPHRASE")
-        .env("XAERO_CONFIG", dir.join("absent-config.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
+mod common;
 
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
+use common::{ok, run};
 
 #[test]
 fn identity_write_get_query_stats_verify() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let new = stdout(&run(d, &["id", "new"], None));
+    let new = ok(&run(d, &["id", "new"], None));
     let did = new
         .lines()
         .next()
@@ -49,23 +22,23 @@ fn identity_write_get_query_stats_verify() {
         .unwrap()
         .to_string();
     assert!(did.starts_with("did:xaero:") && did.len() == 62, "{did}");
-    assert!(stdout(&run(d, &["id", "show"], None)).contains(&did));
+    assert!(ok(&run(d, &["id", "show"], None)).contains(&did));
     // A second `id new` must not silently replace the key.
     assert!(!run(d, &["id", "new"], None).status.success());
 
-    let id = stdout(&run(d, &["write", "hello cli", "--type", "4242"], None))
+    let id = ok(&run(d, &["write", "hello cli", "--type", "4242"], None))
         .trim()
         .to_string();
     assert_eq!(id.len(), 64);
-    let piped = stdout(&run(d, &["write", "-t", "4243"], Some("from stdin")))
+    let piped = ok(&run(d, &["write", "-t", "4243"], Some("from stdin")))
         .trim()
         .to_string();
-    let got = stdout(&run(d, &["get", &id], None));
+    let got = ok(&run(d, &["get", &id], None));
     assert!(
         got.contains("\"hello cli\"") && got.contains("type=4242"),
         "{got}"
     );
-    assert!(stdout(&run(d, &["get", &piped], None)).contains("from stdin"));
+    assert!(ok(&run(d, &["get", &piped], None)).contains("from stdin"));
 
     let absent = run(d, &["get", &"0".repeat(64)], None);
     assert_eq!(absent.status.code(), Some(1));
@@ -74,14 +47,14 @@ fn identity_write_get_query_stats_verify() {
     assert!(!reserved.status.success());
     assert!(String::from_utf8_lossy(&reserved.stderr).contains("reserved"));
 
-    let q = stdout(&run(d, &["query", "--type", "4243"], None));
+    let q = ok(&run(d, &["query", "--type", "4243"], None));
     assert_eq!(q.lines().count(), 1);
     assert!(q.starts_with(&piped));
-    let tail = stdout(&run(d, &["tail", "-n", "1"], None));
+    let tail = ok(&run(d, &["tail", "-n", "1"], None));
     assert!(tail.starts_with(&piped), "{tail}");
-    let stats = stdout(&run(d, &["stats"], None));
+    let stats = ok(&run(d, &["stats"], None));
     assert!(stats.contains("events       2"), "{stats}");
-    let v = stdout(&run(d, &["verify"], None));
+    let v = ok(&run(d, &["verify"], None));
     assert!(v.starts_with("ok: 2 events"), "{v}");
 }
 
@@ -89,13 +62,13 @@ fn identity_write_get_query_stats_verify() {
 fn encrypted_identity_needs_its_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let new = stdout(&run(
+    let new = ok(&run(
         d,
         &["id", "new", "--passphrase"],
         Some("correct horse\n"),
     ));
     assert!(new.contains("(encrypted)"));
-    assert!(stdout(&run(d, &["id", "show"], Some("correct horse\n"))).contains("did:xaero:"));
+    assert!(ok(&run(d, &["id", "show"], Some("correct horse\n"))).contains("did:xaero:"));
     assert!(!run(d, &["id", "show"], Some("wrong\n")).status.success());
 }
 
@@ -103,7 +76,7 @@ fn encrypted_identity_needs_its_passphrase() {
 fn demo_nodes_converge_and_verify_catches_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = stdout(&run(d, &["demo", "--events", "1000", "--peers", "2"], None));
+    let out = ok(&run(d, &["demo", "--events", "1000", "--peers", "2"], None));
     // One row per node: name, identity, events, logs, digest over every log root.
     let rows: Vec<Vec<&str>> = out
         .lines()
@@ -119,9 +92,9 @@ fn demo_nodes_converge_and_verify_catches_tampering() {
     assert!(out.contains("signature verified on node C"), "{out}");
     assert_eq!(out.matches(": ok").count(), 2, "{out}");
     // A's store keeps the group: a second run adds to it and still converges.
-    let again = stdout(&run(d, &["demo", "--events", "10", "--peers", "1"], None));
+    let again = ok(&run(d, &["demo", "--events", "10", "--peers", "1"], None));
     assert!(again.contains("(earlier run)"), "{again}");
-    assert!(stdout(&run(d, &["stats"], None)).contains("events       3020"));
+    assert!(ok(&run(d, &["stats"], None)).contains("events       3020"));
 
     // Damage a committed Merkle page: verify must fail with a non-zero exit code.
     let pages = d.join("merkle_index.bin");
@@ -144,7 +117,7 @@ fn daemon_invite_join_and_peers() {
     let one = tempfile::tempdir().unwrap();
     let two = tempfile::tempdir().unwrap();
     for i in 0..5 {
-        stdout(&run(one.path(), &["write", &format!("note {i}")], None));
+        ok(&run(one.path(), &["write", &format!("note {i}")], None));
     }
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_xaeroflux"))
         .arg("--data-dir")
@@ -171,7 +144,7 @@ fn daemon_invite_join_and_peers() {
     };
     assert!(invite.starts_with("xfx1"), "{invite}");
 
-    let join = stdout(&run(
+    let join = ok(&run(
         two.path(),
         &[
             "group",
@@ -187,10 +160,10 @@ fn daemon_invite_join_and_peers() {
     assert!(join.contains("connected"), "{join}");
     assert!(join.contains("events     5 in the group"), "{join}");
     // The inviting peer is remembered for the next daemon start.
-    let peers = stdout(&run(two.path(), &["peers"], None));
+    let peers = ok(&run(two.path(), &["peers"], None));
     assert_eq!(peers.lines().count(), 1, "{peers}");
     assert!(peers.contains("127.0.0.1:"), "{peers}");
-    let groups = stdout(&run(two.path(), &["group", "list"], None));
+    let groups = ok(&run(two.path(), &["group", "list"], None));
     assert!(groups.contains("1 logs, 5 events"), "{groups}");
     let joined = groups
         .lines()
@@ -199,7 +172,7 @@ fn daemon_invite_join_and_peers() {
         .split_whitespace()
         .next()
         .unwrap();
-    let notes = stdout(&run(two.path(), &["query", "--group", joined], None));
+    let notes = ok(&run(two.path(), &["query", "--group", joined], None));
     for i in 0..5 {
         assert!(notes.contains(&format!("\"note {i}\"")), "{notes}");
     }
@@ -237,9 +210,9 @@ fn config_file_and_group_create() {
             .output()
             .unwrap()
     };
-    let created = stdout(&xf(&["group", "create"]));
+    let created = ok(&xf(&["group", "create"]));
     assert_eq!(created.trim().len(), 64, "{created}");
-    let list = stdout(&xf(&["group", "list"]));
+    let list = ok(&xf(&["group", "list"]));
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains(created.trim()), "{list}");
     assert!(
@@ -269,16 +242,16 @@ fn search_text_finds_near_duplicates_and_keeps_its_index() {
     ];
     let ids: Vec<String> = texts
         .iter()
-        .map(|t| stdout(&run(d, &["write", t], None)).trim().to_string())
+        .map(|t| ok(&run(d, &["write", t], None)).trim().to_string())
         .collect();
     // Same words, another type that is not searched.
-    stdout(&run(
+    ok(&run(
         d,
         &["write", "-t", "2000", "vector search over hnsw graph"],
         None,
     ));
 
-    let out = stdout(&run(
+    let out = ok(&run(
         d,
         &[
             "search",
@@ -294,23 +267,23 @@ fn search_text_finds_near_duplicates_and_keeps_its_index() {
     assert!(first[0].parse::<f32>().unwrap() > 0.3, "{out}");
     assert!(out.contains("vector search over hnsw graphs"));
     assert_eq!(out.lines().count(), 4, "only type 1000 is indexed: {out}");
-    let stats = stdout(&run(d, &["stats"], None));
+    let stats = ok(&run(d, &["stats"], None));
     assert!(
         stats.contains("vector index 4 vectors of dim 256, covers 5 events"),
         "{stats}"
     );
 
     // A later search indexes only what is new, and finds it.
-    let new_id = stdout(&run(d, &["write", "hybrid logical clocks"], None))
+    let new_id = ok(&run(d, &["write", "hybrid logical clocks"], None))
         .trim()
         .to_string();
-    let out = stdout(&run(
+    let out = ok(&run(
         d,
         &["search", "--text", "hybrid logical clock", "-k", "1"],
         None,
     ));
     assert!(out.contains(&new_id), "{out}");
-    assert!(stdout(&run(d, &["stats"], None)).contains("vector index 5 vectors"));
+    assert!(ok(&run(d, &["stats"], None)).contains("vector index 5 vectors"));
 
     // Nothing above the threshold: exit code 1. Bad input: an error, not a panic.
     let none = run(
@@ -326,7 +299,7 @@ fn search_text_finds_near_duplicates_and_keeps_its_index() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("dimension 3"));
     let mut v = vec!["0"; 256];
     v[7] = "1";
-    let out = stdout(&run(
+    let out = ok(&run(
         d,
         &["search", "-k", "2"],
         Some(&format!("[{}]", v.join(","))),
@@ -338,8 +311,8 @@ fn search_text_finds_near_duplicates_and_keeps_its_index() {
 fn doc_new_append_edit_show_ls() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stdout(&run(d, &["id", "new"], None));
-    let id = stdout(&run(d, &["doc", "new", "notes/n1", "hello"], None));
+    ok(&run(d, &["id", "new"], None));
+    let id = ok(&run(d, &["doc", "new", "notes/n1", "hello"], None));
     assert_eq!(id.trim().len(), 64, "{id}");
     // A second `doc new` must not write into the existing document.
     assert!(
@@ -347,8 +320,8 @@ fn doc_new_append_edit_show_ls() {
             .status
             .success()
     );
-    stdout(&run(d, &["doc", "append", "notes/n1", " world"], None));
-    stdout(&run(
+    ok(&run(d, &["doc", "append", "notes/n1", " world"], None));
+    ok(&run(
         d,
         &[
             "doc", "edit", "notes/n1", "--at", "0", "--delete", "5", "--insert", "HELLO",
@@ -356,26 +329,19 @@ fn doc_new_append_edit_show_ls() {
         None,
     ));
     assert_eq!(
-        stdout(&run(d, &["doc", "show", "notes/n1"], None)),
+        ok(&run(d, &["doc", "show", "notes/n1"], None)),
         "HELLO world\n"
     );
-    stdout(&run(
+    ok(&run(
         d,
         &["doc", "append", "notes/n1", "x", "--container", "title"],
         None,
     ));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&run(
-        d,
-        &["doc", "show", "notes/n1", "--json"],
-        None,
-    )))
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&run(d, &["doc", "show", "notes/n1", "--json"], None))).unwrap();
     assert_eq!(json["body"], "HELLO world");
     assert_eq!(json["title"], "x");
-    assert_eq!(
-        stdout(&run(d, &["doc", "ls"], None)),
-        "notes/n1\t4 updates\n"
-    );
+    assert_eq!(ok(&run(d, &["doc", "ls"], None)), "notes/n1\t4 updates\n");
     let missing = run(d, &["doc", "show", "notes/none"], None);
     assert_eq!(missing.status.code(), Some(1));
     assert!(

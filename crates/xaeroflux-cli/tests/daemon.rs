@@ -3,51 +3,18 @@
 //! console run against it.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{ok, run, xf};
 use xaeroflux_api::Client;
 use xaeroflux_api::model::{EventJson, WriteRequest};
-
-fn xf(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xaeroflux"));
-    c.arg("--data-dir")
-        .arg(dir)
-        .env_remove("XAERO_DATA_DIR")
-        .env_remove("XAERO_PASSPHRASE")
-        .env_remove("XAERO_API_BIND")
-        .env("XAERO_CONFIG", dir.join("absent-config.toml"));
-    c
-}
-
-fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = xf(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
 
 /// A running daemon; interrupted and awaited on drop.
 struct Daemon {
