@@ -93,6 +93,18 @@ pub enum EncodeError {
     /// The system random generator failed.
     #[error("random generator failed")]
     Random,
+    /// The key is not the current epoch's.
+    #[error("epoch {epoch} is not the current epoch")]
+    NotCurrent {
+        /// The key's epoch.
+        epoch: u32,
+    },
+    /// A payload sealer has sealed its limit of messages (start a new one).
+    #[error("payload sealer used up ({limit} messages)")]
+    Exhausted {
+        /// Messages one sealer seals at most.
+        limit: u64,
+    },
 }
 
 /// Why a payload or a sealed key does not open.

@@ -9,7 +9,7 @@
 //!   `docs/FORMAT.md`).
 //! - [`KemKeypair`] (ML-KEM-768, FIPS 203, RustCrypto `ml-kem` pinned to 0.3.4),
 //!   [`EpochKey`], [`SealedKey`]: epoch keys sealed to each member.
-//! - [`seal_payload`] / [`open_payload`]: XChaCha20-Poly1305 envelopes ([`Envelope`]).
+//! - [`PayloadSealer`] / [`open_payload`]: AES-256-GCM payload envelopes ([`Envelope`]).
 //!
 //! ```
 //! use xaeroflux_access::{
@@ -57,7 +57,7 @@ mod test_keys;
 
 pub use envelope::{
     ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, ENVELOPE_VERSION, Envelope, MAX_PLAINTEXT,
-    open_payload, seal_payload,
+    PayloadSealer, SEALER_LIMIT, open_payload, seal_payload,
 };
 pub use error::{DecodeError, EncodeError, OpenError};
 pub use invite::{INVITE_CONTEXT, INVITE_LEN, Invite};

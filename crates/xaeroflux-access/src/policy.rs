@@ -104,8 +104,25 @@ impl AccessControl {
     /// Remembers an invite issued here (admits its invitee's first connection).
     pub fn issued(&self, invite: Invite) {
         if let Some(c) = self.write().get_mut(&invite.group()) {
-            c.issued.push(invite);
+            if !c.issued.iter().any(|i| i.id() == invite.id()) {
+                c.issued.push(invite);
+            }
         }
+    }
+
+    /// The controlled groups.
+    pub fn groups(&self) -> Vec<GroupId> {
+        self.read().keys().copied().collect()
+    }
+
+    /// The invites issued here for `group`, with their state in the membership.
+    pub fn issued_invites(&self, group: &GroupId) -> Vec<(Invite, InviteStatus)> {
+        self.read().get(group).map_or_else(Vec::new, |c| {
+            c.issued
+                .iter()
+                .map(|i| (i.clone(), c.membership.invite_status(&i.id())))
+                .collect()
+        })
     }
 
     /// Runs `f` on a group's membership.

@@ -416,8 +416,67 @@ impl Membership {
         MemberOp::sign(kp, self.group, &self.heads(), body)
     }
 
+    /// Current members with a KEM key but no sealed copy of the current epoch's key
+    /// (members added since, or a rotation a crash cut short).
+    pub fn missing_keys(&self) -> Vec<IdHash> {
+        let Some(e) = self.current_epoch() else {
+            return Vec::new();
+        };
+        self.members()
+            .into_iter()
+            .map(|(m, _)| m)
+            .filter(|m| self.state.kem.contains_key(m) && !e.sealed.contains_key(m))
+            .collect()
+    }
+
+    /// Seals the current epoch's `key` to [`Membership::missing_keys`], as EpochKeys
+    /// ops of that same epoch signed by `admin` (none if nobody misses it). This
+    /// completes a rotation cut short and hands the key to members added after it.
+    /// `key` must be the current epoch's key.
+    pub fn share(
+        &self,
+        admin: &XaeroKeypair,
+        key: &EpochKey,
+        rng: &mut impl Entropy,
+    ) -> Result<Vec<MemberOp>, EncodeError> {
+        let Some(e) = self.current_epoch() else {
+            return Ok(Vec::new());
+        };
+        if e.key_id != key.key_id() || e.epoch != key.epoch() {
+            return Err(EncodeError::NotCurrent { epoch: key.epoch() });
+        }
+        let mut sealed = Vec::new();
+        for m in self.missing_keys() {
+            if let Some(k) = self.state.kem.get(&m) {
+                sealed.push(SealedKey::seal(&self.group, key, m, k, rng)?);
+            }
+        }
+        self.epoch_ops(admin, key, sealed)
+    }
+
+    fn epoch_ops(
+        &self,
+        admin: &XaeroKeypair,
+        key: &EpochKey,
+        sealed: Vec<SealedKey>,
+    ) -> Result<Vec<MemberOp>, EncodeError> {
+        let heads = self.heads();
+        let mut ops = Vec::with_capacity(sealed.len().div_ceil(MAX_SEALED_PER_OP));
+        for chunk in sealed.chunks(MAX_SEALED_PER_OP) {
+            let body = OpBody::EpochKeys {
+                epoch: key.epoch(),
+                key_id: key.key_id(),
+                sealed: chunk.to_vec(),
+            };
+            ops.push(MemberOp::sign(admin, self.group, &heads, body)?);
+        }
+        Ok(ops)
+    }
+
     /// A new epoch (current + 1) sealed to every current member with a KEM key, as
-    /// EpochKeys ops of at most 13 keys, signed by `admin`; with the new key.
+    /// EpochKeys ops of at most 13 keys, signed by `admin`; with the new key. The
+    /// admin's own sealed key is in the first op, so a rotation cut short after any op
+    /// leaves the admin able to open the key and complete it ([`Membership::share`]).
     pub fn rotate(
         &self,
         admin: &XaeroKeypair,
@@ -427,22 +486,16 @@ impl Membership {
             .current_epoch()
             .map_or(1, |e| e.epoch.saturating_add(1));
         let key = EpochKey::generate(epoch, rng)?;
+        let me = admin.id();
+        let mut members: Vec<IdHash> = self.members().into_iter().map(|(m, _)| m).collect();
+        members.sort_by_key(|m| *m != me);
         let mut sealed = Vec::new();
-        for (m, _) in self.members() {
+        for m in members {
             if let Some(k) = self.state.kem.get(&m) {
                 sealed.push(SealedKey::seal(&self.group, &key, m, k, rng)?);
             }
         }
-        let heads = self.heads();
-        let mut ops = Vec::with_capacity(sealed.len().div_ceil(MAX_SEALED_PER_OP));
-        for chunk in sealed.chunks(MAX_SEALED_PER_OP) {
-            let body = OpBody::EpochKeys {
-                epoch,
-                key_id: key.key_id(),
-                sealed: chunk.to_vec(),
-            };
-            ops.push(MemberOp::sign(admin, self.group, &heads, body)?);
-        }
+        let ops = self.epoch_ops(admin, &key, sealed)?;
         Ok((key, ops))
     }
 }

@@ -505,3 +505,83 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_rotation_cut_short_is_completed_by_sharing_the_same_key() {
+    let mut rng = SeededEntropy::new(21);
+    let mut m = genesis();
+    let owner_kem = KemKeypair::generate(&mut rng).unwrap();
+    let op = m
+        .make_op(
+            kp(0),
+            OpBody::KemKey {
+                key: owner_kem.public().clone(),
+            },
+        )
+        .unwrap();
+    m.insert_op(at(0, 2, 1), op);
+    // 19 writers with KEM keys: a rotation takes two EpochKeys ops (13 + 7 keys).
+    let mut kems = Vec::new();
+    let mut seq = 2;
+    for i in 0..19u8 {
+        let w = XaeroKeypair::generate_from_seed(&[100 + i; 32]);
+        let op = MemberOp::sign(
+            kp(0),
+            G,
+            &m.heads(),
+            OpBody::Add {
+                member: w.public().clone(),
+                role: Role::Writer,
+                at_seq: 0,
+            },
+        )
+        .unwrap();
+        m.insert_op(at(0, 10 + seq, seq), op);
+        seq += 1;
+        let k = KemKeypair::generate(&mut rng).unwrap();
+        let op = m
+            .make_op(
+                &w,
+                OpBody::KemKey {
+                    key: k.public().clone(),
+                },
+            )
+            .unwrap();
+        m.insert_op(
+            Stamp {
+                hlc: (10 + seq) << 16,
+                author: w.id(),
+                seq: 0,
+            },
+            op,
+        );
+        seq += 1;
+        kems.push((w.id(), k));
+    }
+    let (key, ops) = m.rotate(kp(0), &mut rng).unwrap();
+    assert_eq!(ops.len(), 2);
+    // Only the first op is stored (a crash in between).
+    m.insert_op(at(0, 500, seq), ops[0].clone());
+    seq += 1;
+    assert_eq!(m.current_epoch().unwrap().epoch, 1);
+    assert_eq!(m.missing_keys().len(), 20 - 13);
+    // The rotating admin's own copy is in the first op: it can complete the epoch.
+    let mine = m.current_key(&id(0), &owner_kem).unwrap();
+    assert_eq!(mine.key_id(), key.key_id());
+    let wrong = xaeroflux_access::EpochKey::generate(1, &mut rng).unwrap();
+    assert!(m.share(kp(0), &wrong, &mut rng).is_err());
+    let more = m.share(kp(0), &mine, &mut rng).unwrap();
+    assert_eq!(more.len(), 1);
+    for op in more {
+        m.insert_op(at(0, 501, seq), op);
+        seq += 1;
+    }
+    assert!(m.missing_keys().is_empty());
+    assert_eq!(m.current_epoch().unwrap().sealed.len(), 20);
+    for (w, k) in &kems {
+        assert_eq!(m.current_key(w, k).unwrap().key_id(), key.key_id());
+    }
+    // Nothing left to share; the epoch did not change.
+    assert!(m.share(kp(0), &mine, &mut rng).unwrap().is_empty());
+    assert_eq!(m.current_epoch().unwrap().epoch, 1);
+}

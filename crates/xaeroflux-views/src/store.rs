@@ -425,13 +425,14 @@ impl Views {
         &self.inner.store
     }
 
-    /// Writes an operation to `group` (an event of type [`RECORD_OP_TYPE`]).
+    /// Writes an operation to `group` (an event of type [`RECORD_OP_TYPE`]), sealed
+    /// with the group's epoch key if the group is encrypted.
     pub fn write_op(&self, group: &GroupId, op: &Op) -> Result<EventId> {
         let payload = op.encode()?;
         Ok(self
             .inner
             .store
-            .write_reserved_to(group, &payload, RECORD_OP_TYPE)?)
+            .write_private_to(group, &payload, RECORD_OP_TYPE)?)
     }
 
     /// Replaces a record with `fields` (every other field is unset).

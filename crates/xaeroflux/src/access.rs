@@ -12,7 +12,6 @@
 //! controlled group is anchored to). Epoch keys are not stored: they are opened again
 //! from the sealed keys in the membership log.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +19,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xaeroflux_access::{
-    AccessControl, EncodeError, EpochKey, Invite, KemKeypair, MEMBERSHIP_OP_TYPE, Membership,
-    OpBody, OpenError, OsEntropy, Role, Stamp, open_payload, seal_payload,
+    AccessControl, EncodeError, Invite, KemKeypair, MEMBERSHIP_OP_TYPE, Membership, OpBody,
+    OpenError, OsEntropy, Role, Stamp,
 };
 use xaeroflux_core::{Event, EventId, GroupId};
 use xaeroflux_store::{Engine, Filter, Start, Subscription};
@@ -29,7 +28,10 @@ use xaeroflux_sync::SyncHost;
 use xaeroid::{IdHash, XaeroID, XaeroKeypair};
 use zeroize::Zeroizing;
 
+mod invites;
+
 use crate::XaeroFlux;
+use crate::sealing::KeyRing;
 
 /// Why an access-control call failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +80,7 @@ pub type AccessResult<T> = std::result::Result<T, AccessError>;
 /// The store's access control: state, this node's KEM key, opened epoch keys, feeder.
 pub(crate) struct AccessSlot {
     pub(crate) control: Arc<AccessControl>,
-    kem: KemKeypair,
-    keys: Mutex<HashMap<[u8; 8], EpochKey>>,
+    pub(crate) ring: Arc<KeyRing>,
     stop: Arc<AtomicBool>,
     feeder: Mutex<Option<JoinHandle<()>>>,
 }
@@ -164,6 +165,7 @@ impl AccessSlot {
                 continue;
             };
             control.control(Membership::new(group, IdHash(owner)), me);
+            invites::load(&dir, &group, &control)?;
         }
         // Replay what is committed, so sessions never see a half-built state.
         let mut sub = engine.subscribe(
@@ -180,9 +182,8 @@ impl AccessSlot {
             );
         }
         let slot = AccessSlot {
+            ring: Arc::new(KeyRing::new(control.clone(), kem, me)),
             control,
-            kem,
-            keys: Mutex::new(HashMap::new()),
             stop: Arc::new(AtomicBool::new(false)),
             feeder: Mutex::new(None),
         };
@@ -245,7 +246,7 @@ impl XaeroFlux {
 
     /// This node's ML-KEM-768 key pair.
     pub fn kem_keypair(&self) -> &KemKeypair {
-        &self.slot().kem
+        &self.slot().ring.kem
     }
 
     fn keypair(&self) -> Arc<XaeroKeypair> {
@@ -335,7 +336,7 @@ impl XaeroFlux {
     }
 
     fn announce_kem(&self, group: &GroupId) -> AccessResult<()> {
-        let key = self.slot().kem.public().clone();
+        let key = self.slot().ring.kem.public().clone();
         self.write_op(group, OpBody::KemKey { key })?;
         Ok(())
     }
@@ -350,8 +351,11 @@ impl XaeroFlux {
     ) -> AccessResult<Invite> {
         let mut id = [0u8; 16];
         xaeroflux_access::Entropy::fill(&mut OsEntropy, &mut id)?;
+        if !self.slot().control.is_controlled(group) {
+            return Err(AccessError::NotControlled { group: *group });
+        }
         let inv = Invite::sign(&self.keypair(), *group, id, role, expires_ms, single_use)?;
-        self.slot().control.issued(inv.clone());
+        self.persist_invite(&inv)?;
         Ok(inv)
     }
 
@@ -449,6 +453,16 @@ impl XaeroFlux {
             last = Some(self.write_reserved_to(group, op.as_bytes(), MEMBERSHIP_OP_TYPE)?);
         }
         self.flush()?;
+        self.replay(group)?;
+        if let Some(id) = last {
+            self.require(group, &id, "rotate")?;
+        }
+        self.slot().ring.remember(key);
+        Ok(())
+    }
+
+    /// Feeds every stored membership event of `group` (what is known is skipped).
+    fn replay(&self, group: &GroupId) -> AccessResult<()> {
         let mut sub = self.subscribe(
             Filter::all()
                 .group(*group)
@@ -463,14 +477,6 @@ impl XaeroFlux {
                 &e.event.payload,
             );
         }
-        if let Some(id) = last {
-            self.require(group, &id, "rotate")?;
-        }
-        self.slot()
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.key_id(), key);
         Ok(())
     }
 
@@ -482,54 +488,28 @@ impl XaeroFlux {
             .ok_or(AccessError::NotControlled { group: *group })
     }
 
-    fn epoch_key(&self, group: &GroupId, epoch: u32, key_id: &[u8; 8]) -> Option<EpochKey> {
-        let slot = self.slot();
-        let mut keys = slot.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = keys.get(key_id).filter(|k| k.epoch() == epoch) {
-            return Some(k.clone());
-        }
-        let me = self.me();
-        let opened = slot
-            .control
-            .with(group, |m| m.open_keys(&me, &slot.kem))
-            .unwrap_or_default();
-        for k in opened {
-            keys.insert(k.key_id(), k);
-        }
-        keys.get(key_id).filter(|k| k.epoch() == epoch).cloned()
-    }
-
-    /// Encrypts `data` with the group's current epoch key and writes it.
+    /// Encrypts `data` with the group's current epoch key and writes it (as
+    /// [`XaeroFlux::write_event_to`] does by itself in an encrypted group); fails if
+    /// the group is not encrypted.
     pub fn write_sealed(
         &self,
         group: &GroupId,
         data: &[u8],
         event_type: u32,
     ) -> AccessResult<EventId> {
-        let slot = self.slot();
-        let current = slot
-            .control
-            .with(group, |m| m.current_epoch().map(|e| (e.epoch, e.key_id)))
-            .ok_or(AccessError::NotControlled { group: *group })?;
-        let (epoch, key_id) = current.ok_or(AccessError::Refused {
-            what: "no epoch key",
-        })?;
-        let key = self
-            .epoch_key(group, epoch, &key_id)
-            .ok_or(OpenError::NoKey { epoch, key_id })?;
-        let sealed = seal_payload(group, event_type, &key, data, &mut OsEntropy)?;
-        Ok(self.write_event_to(*group, &sealed, event_type)?)
+        if !crate::sealing::is_sealed_type(event_type) || self.ring().current(group).is_none() {
+            return Err(AccessError::Refused {
+                what: "not an encrypted group and sealed type",
+            });
+        }
+        self.write_event_to(*group, data, event_type)
+            .map_err(AccessError::Store)
     }
 
-    /// Decrypts the payload of an event written with [`XaeroFlux::write_sealed`].
+    /// Decrypts the payload of an event of an encrypted group (see
+    /// [`XaeroFlux::plaintext`]).
     pub fn open_sealed(&self, event: &Event) -> AccessResult<Vec<u8>> {
-        let group = event.header.group;
-        let env = xaeroflux_access::Envelope::decode(&event.payload).map_err(OpenError::Decode)?;
-        let key = self.epoch_key(&group, env.epoch, &env.key_id);
-        let plain = open_payload(&group, event.header.event_type, &event.payload, |_, _| {
-            key.as_ref()
-        })?;
-        Ok(plain.to_vec())
+        Ok(self.plaintext(event)?.into_owned())
     }
 }
 

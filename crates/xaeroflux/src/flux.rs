@@ -91,6 +91,7 @@ impl Builder {
             net: NetSlot::default(),
             access,
         };
+        store.access_repair();
         if let Some(n) = self.network {
             store.start_network(n)?;
         }

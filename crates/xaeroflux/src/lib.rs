@@ -29,6 +29,7 @@
 mod access;
 mod flux;
 mod network;
+mod sealing;
 mod vector;
 
 pub use access::{AccessError, AccessResult};
@@ -37,6 +38,7 @@ pub use network::{
     DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
     Traffic, known_peers,
 };
+pub use sealing::is_sealed_type;
 pub use vector::{
     IndexLoad, ProgressFn, VECTOR_INDEX_FILE, VectorFilter, VectorHit, VectorIndexInfo,
     VectorMatch, VectorProgress, VectorSearchConfig, VectorSearchError, VectorStats,

@@ -323,6 +323,8 @@ pub(crate) struct Inner {
     persisted: AtomicU64,
     per_type: Mutex<BTreeMap<u32, u64>>,
     last_error: Mutex<Option<String>>,
+    /// Opens payloads of encrypted groups before extraction.
+    ring: Arc<crate::sealing::KeyRing>,
 }
 
 struct Running {
@@ -437,6 +439,7 @@ impl XaeroFlux {
             }),
             per_type: Mutex::new(per_type),
             last_error: Mutex::new(None),
+            ring: self.ring().clone(),
             cfg: config,
         });
         let mut filter = Filter::all().start(Start::Position(position));

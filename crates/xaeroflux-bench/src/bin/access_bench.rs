@@ -1,12 +1,17 @@
 //! Cost of group access control, in one run:
-//! 1. ML-KEM-768 encapsulate / decapsulate per second (RustCrypto `ml-kem` 0.3.4);
+//! 1. ML-KEM-768 encapsulate / decapsulate per second: the `ml-kem` 0.3.4 crate's own
+//!    calls (the anchor: `encapsulate_deterministic`, `decapsulate`, as its criterion
+//!    bench does) against our sealed keys (the same call plus the KEK derivation and
+//!    the 32-byte AEAD wrap);
 //! 2. epoch rotation for 10, 100 and 1,000 members: time to seal the new key to every
 //!    member and sign the EpochKeys ops, and the bytes of those ops;
-//! 3. ingest of 1 KiB events into a store with payload encryption on (seal each payload
-//!    with the epoch key, then `write_event`) against off (plain `write_event`, the
-//!    anchor), interleaved, with the ratio (goal >= 0.8x); plus plain events of the
-//!    envelope's size (1077 B, the next size class) and sealing alone, to tell the
-//!    crypto's share from the size class's.
+//! 3. ingest of 1 KiB events into a store with payload encryption on (a group under
+//!    access control: `write_event` seals by itself, envelope v2, AES-256-GCM) against
+//!    off (plain `write_event`, the anchor), interleaved, with the ratio (goal >=
+//!    0.8x); plus the previous scheme ("before": envelope v1, XChaCha20-Poly1305 with an
+//!    OS-random nonce per event, a new cipher and three allocations per event, as the
+//!    crate sealed until this change), plain events of the envelope's size (1077 B) and
+//!    sealing alone (both schemes), to tell the crypto's share from the size class's.
 //!
 //! Usage: `access_bench [--events N] [--repeat R] [--kem N] [--dir PATH]` (defaults
 //! 100,000 events, 5 rounds, 2,000 KEM operations). The tables show median and worst.
@@ -17,8 +22,8 @@ use std::time::Instant;
 
 use xaeroflux::{XaeroFlux, XaeroKeypair};
 use xaeroflux_access::{
-    ENVELOPE_OVERHEAD, EpochKey, KemKeypair, MemberOp, Membership, OpBody, Role, SealedKey,
-    SeededEntropy, Stamp, seal_payload,
+    ENVELOPE_OVERHEAD, EpochKey, KemKeypair, MemberOp, Membership, OpBody, PayloadSealer, Role,
+    SealedKey, SeededEntropy, Stamp,
 };
 use xaeroflux_core::GroupId;
 
@@ -81,6 +86,33 @@ fn worst(v: &[f64]) -> f64 {
 }
 
 const G: GroupId = GroupId([0xA5; 32]);
+
+/// The `ml-kem` crate's own encapsulate / decapsulate, ops/s.
+fn kem_raw(a: &Args) -> (Vec<f64>, Vec<f64>) {
+    use ml_kem::array::Array;
+    use ml_kem::ml_kem_768::DecapsulationKey;
+    use ml_kem::{Decapsulate, KeyExport};
+    let dk = DecapsulationKey::from_seed(Array::from([3u8; 64]));
+    let ek = dk.encapsulation_key().clone();
+    let _ = ek.to_bytes();
+    let (mut enc, mut dec) = (Vec::new(), Vec::new());
+    for _ in 0..a.repeat {
+        let t = Instant::now();
+        let mut cts = Vec::with_capacity(a.kem);
+        for i in 0..a.kem {
+            let mut m = [0u8; 32];
+            m[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            cts.push(std::hint::black_box(ek.encapsulate_deterministic(&Array::from(m))).0);
+        }
+        enc.push(a.kem as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for ct in &cts {
+            std::hint::black_box(dk.decapsulate(ct));
+        }
+        dec.push(a.kem as f64 / t.elapsed().as_secs_f64());
+    }
+    (enc, dec)
+}
 
 fn kem_rates(a: &Args) -> (Vec<f64>, Vec<f64>) {
     let mut rng = SeededEntropy::new(1);
@@ -184,44 +216,98 @@ fn open_store(dir: &Path) -> XaeroFlux {
         .unwrap()
 }
 
+/// The previous sealing (envelope v1): a new XChaCha20-Poly1305 per event, a nonce
+/// from the OS per event, the AAD, ciphertext and envelope each in a new `Vec`.
+fn seal_v1(group: &GroupId, event_type: u32, key: &EpochKey, plain: &[u8]) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    let mut nonce = [0u8; 24];
+    getrandom::getrandom(&mut nonce).unwrap();
+    let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + plain.len());
+    out.push(1);
+    out.extend_from_slice(&key.epoch().to_le_bytes());
+    out.extend_from_slice(&key.key_id());
+    out.extend_from_slice(&nonce);
+    let mut aad = Vec::with_capacity(27 + 36 + out.len());
+    aad.extend_from_slice(b"xaeroflux/access/payload/v1");
+    aad.extend_from_slice(&group.0);
+    aad.extend_from_slice(&event_type.to_le_bytes());
+    aad.extend_from_slice(&out);
+    let ct = XChaCha20Poly1305::new(key.secret().into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plain,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    out.extend_from_slice(&ct);
+    out
+}
+
 /// Seals `n` 1 KiB payloads without a store (the crypto alone); events/s.
-fn seal_only(n: u64, key: &EpochKey) -> f64 {
+fn seal_only(n: u64, key: &EpochKey, v1: bool) -> f64 {
     let group = GroupId([1; 32]);
-    let mut rng = SeededEntropy::new(9);
+    let sealer = PayloadSealer::new(group, key, &mut SeededEntropy::new(9)).unwrap();
     let payload = vec![0x5Au8; 1024];
+    let mut buf = Vec::new();
     let t = Instant::now();
     let mut total = 0usize;
     for _ in 0..n {
-        total += seal_payload(&group, 1000, key, &payload, &mut rng)
-            .unwrap()
-            .len();
+        if v1 {
+            total += seal_v1(&group, 1000, key, &payload).len();
+        } else {
+            sealer.seal_into(1000, &payload, &mut buf).unwrap();
+            total += buf.len();
+        }
     }
     assert_eq!(total, n as usize * (1024 + ENVELOPE_OVERHEAD));
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Writes `n` events of `size` plaintext bytes, sealed with `key` if given; events/s.
-fn ingest(dir: &Path, n: u64, size: usize, key: Option<&EpochKey>) -> f64 {
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Plain `write_event`.
+    Off,
+    /// The group under access control: `write_event` seals (envelope v2).
+    Auto,
+    /// The previous scheme, sealed by the caller, then `write_event`.
+    V1,
+}
+
+/// Writes `n` events of `size` plaintext bytes; events/s.
+fn ingest(dir: &Path, n: u64, size: usize, mode: Mode) -> f64 {
     let store = open_store(dir);
     let group = store.default_group();
-    let mut rng = SeededEntropy::new(9);
+    let key = EpochKey::generate(1, &mut SeededEntropy::new(4)).unwrap();
+    if mode == Mode::Auto {
+        store.access_create(&group).unwrap();
+    }
     let payload = vec![0x5Au8; size];
+    let mut p = payload.clone();
+    let mut last = None;
     let t = Instant::now();
     for i in 0..n {
-        let mut p = payload.clone();
         p[..8].copy_from_slice(&i.to_le_bytes());
-        match key {
-            Some(k) => {
-                let sealed = seal_payload(&group, 1000, k, &p, &mut rng).unwrap();
-                store.write_event(&sealed, 1000).unwrap();
+        last = Some(match mode {
+            Mode::V1 => {
+                let sealed = seal_v1(&group, 1000, &key, &p);
+                store.write_event(&sealed, 1000).unwrap()
             }
-            None => {
-                store.write_event(&p, 1000).unwrap();
-            }
-        }
+            Mode::Off | Mode::Auto => store.write_event(&p, 1000).unwrap(),
+        });
     }
     store.flush().unwrap();
     let s = t.elapsed().as_secs_f64();
+    if mode == Mode::Auto {
+        // It was sealed: the stored payload is an envelope that opens to the plaintext.
+        let id = last.unwrap();
+        let stored = store.engine().get(&id).unwrap().unwrap();
+        assert_eq!(stored.payload.len(), size + ENVELOPE_OVERHEAD);
+        let plain = store.get_plain(&id).unwrap().unwrap();
+        assert_eq!(plain.payload[8..], payload[8..]);
+    }
     store.close().unwrap();
     n as f64 / s
 }
@@ -233,20 +319,22 @@ fn main() {
         a.events, a.repeat, a.kem
     );
 
+    let (raw_enc, raw_dec) = kem_raw(&a);
     let (enc, dec) = kem_rates(&a);
+    let low = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
     println!();
-    println!("| ML-KEM-768 (with the 32-byte AEAD wrap) | ops/s median | ops/s worst |");
-    println!("| --- | ---: | ---: |");
-    println!(
-        "| seal (encapsulate) | {:.0} | {:.0} |",
-        median(enc.clone()),
-        enc.iter().copied().fold(f64::MAX, f64::min)
-    );
-    println!(
-        "| open (decapsulate) | {:.0} | {:.0} |",
-        median(dec.clone()),
-        dec.iter().copied().fold(f64::MAX, f64::min)
-    );
+    println!("| ML-KEM-768 | ops/s median | ops/s worst | vs crate |");
+    println!("| --- | ---: | ---: | ---: |");
+    let (re, rd) = (median(raw_enc.clone()), median(raw_dec.clone()));
+    for (name, v, anchor) in [
+        ("ml-kem crate: encapsulate (anchor)", &raw_enc, re),
+        ("ml-kem crate: decapsulate (anchor)", &raw_dec, rd),
+        ("seal an epoch key (encapsulate + KEK + wrap)", &enc, re),
+        ("open an epoch key (decapsulate + KEK + unwrap)", &dec, rd),
+    ] {
+        let m = median(v.clone());
+        println!("| {name} | {m:.0} | {:.0} | {:.2}x |", low(v), m / anchor);
+    }
 
     println!();
     println!(
@@ -280,16 +368,24 @@ fn main() {
     let base = a.dir.as_ref().map_or_else(std::env::temp_dir, Into::into);
     let mut rng = SeededEntropy::new(3);
     let key = EpochKey::generate(1, &mut rng).unwrap();
-    let (mut off, mut on) = (Vec::new(), Vec::new());
-    let (mut off_big, mut seal) = (Vec::new(), Vec::new());
+    let (mut off, mut on, mut before) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut off_big, mut seal, mut seal1) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..a.repeat {
         let d1 = tempfile::tempdir_in(&base).unwrap();
-        off.push(ingest(d1.path(), a.events, 1024, None));
+        off.push(ingest(d1.path(), a.events, 1024, Mode::Off));
         let d2 = tempfile::tempdir_in(&base).unwrap();
-        on.push(ingest(d2.path(), a.events, 1024, Some(&key)));
+        on.push(ingest(d2.path(), a.events, 1024, Mode::Auto));
+        let d4 = tempfile::tempdir_in(&base).unwrap();
+        before.push(ingest(d4.path(), a.events, 1024, Mode::V1));
         let d3 = tempfile::tempdir_in(&base).unwrap();
-        off_big.push(ingest(d3.path(), a.events, 1024 + ENVELOPE_OVERHEAD, None));
-        seal.push(seal_only(a.events, &key));
+        off_big.push(ingest(
+            d3.path(),
+            a.events,
+            1024 + ENVELOPE_OVERHEAD,
+            Mode::Off,
+        ));
+        seal.push(seal_only(a.events, &key, false));
+        seal1.push(seal_only(a.events, &key, true));
     }
     let (offm, onm) = (median(off.clone()), median(on.clone()));
     let slowest = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
@@ -301,12 +397,14 @@ fn main() {
     println!("| ingest, 1 KiB plaintext | events/s median | events/s worst | vs off |");
     println!("| --- | ---: | ---: | ---: |");
     row("encryption off, 1024 B payloads (anchor)", &off);
-    row("encryption on, 1077 B envelopes", &on);
+    row("encryption on: `write_event` seals (v2, AES-256-GCM)", &on);
+    row("encryption on, before (v1, XChaCha20-Poly1305)", &before);
     row(
         "encryption off, 1077 B payloads (same stored size)",
         &off_big,
     );
-    row("seal only, no store (crypto alone)", &seal);
+    row("seal only, no store: v2 sealer", &seal);
+    row("seal only, no store: v1 (before)", &seal1);
     println!();
     println!(
         "goal: ingest with encryption >= 0.8x of off: {}",

@@ -120,7 +120,17 @@ fn apply_batch(inner: &Inner, batch: &[CommittedEvent], position: u64) -> Result
     let (mut applied, mut skipped) = (0, 0);
     for e in batch {
         let h = &e.event.header;
-        let op = match Op::decode(&e.event.payload) {
+        // Encrypted groups: fold the plaintext (a node without the epoch key skips the
+        // operation, as a malformed one).
+        let payload = match inner.store.plaintext(&e.event) {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::debug!(local_seq = e.local_seq, error = %err, "skipping a record operation that does not open");
+                skipped += 1;
+                continue;
+            }
+        };
+        let op = match Op::decode(&payload) {
             Ok(op) => op,
             Err(err) => {
                 tracing::debug!(local_seq = e.local_seq, error = %err, "skipping a malformed record operation");
@@ -134,15 +144,7 @@ fn apply_batch(inner: &Inner, batch: &[CommittedEvent], position: u64) -> Result
             seq: h.seq,
         };
         let watched = subs.iter().any(|s| s.wants(&h.group, op.record()));
-        if let Some(c) = apply_op(
-            inner,
-            &mut wtxn,
-            &h.group,
-            stamp,
-            &op,
-            &e.event.payload,
-            watched,
-        )? {
+        if let Some(c) = apply_op(inner, &mut wtxn, &h.group, stamp, &op, &payload, watched)? {
             changes.push((h.group, c));
         }
         applied += 1;

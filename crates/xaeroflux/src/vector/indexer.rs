@@ -145,9 +145,13 @@ fn index_event(inner: &Inner, e: &CommittedEvent) {
     let Some(extractor) = inner.extractors.get(&event_type) else {
         return;
     };
-    let vector = catch_unwind(AssertUnwindSafe(|| {
-        extractor.extract_vector(&e.event.payload)
-    }));
+    // Encrypted groups: extract from the plaintext; an event this node cannot open
+    // (no key for its epoch) is skipped.
+    let Ok(plain) = inner.ring.plaintext(&e.event) else {
+        inner.skipped.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let vector = catch_unwind(AssertUnwindSafe(|| extractor.extract_vector(&plain)));
     let Ok(Some(vector)) = vector else {
         inner.skipped.fetch_add(1, Ordering::Relaxed);
         return;
