@@ -164,7 +164,7 @@ impl Client {
         })
     }
 
-    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         Self::finish(
             self.agent
                 .get(format!("{}{path}", self.base))
@@ -173,7 +173,7 @@ impl Client {
         )
     }
 
-    fn post_json<B: Serialize, T: DeserializeOwned>(
+    pub(crate) fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,

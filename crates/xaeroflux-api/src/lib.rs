@@ -21,6 +21,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod access;
 pub mod auth;
 #[cfg(feature = "client")]
 mod client;

@@ -1,5 +1,6 @@
 //! The router: every route under `/v1`, the console at `/`, and their shared state.
 
+pub(crate) mod access;
 pub(crate) mod events;
 pub(crate) mod node;
 pub(crate) mod state;
@@ -108,6 +109,19 @@ pub fn router(store: Arc<XaeroFlux>, opts: ApiOptions) -> Router {
         .route("/v1/groups/{id}/ticket", get(node::ticket))
         .route("/v1/peers", get(node::peers).post(node::connect))
         .route("/v1/peers/{endpoint}", delete(node::forget))
+        .route("/v1/access/key", get(access::key))
+        .route("/v1/access/members", get(access::members).post(access::add))
+        .route("/v1/access/members/remove", post(access::remove))
+        .route("/v1/access/members/role", post(access::role))
+        .route(
+            "/v1/access/invites",
+            get(access::invites).post(access::invite),
+        )
+        .route("/v1/access/invites/revoke", post(access::revoke))
+        .route("/v1/access/control", post(access::control))
+        .route("/v1/access/redeem", post(access::redeem))
+        .route("/v1/access/rotate", post(access::rotate))
+        .route("/v1/access/share", post(access::share))
         .route("/v1/records/{collection}", get(state::scan))
         .route(
             "/v1/records/{collection}/{key}",

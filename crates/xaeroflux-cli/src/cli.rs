@@ -332,6 +332,30 @@ pub enum AccessCommand {
     },
     /// Print this node's public key (what `group add` takes).
     Key,
+    /// List the invites this node issued, with their state.
+    Invites {
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Revoke an unused invite by id (32 hex digits, from `group invites`).
+    Revoke {
+        /// The invite id.
+        id: String,
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Seal a new epoch key to every current member; with `--share`, only hand the
+    /// current key to members that miss it (joined since the last rotation).
+    Rotate {
+        /// Share the current key instead of starting a new epoch.
+        #[arg(long)]
+        share: bool,
+        /// Group id (default: the store's default group).
+        #[arg(long)]
+        group: Option<String>,
+    },
 }
 
 /// `id` subcommands.
