@@ -103,10 +103,10 @@ impl AccessControl {
 
     /// Remembers an invite issued here (admits its invitee's first connection).
     pub fn issued(&self, invite: Invite) {
-        if let Some(c) = self.write().get_mut(&invite.group()) {
-            if !c.issued.iter().any(|i| i.id() == invite.id()) {
-                c.issued.push(invite);
-            }
+        if let Some(c) = self.write().get_mut(&invite.group())
+            && !c.issued.iter().any(|i| i.id() == invite.id())
+        {
+            c.issued.push(invite);
         }
     }
 

@@ -78,6 +78,26 @@ impl EventJson {
         Self::new(&e.id, e.local_seq, &e.event)
     }
 
+    /// As [`EventJson::new`], with the payload decrypted when the event is sealed in an
+    /// encrypted group and this node holds its epoch key (else as stored).
+    pub fn opened(
+        store: &xaeroflux::XaeroFlux,
+        id: &EventId,
+        position: u64,
+        event: &Event,
+    ) -> Self {
+        match store.plaintext(event) {
+            Ok(p) if p.as_ref() != event.payload.as_slice() => {
+                let plain = Event {
+                    header: event.header,
+                    payload: p.into_owned(),
+                };
+                Self::new(id, position, &plain)
+            }
+            _ => Self::new(id, position, event),
+        }
+    }
+
     /// The payload bytes (decoded from `base64`).
     pub fn payload(&self) -> Option<Vec<u8>> {
         data_encoding::BASE64.decode(self.base64.as_bytes()).ok()

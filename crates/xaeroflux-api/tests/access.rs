@@ -222,3 +222,34 @@ fn every_access_route_is_in_the_openapi_document() {
     assert!(paths["/v1/access/members"]["post"].is_object());
     assert!(doc["components"]["schemas"]["AccessRequest"].is_object());
 }
+
+#[test]
+fn events_of_an_encrypted_group_are_read_as_plaintext() {
+    let a = node();
+    a.client.access("control", &req()).unwrap();
+    let w = a
+        .client
+        .write(&xaeroflux_api::model::WriteRequest {
+            text: Some("team secret".into()),
+            base64: None,
+            event_type: Some(1000),
+            group: None,
+        })
+        .unwrap();
+    // Stored sealed.
+    let id = xaeroflux::EventId::from_hex(&w.id).unwrap();
+    let raw = a.store.engine().get(&id).unwrap().unwrap();
+    assert_ne!(&raw.payload[..], b"team secret");
+    // Read back decrypted, by id and by query.
+    let e = a.client.get(&w.id, false).unwrap().unwrap();
+    assert_eq!(e.text.as_deref(), Some("team secret"));
+    let q = a
+        .client
+        .query(&xaeroflux_api::model::QueryParams {
+            event_type: Some(1000),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(q.events.len(), 1);
+    assert_eq!(q.events[0].text.as_deref(), Some("team secret"));
+}

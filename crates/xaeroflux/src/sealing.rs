@@ -251,7 +251,7 @@ impl XaeroFlux {
             return Ok(None);
         };
         let plain = self.plaintext(&e)?.into_owned();
-        e.payload = plain.into();
+        e.payload = plain;
         Ok(Some(e))
     }
 }

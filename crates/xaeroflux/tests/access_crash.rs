@@ -198,11 +198,11 @@ fn kill_during_rotation_leaves_a_consistent_epoch() {
         let err = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
         assert!(early.is_none(), "cycle {cycle}: child ended early:\n{err}");
         for line in out.lines() {
-            if let Some(e) = line.find("@epoch ").map(|i| &line[i + 7..]) {
-                if let Ok(e) = e.trim().parse::<u32>() {
-                    acked = acked.max(e);
-                    rotations += 1;
-                }
+            if let Some(e) = line.find("@epoch ").map(|i| &line[i + 7..])
+                && let Ok(e) = e.trim().parse::<u32>()
+            {
+                acked = acked.max(e);
+                rotations += 1;
             }
         }
 
@@ -262,10 +262,10 @@ fn count_epoch_ops(store: &XaeroFlux, g: &GroupId, epoch: u32) -> usize {
     );
     let mut n = 0;
     while let Some(e) = sub.try_next().unwrap() {
-        if let Ok(op) = MemberOp::decode(&e.event.payload) {
-            if matches!(op.body(), OpBody::EpochKeys { epoch: x, .. } if *x == epoch) {
-                n += 1;
-            }
+        if let Ok(op) = MemberOp::decode(&e.event.payload)
+            && matches!(op.body(), OpBody::EpochKeys { epoch: x, .. } if *x == epoch)
+        {
+            n += 1;
         }
     }
     n

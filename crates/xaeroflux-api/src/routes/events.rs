@@ -201,7 +201,7 @@ pub(crate) fn get_event(
         let Some(se) = snap.get(id)? else {
             return Ok(None);
         };
-        let mut ev = EventJson::new(id, se.local_seq, &se.event.to_owned());
+        let mut ev = EventJson::opened(store, id, se.local_seq, &se.event.to_owned());
         if proof {
             let proof = snap.mmr_proof(se.local_seq)?;
             let root = snap.mmr_root_at(proof.leaf_count)?;
@@ -257,7 +257,8 @@ pub(crate) fn run_query(store: &XaeroFlux, q: &EventQuery) -> Result<QueryRespon
         {
             continue;
         }
-        events.push(EventJson::new(
+        events.push(EventJson::opened(
+            store,
             &se.event.id(),
             se.local_seq,
             &se.event.to_owned(),

@@ -13,8 +13,12 @@
 //!    crate sealed until this change), plain events of the envelope's size (1077 B) and
 //!    sealing alone (both schemes), to tell the crypto's share from the size class's.
 //!
-//! Usage: `access_bench [--events N] [--repeat R] [--kem N] [--dir PATH]` (defaults
-//! 100,000 events, 5 rounds, 2,000 KEM operations). The tables show median and worst.
+//! 4. sync over loopback (two nodes in one process, relays off): A writes 1 KiB events
+//!    into a group B already syncs, encryption on (B a reader member) against off.
+//!
+//! Usage: `access_bench [--events N] [--repeat R] [--kem N] [--sync N] [--dir PATH]`
+//! (defaults 100,000 events, 5 rounds, 2,000 KEM operations, 20,000 synced events; sync
+//! rounds are at most 3). The tables show median and worst.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -29,16 +33,19 @@ use xaeroflux_core::GroupId;
 
 struct Args {
     events: u64,
+    sync: u64,
     repeat: usize,
     kem: usize,
     dir: Option<String>,
 }
 
-const USAGE: &str = "usage: access_bench [--events N] [--repeat R] [--kem N] [--dir PATH]";
+const USAGE: &str =
+    "usage: access_bench [--events N] [--repeat R] [--kem N] [--sync N (0: skip)] [--dir PATH]";
 
 fn args() -> Args {
     let mut a = Args {
         events: 100_000,
+        sync: 20_000,
         repeat: 5,
         kem: 2_000,
         dir: None,
@@ -48,6 +55,7 @@ fn args() -> Args {
         let mut val = || it.next().unwrap_or_else(|| usage_exit());
         match flag.as_str() {
             "--events" => a.events = val().parse().unwrap_or_else(|_| usage_exit()),
+            "--sync" => a.sync = val().parse().unwrap_or_else(|_| usage_exit()),
             "--repeat" => {
                 a.repeat = val()
                     .parse::<usize>()
@@ -312,6 +320,89 @@ fn ingest(dir: &Path, n: u64, size: usize, mode: Mode) -> f64 {
     n as f64 / s
 }
 
+/// Loopback sync, encryption on or off: B joins A's group (and, encrypted, redeems a
+/// reader invite) and holds A's log so far; then A writes `n` events of 1 KiB and the
+/// time runs until B holds them all. Events/s.
+fn sync_rate(dir: &Path, n: u64, encrypted: bool) -> f64 {
+    use xaeroflux::{NetConfig, NetworkOptions};
+    let open_net = |d: &Path, seed: u8| {
+        let mut net = NetworkOptions::for_data_dir(d);
+        net.config.bind_addr = NetConfig::loopback().bind_addr;
+        XaeroFlux::builder(d)
+            .identity(XaeroKeypair::generate_from_seed(&[seed; 32]))
+            .network(net)
+            .open()
+            .unwrap()
+    };
+    let a = open_net(&dir.join("a"), 1);
+    let g = a.default_group();
+    if encrypted {
+        a.access_create(&g).unwrap();
+    }
+    // The invite exists before B dials, so A admits B's first session.
+    let inv = encrypted.then(|| {
+        a.access_invite(&g, Role::Reader, u64::MAX / 2, true)
+            .unwrap()
+    });
+    let b = open_net(&dir.join("b"), 2);
+    let ticket = a.ticket(&g, true).unwrap();
+    b.join(&ticket).unwrap();
+    if let Some(inv) = &inv {
+        b.access_join(inv, a.identity().id()).unwrap();
+    }
+    let a_log = |s: &XaeroFlux| {
+        s.read()
+            .unwrap()
+            .logs_of(&g)
+            .unwrap()
+            .into_iter()
+            .find(|(au, _)| *au == a.author())
+            .map_or(0, |(_, len)| len)
+    };
+    let wait = |len: u64| {
+        let deadline = Instant::now() + std::time::Duration::from_secs(300);
+        while a_log(&b) < len {
+            assert!(
+                Instant::now() < deadline,
+                "no convergence: {} < {len}",
+                a_log(&b)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    if encrypted {
+        // A hands B the epoch key once B's KEM key arrived.
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        while a
+            .access_control()
+            .with(&g, |m| m.kem_key(&b.identity().id()).is_none())
+            .unwrap()
+        {
+            assert!(Instant::now() < deadline, "B's KEM key never arrived");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        a.access_share_keys(&g).unwrap();
+    }
+    wait(a_log(&a));
+    let start_len = a_log(&a);
+    let mut p = vec![0x5Au8; 1024];
+    let t = Instant::now();
+    let mut last = None;
+    for i in 0..n {
+        p[..8].copy_from_slice(&i.to_le_bytes());
+        last = Some(a.write_event(&p, 1000).unwrap());
+    }
+    a.flush().unwrap();
+    wait(start_len + n);
+    let s = t.elapsed().as_secs_f64();
+    // B reads the last one as plaintext.
+    let e = b.get_plain(&last.unwrap()).unwrap().unwrap();
+    assert_eq!(e.payload[8..], p[8..]);
+    a.close().unwrap();
+    b.close().unwrap();
+    n as f64 / s
+}
+
 fn main() {
     let a = args();
     println!(
@@ -410,4 +501,32 @@ fn main() {
         "goal: ingest with encryption >= 0.8x of off: {}",
         if onm / offm >= 0.8 { "met" } else { "NOT met" }
     );
+
+    if a.sync > 0 {
+        let (mut s_off, mut s_on) = (Vec::new(), Vec::new());
+        for _ in 0..a.repeat.min(3) {
+            let d = tempfile::tempdir_in(&base).unwrap();
+            s_off.push(sync_rate(d.path(), a.sync, false));
+            let d = tempfile::tempdir_in(&base).unwrap();
+            s_on.push(sync_rate(d.path(), a.sync, true));
+        }
+        let base_rate = median(s_off.clone());
+        println!();
+        println!(
+            "| sync over loopback, {} events of 1 KiB (A writes, B stores) | events/s median | events/s worst | vs off |",
+            a.sync
+        );
+        println!("| --- | ---: | ---: | ---: |");
+        for (name, v) in [
+            ("encryption off (anchor)", &s_off),
+            ("encryption on (sealed by A, opened by B)", &s_on),
+        ] {
+            let m = median(v.clone());
+            println!(
+                "| {name} | {m:.0} | {:.0} | {:.2}x |",
+                slowest(v),
+                m / base_rate
+            );
+        }
+    }
 }
