@@ -45,8 +45,11 @@ const FRAME_SLOTS: usize = 8192;
 /// subscribers each event is encoded to JSON once, not once per subscriber. A message
 /// depends only on the event, never on the subscriber's filter.
 pub(crate) struct FrameCache {
-    slots: Box<[Mutex<Option<(u64, Bytes)>>]>,
+    slots: Box<[Mutex<Option<Frame>>]>,
 }
+
+/// A position and its encoded message.
+type Frame = (u64, Bytes);
 
 impl FrameCache {
     pub(crate) fn new() -> Self {
@@ -168,7 +171,7 @@ pub(crate) async fn subscribe(
             }
         }
     });
-    Ok(Response::builder()
+    Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(stream))
@@ -178,7 +181,7 @@ pub(crate) async fn subscribe(
                 "internal",
                 e.to_string(),
             )
-        })?)
+        })
 }
 
 /// Follow system events (SSE): peers connecting and leaving, sync progress, forks,
