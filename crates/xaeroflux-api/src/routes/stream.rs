@@ -38,8 +38,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A subscriber's messages are sent in chunks of about this many bytes when it is
 /// behind (one write for many events).
 const CHUNK: usize = 64 * 1024;
-/// Encoded messages kept for other subscribers (a direct-mapped table by position).
-const FRAME_SLOTS: usize = 8192;
+/// Encoded messages kept for other subscribers (a direct-mapped table by position;
+/// full, about 15 MB with 1 KiB events). Large enough that subscribers spread over a
+/// burst of writes still share encodings; smaller, a 100k-event burst to 1000
+/// subscribers evicted what slower ones needed and each re-encoded it.
+const FRAME_SLOTS: usize = 32 * 1024;
 
 /// The encoded SSE messages of recent positions, shared by every subscriber: with many
 /// subscribers each event is encoded to JSON once, not once per subscriber. A message
