@@ -1,5 +1,8 @@
-//! A blocking client of the API over TCP (what the CLI uses when a daemon holds the
-//! store).
+//! A blocking client of the API over TCP or a Unix socket (what the CLI uses when a
+//! daemon holds the store).
+
+mod state;
+mod unix;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -47,9 +50,6 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    /// The daemon listens on a Unix socket, which this client does not speak.
-    #[error("the daemon's api is on {0}; this client needs a TCP address (--api-bind)")]
-    UnixSocket(String),
 }
 
 impl ClientError {
@@ -66,7 +66,10 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// What requests are sent to: `http://HOST:PORT`, or `http://localhost` on a socket.
     base: String,
+    /// Where the API is, as [`ApiBind`] prints it (`unix:PATH` for a socket).
+    addr: String,
     token: String,
 }
 
@@ -88,10 +91,41 @@ impl Client {
             .http_status_as_error(false)
             .build()
             .into();
+        let base = base.trim_end_matches('/').to_string();
         Client {
             agent,
-            base: base.trim_end_matches('/').to_string(),
+            addr: base.clone(),
+            base,
             token: token.trim().to_string(),
+        }
+    }
+
+    /// A client of the API served on the Unix socket `path` (a daemon started with
+    /// `--api-bind unix:PATH`) with `token`.
+    pub fn unix(path: &Path, token: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            unix::UnixConnector {
+                path: path.to_path_buf(),
+            },
+            unix::NoResolver,
+        );
+        Client {
+            agent,
+            base: unix::UNIX_BASE.to_string(),
+            addr: ApiBind::Unix(path.to_path_buf()).to_string(),
+            token: token.trim().to_string(),
+        }
+    }
+
+    /// The client of `bind` (TCP or a Unix socket) with `token`.
+    pub fn at(bind: &ApiBind, token: &str) -> Self {
+        match bind {
+            ApiBind::Tcp(_) => Client::new(&bind.to_string(), token),
+            ApiBind::Unix(p) => Client::unix(p, token),
         }
     }
 
@@ -113,21 +147,23 @@ impl Client {
             status: 0,
             detail: format!("{} holds {addr:?}", addr_path.display()),
         })?;
-        if let ApiBind::Unix(_) = bind {
-            return Err(ClientError::UnixSocket(bind.to_string()));
-        }
         let token_path = data_dir.join(TOKEN_FILE);
         let token =
             std::fs::read_to_string(&token_path).map_err(|source| ClientError::Discovery {
                 path: token_path,
                 source,
             })?;
-        Ok(Some(Client::new(&bind.to_string(), &token)))
+        Ok(Some(Client::at(&bind, &token)))
     }
 
-    /// The base URL.
+    /// The base URL requests go to (`http://localhost` on a Unix socket).
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Where the API is: `http://HOST:PORT` or `unix:PATH`.
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     fn auth(&self) -> String {

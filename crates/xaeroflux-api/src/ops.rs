@@ -11,14 +11,13 @@ use crate::model::{
 use crate::problem::ApiError;
 use crate::routes::events;
 
-/// Writes one event and flushes: durable on return.
+/// Writes one event: durable on return (it waits for this event's commit only).
 pub fn write(store: &XaeroFlux, req: WriteRequest) -> Result<WriteResponse, ApiError> {
     let i = events::input(store, req)?;
-    let id = store.write_event_to(i.group, &i.payload, i.event_type)?;
-    store.flush()?;
+    let (id, position) = store.write_event_durable(i.group, &i.payload, i.event_type)?;
     Ok(WriteResponse {
         id: id.to_string(),
-        position: events::position_of(store, &id)?,
+        position,
     })
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct AppState {
     /// Whether this server started vector search on the store.
     pub(crate) search_started: Arc<Mutex<bool>>,
     pub(crate) verify: Arc<Mutex<Option<VerifyJob>>>,
+    /// Encoded live-stream messages shared by the subscribers.
+    pub(crate) frames: Arc<stream::FrameCache>,
 }
 
 /// The API's router over `store`: mount it in your own server, or use
@@ -85,6 +87,7 @@ pub fn router(store: Arc<XaeroFlux>, opts: ApiOptions) -> Router {
         opts: Arc::new(opts),
         search_started: Arc::new(Mutex::new(false)),
         verify: Arc::new(Mutex::new(None)),
+        frames: Arc::new(stream::FrameCache::new()),
     };
     Router::new()
         .route("/v1/health", get(node::health))

@@ -269,7 +269,40 @@ fn batch_is_all_or_nothing_and_ordered() {
         code(c.write_batch(unknown.as_bytes()).unwrap_err()),
         "unknown_group"
     );
+    // What the store refuses is found before anything is written too: an empty
+    // payload, a reserved type, a payload over 16 KiB (in base64), a second payload.
+    let big = data_encoding::BASE64.encode(&vec![7u8; 16 * 1024 + 1]);
+    for (last, want) in [
+        ("{\"text\":\"\"}".to_string(), "empty_payload"),
+        ("{\"text\":\"x\",\"type\":7}".to_string(), "reserved_type"),
+        (format!("{{\"base64\":\"{big}\"}}"), "payload_too_large"),
+        (
+            "{\"text\":\"x\",\"base64\":\"eA==\"}".to_string(),
+            "invalid_request",
+        ),
+        ("{\"text\":\"x\",\"extra\":1}".to_string(), "invalid_json"),
+    ] {
+        let nd = format!("{{\"text\":\"first\"}}\n{{\"text\":\"esc\\\"aped\\n\"}}\n{last}\n");
+        let e = c.write_batch(nd.as_bytes()).unwrap_err();
+        let xaeroflux_api::ClientError::Problem(p) = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(p.code, want, "{last}");
+        assert!(p.detail.starts_with("line 3:"), "{}", p.detail);
+    }
     assert_eq!(c.stats().unwrap().events, 50);
+    // Escaped text is written as its unescaped bytes (borrowed or not).
+    let r = c
+        .write_batch(b"{\"text\":\"a\\\"b\\nc\"}\n{\"text\":\"plain\"}\n")
+        .unwrap();
+    assert_eq!(
+        c.get(&r.ids[0], false).unwrap().unwrap().text.unwrap(),
+        "a\"b\nc"
+    );
+    assert_eq!(
+        c.get(&r.ids[1], false).unwrap().unwrap().text.unwrap(),
+        "plain"
+    );
 }
 
 #[test]
@@ -566,8 +599,12 @@ fn system_events_stream_reports_flushes() {
         buf.extend_from_slice(&chunk[..k]);
     }
     assert!(String::from_utf8_lossy(&buf).contains("text/event-stream"));
-    n.client.write(&text("flush me")).unwrap();
+    // A batch write flushes the store (a single write waits for its own commit only).
+    n.client.write_batch(b"{\"text\":\"flush me\"}\n").unwrap();
+    // Keep-alive comments would keep a broken stream reading forever: a hang guard.
+    let give_up = std::time::Instant::now() + Duration::from_secs(120);
     while !String::from_utf8_lossy(&buf).contains("\"kind\":\"flush_completed\"") {
+        assert!(std::time::Instant::now() < give_up, "no flush_completed");
         let k = s.read(&mut chunk).unwrap();
         assert!(k > 0, "stream closed");
         buf.extend_from_slice(&chunk[..k]);

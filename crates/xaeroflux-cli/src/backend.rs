@@ -45,7 +45,7 @@ impl Node {
                     format!(
                         "data directory {} is in use, and its daemon's api at {} does not answer",
                         path.display(),
-                        client.base()
+                        client.addr()
                     )
                 })?;
                 Ok(Node::Remote(client))

@@ -27,9 +27,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = ctx.dir.clone();
     let json = cli.json;
     match cli.command {
-        Command::Id { command } => id(&dir, command),
-        Command::Kv { command } => crate::kv::run(&ctx, command),
-        Command::Doc { command } => crate::doc::run(&ctx, command),
+        Command::Id { command } => id(&dir, command, json),
+        Command::Kv { command } => crate::kv::run(&ctx, command, json),
+        Command::Doc { command } => crate::doc::run(&ctx, command, json),
         Command::Blob { command } => crate::blob::run(&ctx, command),
         Command::Write {
             ref payload,
@@ -205,7 +205,7 @@ fn read_passphrase() -> Result<Vec<u8>> {
     Ok(p.into_bytes())
 }
 
-fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {
+fn id(dir: &Path, cmd: IdCommand, json: bool) -> Result<ExitCode> {
     let path = key_path(dir);
     match cmd {
         IdCommand::New { passphrase, force } => {
@@ -222,7 +222,7 @@ fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {
             };
             let kp = XaeroKeypair::generate();
             keyfile::save(&path, &kp, pass.as_deref())?;
-            show(&kp, &path, pass.is_some());
+            show(&kp, &path, pass.is_some(), json)?;
         }
         IdCommand::Show => {
             let pass = match keyfile::load(&path, None) {
@@ -231,13 +231,23 @@ fn id(dir: &Path, cmd: IdCommand) -> Result<ExitCode> {
             };
             let kp = keyfile::load(&path, pass.as_deref())
                 .with_context(|| format!("loading {}", path.display()))?;
-            show(&kp, &path, pass.is_some());
+            show(&kp, &path, pass.is_some(), json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool) {
+fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool, json: bool) -> Result<()> {
+    if json {
+        return data::print_json(&serde_json::json!({
+            "did": kp.public().to_did(),
+            "short": kp.public().short(),
+            "algorithm": "FN-DSA-512",
+            "public_key_bytes": kp.public().as_bytes().len(),
+            "key_file": path.display().to_string(),
+            "encrypted": encrypted,
+        }));
+    }
     println!("did        {}", kp.public().to_did());
     println!("short id   {}", kp.public().short());
     println!(
@@ -249,6 +259,7 @@ fn show(kp: &XaeroKeypair, path: &Path, encrypted: bool) {
         path.display(),
         if encrypted { " (encrypted)" } else { "" }
     );
+    Ok(())
 }
 
 /// Arguments of `search`.

@@ -179,7 +179,7 @@ pub fn stats(node: &Node, dir: &Path, json: bool) -> Result<ExitCode> {
     }
     println!("data dir     {}", dir.display());
     if let Some(c) = node.remote() {
-        println!("through      the daemon's api at {}", c.base());
+        println!("through      the daemon's api at {}", c.addr());
     }
     println!("events       {}", st.events);
     for (name, n) in [

@@ -5,9 +5,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use xaeroflux::{GroupId, Hlc};
+use xaeroflux::{GroupId, Hlc, XaeroFlux};
+use xaeroflux_api::Client;
+use xaeroflux_api::model::{
+    FieldsRequest, LinkRequest, RecordJson, RecordRefJson, StateRootJson, StateWriteResponse,
+    value_from_json, value_to_json,
+};
 use xaeroflux_views::{Fields, RecordRef, Value, Views, ViewsConfig};
 
+use crate::backend::Node;
 use crate::config::Ctx;
 
 /// `kv` subcommands. Values are `field=value`: an integer, a float, `true`, `false`,
@@ -139,9 +145,61 @@ fn print_fields(f: &Fields) -> String {
     parts.join(" ")
 }
 
-/// Runs a `kv` command against the views of the store in the data directory.
-pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
-    let store = Arc::new(ctx.open()?);
+/// What a write printed: the operation's event id.
+fn print_id(id: &str, json: bool) -> Result<()> {
+    if json {
+        crate::data::print_json(&StateWriteResponse {
+            id: Some(id.to_owned()),
+        })
+    } else {
+        println!("{id}");
+        Ok(())
+    }
+}
+
+/// One record: `field=value ...`, or its JSON document.
+fn print_record(collection: &str, key: &str, f: &Fields, json: bool, with_key: bool) -> Result<()> {
+    if json {
+        crate::data::print_json(&RecordJson {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            fields: f
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_json(v)))
+                .collect(),
+        })
+    } else {
+        if with_key {
+            println!("{key}\t{}", print_fields(f));
+        } else {
+            println!("{}", print_fields(f));
+        }
+        Ok(())
+    }
+}
+
+fn print_root(group: &str, root: &str, json: bool) -> Result<()> {
+    if json {
+        crate::data::print_json(&StateRootJson {
+            group: group.to_owned(),
+            root: root.to_owned(),
+        })
+    } else {
+        println!("{root}");
+        Ok(())
+    }
+}
+
+/// Runs a `kv` command: on the views of the store in the data directory, or through
+/// the API of the daemon that holds it.
+pub fn run(ctx: &Ctx, cmd: KvCommand, json: bool) -> Result<ExitCode> {
+    match Node::open(ctx)? {
+        Node::Remote(c) => remote(&c, cmd, json),
+        Node::Local(store) => local(ctx, Arc::new(*store), cmd, json),
+    }
+}
+
+fn local(ctx: &Ctx, store: Arc<XaeroFlux>, cmd: KvCommand, json: bool) -> Result<ExitCode> {
     let views = Views::open(
         store.clone(),
         ViewsConfig::new(Views::default_dir(&ctx.dir)),
@@ -160,16 +218,10 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
             fields,
             group: g,
         } => {
-            let mut out = Fields::new();
-            for (k, v) in parse_pairs(&fields)? {
-                let Some(v) = v else {
-                    bail!("put cannot unset {k:?}; use `kv set {collection} {key} {k}=`");
-                };
-                out.insert(k, v);
-            }
+            let out = put_fields(&collection, &key, &fields)?;
             let id = views.put(&group(&g)?, (collection.as_str(), key.as_str()), out)?;
             views.flush()?;
-            println!("{id}");
+            print_id(&id.to_string(), json)?;
             ExitCode::SUCCESS
         }
         KvCommand::Set {
@@ -184,7 +236,7 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
                 parse_pairs(&fields)?.into_iter().collect(),
             )?;
             views.flush()?;
-            println!("{id}");
+            print_id(&id.to_string(), json)?;
             ExitCode::SUCCESS
         }
         KvCommand::Get {
@@ -200,7 +252,7 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
             };
             match got {
                 Some(f) => {
-                    println!("{}", print_fields(&f));
+                    print_record(&collection, &key, &f, json, false)?;
                     ExitCode::SUCCESS
                 }
                 None => {
@@ -216,7 +268,7 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
         } => {
             let id = views.delete(&group(&g)?, (collection.as_str(), key.as_str()))?;
             views.flush()?;
-            println!("{id}");
+            print_id(&id.to_string(), json)?;
             ExitCode::SUCCESS
         }
         KvCommand::Ls {
@@ -225,7 +277,7 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
             group: g,
         } => {
             for (k, f) in views.scan(&group(&g)?, &collection, &prefix)? {
-                println!("{k}\t{}", print_fields(&f));
+                print_record(&collection, &k, &f, json, true)?;
             }
             ExitCode::SUCCESS
         }
@@ -244,22 +296,151 @@ pub fn run(ctx: &Ctx, cmd: KvCommand) -> Result<ExitCode> {
                 views.link(&g, &from, &rel, &to)?
             };
             views.flush()?;
-            println!("{id}");
+            print_id(&id.to_string(), json)?;
             ExitCode::SUCCESS
         }
         KvCommand::Root { group: g } => {
             let g = group(&g)?;
             views.flush()?;
             let root = views.state_root(&g)?;
-            println!(
-                "{}",
-                root.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            );
+            let hex: String = root.iter().map(|b| format!("{b:02x}")).collect();
+            print_root(&g.to_string(), &hex, json)?;
             ExitCode::SUCCESS
         }
     };
     views.close();
     Ok(code)
+}
+
+/// The fields of `kv put`, none unset.
+fn put_fields(collection: &str, key: &str, fields: &[String]) -> Result<Fields> {
+    let mut out = Fields::new();
+    for (k, v) in parse_pairs(fields)? {
+        let Some(v) = v else {
+            bail!("put cannot unset {k:?}; use `kv set {collection} {key} {k}=`");
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Fields of a JSON record, back to values (the API maps them one to one).
+fn fields_of(r: &RecordJson) -> Result<Fields> {
+    r.fields
+        .iter()
+        .map(|(k, j)| Ok((k.clone(), value_from_json(j)?)))
+        .collect()
+}
+
+fn to_json(pairs: Vec<(String, Option<Value>)>) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, v.as_ref().map_or(serde_json::Value::Null, value_to_json)))
+        .collect()
+}
+
+/// The same commands through the daemon's API (`/v1/records`, `/v1/links`,
+/// `/v1/state-root`); the output is the same.
+fn remote(c: &Client, cmd: KvCommand, json: bool) -> Result<ExitCode> {
+    let written = |r: StateWriteResponse| -> Result<ExitCode> {
+        print_id(r.id.as_deref().unwrap_or_default(), json)?;
+        Ok(ExitCode::SUCCESS)
+    };
+    match cmd {
+        KvCommand::Put {
+            collection,
+            key,
+            fields,
+            group,
+        } => {
+            let f = put_fields(&collection, &key, &fields)?;
+            let req = FieldsRequest {
+                fields: f
+                    .iter()
+                    .map(|(k, v)| (k.clone(), value_to_json(v)))
+                    .collect(),
+                group,
+            };
+            written(c.put_record(&collection, &key, &req)?)
+        }
+        KvCommand::Set {
+            collection,
+            key,
+            fields,
+            group,
+        } => {
+            let req = FieldsRequest {
+                fields: to_json(parse_pairs(&fields)?),
+                group,
+            };
+            written(c.patch_record(&collection, &key, &req)?)
+        }
+        KvCommand::Get {
+            collection,
+            key,
+            as_of,
+            group,
+        } => match c.record(&collection, &key, group.as_deref(), as_of)? {
+            Some(r) => {
+                print_record(&collection, &key, &fields_of(&r)?, json, false)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("no record {collection}/{key}");
+                Ok(ExitCode::from(1))
+            }
+        },
+        KvCommand::Del {
+            collection,
+            key,
+            group,
+        } => written(c.delete_record(&collection, &key, group.as_deref())?),
+        KvCommand::Ls {
+            collection,
+            prefix,
+            group,
+        } => {
+            let mut after: Option<String> = None;
+            loop {
+                let page = c.scan(&collection, &prefix, group.as_deref(), after.as_deref())?;
+                for r in &page.records {
+                    print_record(&collection, &r.key, &fields_of(r)?, json, true)?;
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => return Ok(ExitCode::SUCCESS),
+                }
+            }
+        }
+        KvCommand::Link {
+            from,
+            rel,
+            to,
+            remove,
+            group,
+        } => {
+            let (from, to) = (parse_ref(&from)?, parse_ref(&to)?);
+            let req = LinkRequest {
+                from: RecordRefJson {
+                    collection: from.collection,
+                    key: from.key,
+                },
+                rel,
+                to: RecordRefJson {
+                    collection: to.collection,
+                    key: to.key,
+                },
+                remove,
+                group,
+            };
+            written(c.link(&req)?)
+        }
+        KvCommand::Root { group } => {
+            let r = c.state_root(group.as_deref())?;
+            print_root(&r.group, &r.root, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,103 +4,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod common;
 
+use common::daemon::Daemon;
 use common::{ok, run, xf};
-use xaeroflux_api::Client;
 use xaeroflux_api::model::{EventJson, WriteRequest};
-
-/// A running daemon; interrupted and awaited on drop.
-struct Daemon {
-    child: Child,
-    /// Lines it printed up to the console URL.
-    out: Vec<String>,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, extra: &[&str]) -> Daemon {
-        let mut child = xf(dir)
-            .args([
-                "daemon",
-                "--bind",
-                "127.0.0.1:0",
-                "--api-bind",
-                "127.0.0.1:0",
-                "--no-lan",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut out = Vec::new();
-        let mut url = None;
-        loop {
-            let line = lines.next().expect("daemon ended early").unwrap();
-            out.push(line.clone());
-            if let Some(u) = line.strip_prefix("console") {
-                url = Some(u.trim().trim_end_matches('/').to_string());
-            }
-            if line.starts_with("syncing") {
-                break;
-            }
-        }
-        let url = url.expect("the daemon printed no console url");
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Daemon {
-            child,
-            out,
-            url,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn client(&self) -> Client {
-        let token = std::fs::read_to_string(self.dir.join("api.token")).unwrap();
-        Client::new(&self.url, &token)
-    }
-
-    fn stop(mut self) {
-        self.interrupt();
-    }
-
-    fn interrupt(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                assert!(s.success(), "daemon exited with {s}");
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("daemon did not stop on SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().unwrap().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 fn json_lines(s: &str) -> Vec<serde_json::Value> {
     s.lines()
@@ -389,7 +303,7 @@ fn web_console_in_chromium() {
     })
     .unwrap();
     let token = std::fs::read_to_string(a_dir.path().join("api.token")).unwrap();
-    let url = format!("{}/#token={}", a.url, token.trim());
+    let url = format!("{}/#token={}", a.url(), token.trim());
 
     // Keep writing live events while the browser has the page open.
     let stop = Arc::new(AtomicBool::new(false));

@@ -20,7 +20,7 @@ use crate::options::{Durability, Options, default_data_dir};
 use crate::store::hash_index::HashIndex;
 use crate::store::pagefile::PageFile;
 use crate::store::runs::log_len;
-use crate::store::writer::{Watermark, Writer};
+use crate::store::writer::{Progress, Watermark, Writer};
 use crate::store::{Store, meta_keys, meta_u64, open_env};
 use crate::subscribe::Committed;
 use crate::system::{SystemBus, SystemEvent};
@@ -469,6 +469,33 @@ impl Engine {
         self.write_inner(group, data, event_type, true)
     }
 
+    /// Writes an event to `group` and waits until it is durable (whatever the
+    /// [`Durability`]); returns its id and its local position (the order this node
+    /// stored it in: what subscriptions resume from and queries page by). Waits only
+    /// for this event's commit, not for writes made after it.
+    pub fn write_event_durable(
+        &self,
+        group: GroupId,
+        data: &[u8],
+        event_type: u32,
+    ) -> Result<(EventId, u64)> {
+        if is_reserved_type(event_type) {
+            return Err(Error::ReservedEventType { event_type });
+        }
+        let (id, ticket) = self.write_ticketed(group, data, event_type, true)?;
+        if let Some(pos) = self.wait_durable(ticket + 1)?.position_of(ticket) {
+            return Ok((id, pos));
+        }
+        // Committed longer ago than the recent commits remembered: find it by id.
+        let pos = crate::read::Snapshot::new(&self.shared)?
+            .get(&id)?
+            .map(|se| se.local_seq)
+            .ok_or_else(|| Error::Invariant {
+                what: format!("event {id} is durable but not found by its id"),
+            })?;
+        Ok((id, pos))
+    }
+
     /// Writes an event of a reserved type that belongs to a built feature: the types a
     /// peer may send us too ([`accepted_from_network`]: the state views' `32..=63` for
     /// now), so local and remote writes follow one rule. Any other type `0..=255` is
@@ -512,6 +539,21 @@ impl Engine {
         event_type: u32,
         blocking: bool,
     ) -> Result<EventId> {
+        let (id, ticket) = self.write_ticketed(group, data, event_type, blocking)?;
+        if self.shared.opts().durability == Durability::Immediate {
+            drop(self.wait_durable(ticket + 1)?);
+        }
+        Ok(id)
+    }
+
+    /// Puts the event on its ring; returns its id and its write ticket.
+    fn write_ticketed(
+        &self,
+        group: GroupId,
+        data: &[u8],
+        event_type: u32,
+        blocking: bool,
+    ) -> Result<(EventId, u64)> {
         self.check_writable()?;
         if data.is_empty() {
             return Err(Error::EmptyPayload);
@@ -567,10 +609,7 @@ impl Engine {
             .store()
             .hashes
             .offer(assigned.ticket, &id, &leaf);
-        if self.shared.opts().durability == Durability::Immediate {
-            self.wait_durable(assigned.ticket + 1)?;
-        }
-        Ok(id)
+        Ok((id, assigned.ticket))
     }
 
     /// Waits until every event written before this call is durable.
@@ -580,7 +619,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .next_ticket;
-        self.wait_durable(target)?;
+        drop(self.wait_durable(target)?);
         // Verified remote batches queued before this call are committed too.
         self.shared.inbox().wait_applied(&self.shared)?;
         if self.shared.opts().durability == Durability::None {
@@ -593,12 +632,14 @@ impl Engine {
         Ok(())
     }
 
-    fn wait_durable(&self, ticket: u64) -> Result<()> {
+    /// Waits until every ticket below `ticket` is durable; returns the progress, still
+    /// locked.
+    fn wait_durable(&self, ticket: u64) -> Result<std::sync::MutexGuard<'_, Progress>> {
         let wm = &self.shared.progress();
         let mut p = wm.lock();
         loop {
             if p.durable_ticket >= ticket {
-                return Ok(());
+                return Ok(p);
             }
             if let Some(reason) = &p.poison {
                 return Err(Error::Poisoned {

@@ -15,7 +15,10 @@
 //!   queued; the next refusal of that kind that is queued says how many were counted.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use xaeroflux_core::ring::Notifier;
@@ -206,6 +209,8 @@ impl Queue {
 pub(crate) struct SystemBus {
     queue: Mutex<Queue>,
     notifier: Notifier,
+    /// Async subscribers waiting for the next event (taken and woken on each publish).
+    wakers: Mutex<Vec<Waker>>,
 }
 
 impl SystemBus {
@@ -217,13 +222,14 @@ impl SystemBus {
                 coalesced: Vec::new(),
             }),
             notifier: Notifier::new(),
+            wakers: Mutex::new(Vec::new()),
         }
     }
 
     pub(crate) fn publish(&self, e: SystemEvent) {
         tracing::debug!(event = ?e, "system event");
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(e);
-        self.notifier.notify();
+        self.wake();
     }
 
     fn end(&self) -> u64 {
@@ -233,8 +239,22 @@ impl SystemBus {
             .next_seq
     }
 
+    /// Wakes every blocking and async waiter (also used on shutdown).
     pub(crate) fn wake(&self) {
         self.notifier.notify();
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Registers `w` for the next publish; a waker already registered is not added
+    /// twice, so a subscriber polled many times between events holds one slot.
+    fn register(&self, w: &Waker) {
+        let mut ws = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        if !ws.iter().any(|x| x.will_wake(w)) {
+            ws.push(w.clone());
+        }
     }
 }
 
@@ -283,6 +303,42 @@ impl SystemSubscription {
                 Some(deadline - now),
             );
         }
+    }
+}
+
+impl SystemSubscription {
+    /// Async form: resolves to the next system event, or `None` once the store closed.
+    /// Runtime-agnostic: no thread blocks while it waits (the publisher wakes it).
+    pub fn next_async(&mut self) -> NextSystemEvent<'_> {
+        NextSystemEvent { sub: self }
+    }
+}
+
+/// Future returned by [`SystemSubscription::next_async`].
+#[derive(Debug)]
+pub struct NextSystemEvent<'a> {
+    sub: &'a mut SystemSubscription,
+}
+
+impl Future for NextSystemEvent<'_> {
+    type Output = Option<SystemEvent>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let sub = &mut *self.sub;
+        if let Some(e) = sub.try_next() {
+            return Poll::Ready(Some(e));
+        }
+        if sub.shared.is_closing() {
+            return Poll::Ready(sub.try_next());
+        }
+        // Register, then re-check: an event published between the check and the
+        // registration would otherwise be missed.
+        let sys = sub.shared.system();
+        sys.register(cx.waker());
+        if sys.end() > sub.next || sub.shared.is_closing() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 }
 

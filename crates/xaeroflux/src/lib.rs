@@ -51,8 +51,8 @@ pub use xaeroflux_core::{
 };
 pub use xaeroflux_store::{
     Capacities, CheckpointOutcome, CommitPolicy, CommittedEvent, Durability, Engine, EngineBuilder,
-    Error, FORMAT_VERSION, Filter, NextEvent, Observable, Options, READ_AHEAD, Result,
-    SYSTEM_QUEUE, Snapshot, Start, Stats, StoredEvent, Subscription, SyncNode, SystemEvent,
+    Error, FORMAT_VERSION, Filter, NextEvent, NextSystemEvent, Observable, Options, READ_AHEAD,
+    Result, SYSTEM_QUEUE, Snapshot, Start, Stats, StoredEvent, Subscription, SyncNode, SystemEvent,
     SystemSubscription, VerifyReport, default_data_dir, event_leaf_hash,
 };
 pub use xaeroflux_vector::{

@@ -219,3 +219,97 @@ fn system_events_report_open_flush_and_fork() {
     let rest: Vec<_> = sys.collect();
     assert_eq!(rest, vec![SystemEvent::FlushCompleted { committed: 1 }]);
 }
+
+/// Counts its wakes; never blocks.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn system_events_async_are_woken_by_publish_and_end_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = XaeroFlux::builder(dir.path()).offline().open().unwrap();
+    let mut sys = store.system_events();
+    let count = Arc::new(CountingWaker(Default::default()));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    let wakes = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+
+    // The queued StoreOpened is ready at once.
+    let first = std::pin::pin!(sys.next_async()).poll(&mut cx);
+    assert_eq!(
+        first,
+        Poll::Ready(Some(SystemEvent::StoreOpened { events: 0 }))
+    );
+    // Nothing queued: pending, and polled again it registers once, not twice.
+    assert_eq!(
+        std::pin::pin!(sys.next_async()).poll(&mut cx),
+        Poll::Pending
+    );
+    assert_eq!(
+        std::pin::pin!(sys.next_async()).poll(&mut cx),
+        Poll::Pending
+    );
+    assert_eq!(wakes(), 0);
+    // A publish (the flush) wakes the waiting task; the next poll has the event.
+    store.write_event(b"x", 1000).unwrap();
+    store.flush().unwrap();
+    assert_eq!(wakes(), 1, "one registration, one wake");
+    assert_eq!(
+        std::pin::pin!(sys.next_async()).poll(&mut cx),
+        Poll::Ready(Some(SystemEvent::FlushCompleted { committed: 1 }))
+    );
+    // Closing wakes a waiter, and the stream ends.
+    assert_eq!(
+        std::pin::pin!(sys.next_async()).poll(&mut cx),
+        Poll::Pending
+    );
+    let before = wakes();
+    drop(store);
+    assert!(wakes() > before);
+    assert_eq!(block_on(sys.next_async()), None);
+}
+
+#[test]
+fn durable_write_returns_the_position_it_was_stored_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(XaeroFlux::builder(dir.path()).offline().open().unwrap());
+    let g = store.default_group();
+    // Interleaved with unflushed writes from another thread: each durable write still
+    // reports its own event's position.
+    let other = {
+        let store = store.clone();
+        thread::spawn(move || {
+            for i in 0..2000u32 {
+                store.write_event(&i.to_le_bytes(), 1001).unwrap();
+            }
+        })
+    };
+    let mut got = Vec::new();
+    for i in 0..300u32 {
+        got.push(
+            store
+                .write_event_durable(g, &i.to_le_bytes(), 1000)
+                .unwrap(),
+        );
+    }
+    other.join().unwrap();
+    store.flush().unwrap();
+    let snap = store.read().unwrap();
+    let mut last = None;
+    for (id, pos) in &got {
+        let se = snap.get(id).unwrap().unwrap();
+        assert_eq!(se.local_seq, *pos, "position of {id}");
+        assert!(last.is_none_or(|l| l < *pos), "positions increase");
+        last = Some(*pos);
+    }
+    // Reserved types are refused as by write_event.
+    assert!(matches!(
+        store.write_event_durable(g, b"x", 7),
+        Err(xaeroflux::Error::ReservedEventType { event_type: 7 })
+    ));
+}

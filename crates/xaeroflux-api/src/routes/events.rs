@@ -1,5 +1,7 @@
 //! Writing and reading events.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -35,8 +37,46 @@ pub(crate) struct WriteQuery {
     group: Option<String>,
 }
 
-/// One line of a batch (same fields as a single JSON write).
-pub(crate) type BatchLine = WriteRequest;
+/// One line of a batch: the fields of a [`WriteRequest`], borrowed from the body where
+/// the JSON string has no escapes (so a text payload is not copied before the write).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchLine<'a> {
+    #[serde(borrow, default)]
+    text: Option<CowStr<'a>>,
+    #[serde(borrow, default)]
+    base64: Option<CowStr<'a>>,
+    #[serde(rename = "type", default)]
+    event_type: Option<u32>,
+    #[serde(borrow, default)]
+    group: Option<CowStr<'a>>,
+}
+
+/// A JSON string borrowed from the input when it has no escapes. (serde's own
+/// `Cow<str>` always copies when it sits inside an `Option`.)
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = CowStr<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
 
 /// An event to write, checked.
 pub(crate) struct Input {
@@ -63,18 +103,6 @@ pub(crate) fn input(store: &XaeroFlux, r: WriteRequest) -> Result<Input, ApiErro
         payload,
         event_type: r.event_type.unwrap_or(DEFAULT_EVENT_TYPE),
     })
-}
-
-pub(crate) fn position_of(store: &XaeroFlux, id: &xaeroflux::EventId) -> Result<u64, ApiError> {
-    let snap = store.read()?;
-    let se = snap.get(id)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store",
-            format!("event {id} is not readable after its flush"),
-        )
-    })?;
-    Ok(se.local_seq)
 }
 
 /// Write one event; answers once it is durable.
@@ -134,32 +162,95 @@ pub(crate) async fn batch(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-pub(crate) fn batch_lines(store: &XaeroFlux, b: &[u8]) -> Result<BatchResponse, ApiError> {
-    {
-        let mut inputs = Vec::new();
-        for (n, line) in b.split(|&c| c == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+/// A checked batch line; the payload borrows from the body when it can.
+struct LineInput<'a> {
+    group: GroupId,
+    payload: Cow<'a, [u8]>,
+    event_type: u32,
+}
+
+/// Checks one batch line; `last` caches the group of the previous line (most batches
+/// name one group, or none).
+fn line_input<'a>(
+    store: &XaeroFlux,
+    line: &'a [u8],
+    last: &mut Option<(Cow<'a, str>, GroupId)>,
+) -> Result<LineInput<'a>, ApiError> {
+    let r: BatchLine<'a> = serde_json::from_slice(line)
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let payload = match (r.text.map(|t| t.0), r.base64.map(|b| b.0)) {
+        (Some(Cow::Borrowed(t)), None) => Cow::Borrowed(t.as_bytes()),
+        (Some(Cow::Owned(t)), None) => Cow::Owned(t.into_bytes()),
+        (None, Some(b)) => Cow::Owned(
+            data_encoding::BASE64
+                .decode(b.as_bytes())
+                .map_err(|e| ApiError::bad_request("invalid_base64", format!("base64: {e}")))?,
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "give the payload as exactly one of `text` or `base64`",
+            ));
+        }
+    };
+    let group = match r.group.map(|g| g.0) {
+        None => store.default_group(),
+        Some(g) => match last {
+            Some((s, id)) if *s == g => *id,
+            _ => {
+                let id = parse_group(store, Some(&g))?;
+                *last = Some((g, id));
+                id
             }
-            let i = json::<BatchLine>(line)
-                .and_then(|r| input(store, r))
-                .map_err(|mut e| {
-                    e.detail = format!("line {}: {}", n + 1, e.detail);
-                    e
-                })?;
-            inputs.push(i);
-        }
-        let mut ids = Vec::with_capacity(inputs.len());
-        for i in &inputs {
-            ids.push(
-                store
-                    .write_event_to(i.group, &i.payload, i.event_type)?
-                    .to_string(),
-            );
-        }
-        store.flush()?;
-        Ok(BatchResponse { ids })
+        },
+    };
+    // What the store would refuse, refused before any line is written.
+    let event_type = r.event_type.unwrap_or(DEFAULT_EVENT_TYPE);
+    let refused = if payload.is_empty() {
+        Some(xaeroflux::Error::EmptyPayload)
+    } else if payload.len() > xaeroflux_core::event::MAX_PAYLOAD {
+        Some(xaeroflux::Error::PayloadTooLarge {
+            len: payload.len(),
+            max: xaeroflux_core::event::MAX_PAYLOAD,
+        })
+    } else if xaeroflux_core::event::is_reserved_type(event_type) {
+        Some(xaeroflux::Error::ReservedEventType { event_type })
+    } else {
+        None
+    };
+    if let Some(e) = refused {
+        return Err(e.into());
     }
+    Ok(LineInput {
+        group,
+        payload,
+        event_type,
+    })
+}
+
+pub(crate) fn batch_lines(store: &XaeroFlux, b: &[u8]) -> Result<BatchResponse, ApiError> {
+    let mut inputs = Vec::new();
+    let mut last = None;
+    for (n, line) in b.split(|&c| c == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let i = line_input(store, line, &mut last).map_err(|mut e| {
+            e.detail = format!("line {}: {}", n + 1, e.detail);
+            e
+        })?;
+        inputs.push(i);
+    }
+    let mut ids = Vec::with_capacity(inputs.len());
+    for i in &inputs {
+        ids.push(
+            store
+                .write_event_to(i.group, &i.payload, i.event_type)?
+                .to_string(),
+        );
+    }
+    store.flush()?;
+    Ok(BatchResponse { ids })
 }
 
 /// Options of `get`.

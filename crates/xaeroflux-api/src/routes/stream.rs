@@ -4,18 +4,30 @@
 //! event's local position, so a client that reconnects with `Last-Event-ID: N` gets
 //! exactly the events after `N`, none lost and none repeated (browsers' `EventSource`
 //! sends it by itself). Replay and live delivery are one path (see
-//! [`xaeroflux::Subscription`]); memory per subscriber is its read-ahead batch.
+//! [`xaeroflux::Subscription`]).
+//!
+//! Slow subscribers: each stream reads the store at its own pace, so a subscriber that
+//! reads slowly never holds back the writer or the other subscribers, and its memory is
+//! bounded (its read-ahead batch, one chunk of messages and the socket buffers): when
+//! its socket is full the server stops reading for it. It falls behind instead, and
+//! catches up from the store; one that disconnects resumes after its last `id` with
+//! `Last-Event-ID`, for as long as the store holds the events (it deletes none).
+//! Each event is encoded once for all subscribers ([`FrameCache`]).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use std::sync::Mutex;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use xaeroflux::{Filter, Start};
+use xaeroflux::{CommittedEvent, Filter, Start};
 
 use super::{AppState, parse_group};
 use crate::model::{EventJson, SystemEventJson};
@@ -23,8 +35,52 @@ use crate::problem::{ApiError, Problem};
 
 /// Comment lines keep idle streams open through proxies and detect gone clients.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// How often the system stream looks for new system events.
-const SYSTEM_POLL: Duration = Duration::from_millis(100);
+/// A subscriber's messages are sent in chunks of about this many bytes when it is
+/// behind (one write for many events).
+const CHUNK: usize = 64 * 1024;
+/// Encoded messages kept for other subscribers (a direct-mapped table by position;
+/// full, about 15 MB with 1 KiB events). Large enough that subscribers spread over a
+/// burst of writes still share encodings; smaller, a 100k-event burst to 1000
+/// subscribers evicted what slower ones needed and each re-encoded it.
+const FRAME_SLOTS: usize = 32 * 1024;
+
+/// The encoded SSE messages of recent positions, shared by every subscriber: with many
+/// subscribers each event is encoded to JSON once, not once per subscriber. A message
+/// depends only on the event, never on the subscriber's filter.
+pub(crate) struct FrameCache {
+    slots: Box<[Mutex<Option<Frame>>]>,
+}
+
+/// A position and its encoded message.
+type Frame = (u64, Bytes);
+
+impl FrameCache {
+    pub(crate) fn new() -> Self {
+        FrameCache {
+            slots: (0..FRAME_SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// `id: POSITION\ndata: EVENTJSON\n\n` of `e`.
+    fn frame(&self, e: &CommittedEvent) -> Bytes {
+        let slot = &self.slots[(e.local_seq % FRAME_SLOTS as u64) as usize];
+        if let Some((p, b)) = &*slot.lock().unwrap_or_else(|p| p.into_inner())
+            && *p == e.local_seq
+        {
+            return b.clone();
+        }
+        let mut out = format!("id: {}\ndata: ", e.local_seq).into_bytes();
+        // Serializing owned strings and numbers cannot fail; JSON escapes newlines, so
+        // the message is one `data` line.
+        if serde_json::to_writer(&mut out, &EventJson::committed(e)).is_err() {
+            out = format!(": position {} could not be encoded\n", e.local_seq).into_bytes();
+        }
+        out.extend_from_slice(b"\n\n");
+        let b = Bytes::from(out);
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((e.local_seq, b.clone()));
+        b
+    }
+}
 
 /// Filters and start of a subscription.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -54,7 +110,7 @@ pub(crate) async fn subscribe(
     State(st): State<AppState>,
     Query(q): Query<SubscribeQuery>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let last = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -81,28 +137,54 @@ pub(crate) async fn subscribe(
         filter = filter.event_type(t);
     }
     let sub = st.store.subscribe(filter);
-    let stream = futures_util::stream::unfold(Some(sub), |sub| async move {
-        let mut sub = sub?;
-        let item = sub.next_async().await?;
-        Some(match item {
-            Ok(e) => {
-                let ev = Event::default()
-                    .id(e.local_seq.to_string())
-                    .json_data(EventJson::committed(&e))
-                    .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-                (Ok(ev), Some(sub))
+    let frames = st.frames.clone();
+    let stream = futures_util::stream::unfold(Some(sub), move |sub| {
+        let frames = frames.clone();
+        async move {
+            let mut sub = sub?;
+            tokio::select! {
+                // A keep-alive only when no event came for a while.
+                item = sub.next_async() => match item? {
+                    Ok(e) => {
+                        // This event and whatever else is ready, in one chunk.
+                        let mut chunk = frames.frame(&e).to_vec();
+                        while chunk.len() < CHUNK {
+                            match sub.try_next() {
+                                Ok(Some(e)) => chunk.extend_from_slice(&frames.frame(&e)),
+                                Ok(None) => break,
+                                // Reported by the next call, after what was read.
+                                Err(_) => break,
+                            }
+                        }
+                        Some((Ok::<_, Infallible>(Bytes::from(chunk)), Some(sub)))
+                    }
+                    // A failed read ends the stream with an `error` message; the client
+                    // resumes from its last id.
+                    Err(e) => Some((
+                        Ok(Bytes::from(format!(
+                            "event: error\ndata: {}\n\n",
+                            crate::problem::error_chain(&e).replace('\n', " ")
+                        ))),
+                        None,
+                    )),
+                },
+                () = tokio::time::sleep(KEEP_ALIVE) => {
+                    Some((Ok(Bytes::from_static(b":\n\n")), Some(sub)))
+                }
             }
-            // A failed read ends the stream with an `error` message; the client
-            // resumes from its last id.
-            Err(e) => (
-                Ok(Event::default()
-                    .event("error")
-                    .data(crate::problem::error_chain(&e))),
-                None,
-            ),
-        })
+        }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.to_string(),
+            )
+        })
 }
 
 /// Follow system events (SSE): peers connecting and leaving, sync progress, forks,
@@ -114,16 +196,13 @@ pub(crate) async fn system(
     State(st): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let sub = st.store.system_events();
+    // Woken by the store when an event is published: no polling, no thread.
     let stream = futures_util::stream::unfold(sub, |mut sub| async move {
-        loop {
-            if let Some(e) = sub.try_next() {
-                let ev = Event::default()
-                    .json_data(SystemEventJson::from(&e))
-                    .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-                return Some((Ok(ev), sub));
-            }
-            tokio::time::sleep(SYSTEM_POLL).await;
-        }
+        let e = sub.next_async().await?;
+        let ev = Event::default()
+            .json_data(SystemEventJson::from(&e))
+            .unwrap_or_else(|_| Event::default().comment("unencodable event"));
+        Some((Ok(ev), sub))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }

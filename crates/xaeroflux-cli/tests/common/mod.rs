@@ -2,6 +2,8 @@
 //! caller's environment and configuration.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod daemon;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

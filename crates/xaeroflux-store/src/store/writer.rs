@@ -58,6 +58,25 @@ pub(crate) struct Progress {
     pub poison: Option<String>,
     /// The writer thread exited.
     pub stopped: bool,
+    /// Recent commits' local events as `(first ticket, first local position, count)`,
+    /// oldest first, at most [`RECENT_SPANS`]: a writer waiting for its ticket learns
+    /// its event's position without an id lookup.
+    pub spans: std::collections::VecDeque<(u64, u64, u64)>,
+}
+
+/// Commits [`Progress::spans`] remembers.
+pub(crate) const RECENT_SPANS: usize = 256;
+
+impl Progress {
+    /// The local position the event of `ticket` was committed at, if that commit is
+    /// among the recent ones.
+    pub(crate) fn position_of(&self, ticket: u64) -> Option<u64> {
+        self.spans
+            .iter()
+            .rev()
+            .find(|(t0, _, n)| (*t0..t0 + n).contains(&ticket))
+            .map(|(t0, l0, _)| l0 + (ticket - t0))
+    }
 }
 
 /// Progress plus its condition variable.
@@ -321,6 +340,12 @@ impl Writer {
         };
         // Committed: advance the watermark, then publish the ids to the hash index.
         self.intake.consume(n);
+        // The first `n` ids are the local events, in ticket order, at consecutive
+        // positions.
+        let span = ids
+            .first()
+            .filter(|_| n > 0)
+            .map(|(_, l0)| (self.next_ticket, *l0, n as u64));
         self.next_ticket += n as u64;
         let batches = self.remote.len();
         self.remote.clear();
@@ -336,6 +361,12 @@ impl Writer {
             let mut p = self.shared.progress().lock();
             p.durable_ticket = self.next_ticket;
             p.committed_events += n as u64 + remote_events;
+            if let Some(span) = span {
+                if p.spans.len() == RECENT_SPANS {
+                    p.spans.pop_front();
+                }
+                p.spans.push_back(span);
+            }
         }
         self.shared.progress().cv.notify_all();
         if batches > 0 {
