@@ -1028,3 +1028,54 @@ fn a_batch_verified_on_another_prefix_is_not_appended() {
     let root = store.read().unwrap().log_root(&g, &xa).unwrap();
     assert_eq!(root, Some((10, ca[9].checkpoint.root)));
 }
+
+/// Batches of two remote logs, overlapping ones and local writes queued together (the
+/// writer applies what waits in one commit, each MMR taking a commit's leaves at
+/// once): every log ends at its signed root, the node MMR covers every event once,
+/// and the store verifies, also after a reopen.
+#[test]
+fn batches_of_several_logs_in_one_commit_reach_their_signed_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(dir.path(), 6);
+    let store = node.store();
+    let g = store.create_group().unwrap().id();
+    let (x, y) = (
+        XaeroKeypair::generate_from_seed(&[9; 32]),
+        XaeroKeypair::generate_from_seed(&[10; 32]),
+    );
+    let (xa, ya) = (author_of(&x), author_of(&y));
+    let (xs, xcps) = bare_log(&x, g, 250, 1);
+    let (ys, ycps) = bare_log(&y, g, 300, 2);
+    let host = &node.host;
+    host.store_verified(batch(&x, g, &xs[..100], 0, &xcps[99]))
+        .unwrap();
+    host.store_verified(batch(&y, g, &ys[..60], 0, &ycps[59]))
+        .unwrap();
+    write(store, g, 50, 3);
+    // Overlaps the first x batch by 50 events: those are compared, not stored again.
+    host.store_verified(batch_on(&x, g, &xs, 50, 200, &xcps[199]))
+        .unwrap();
+    host.store_verified(batch_on(&y, g, &ys, 60, 300, &ycps[299]))
+        .unwrap();
+    host.store_verified(batch_on(&x, g, &xs, 200, 250, &xcps[249]))
+        .unwrap();
+    store.flush().unwrap();
+    let check = |store: &XaeroFlux| {
+        let snap = store.read().unwrap();
+        assert_eq!(
+            snap.log_root(&g, &xa).unwrap(),
+            Some((250, xcps[249].checkpoint.root))
+        );
+        assert_eq!(
+            snap.log_root(&g, &ya).unwrap(),
+            Some((300, ycps[299].checkpoint.root))
+        );
+        assert_eq!(snap.event_count().unwrap(), 250 + 300 + 50);
+        drop(snap);
+        let r = store.verify(|_, _| {}).unwrap();
+        assert_eq!(r.events, 600);
+    };
+    check(store);
+    let node = node.reopen();
+    check(node.store());
+}

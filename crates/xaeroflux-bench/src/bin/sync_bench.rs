@@ -3,7 +3,10 @@
 //!
 //! (a) Initial sync: A writes N events and flushes; an empty B joins with an invite.
 //!     Time from `join` to B holding all N events, events/s, and the bytes on the wire
-//!     (QUIC datagrams both ways, and sync frames) against the payload bytes.
+//!     (QUIC datagrams both ways, and sync frames) against the payload bytes. The
+//!     anchor of the receiver's rate is our own durable ingest of the same events in
+//!     the same run: A's writes and `flush()` before B joins (goal: B receives at
+//!     >= 0.5x that rate).
 //! (b) Catch-up of one event into a group of M events already synced on both: frames
 //!     and bytes for that event while connected (live push) and when B reopens and
 //!     redials A (anti-entropy).
@@ -121,6 +124,8 @@ struct Initial {
     size: usize,
     n: u64,
     secs: f64,
+    /// A's local durable ingest of the same events: writes and `flush()`.
+    ingest_secs: f64,
     /// UDP datagram bytes, both directions, as B counts them.
     udp: u64,
     /// Sync frame bytes, both directions.
@@ -132,7 +137,9 @@ struct Initial {
 /// open nodes (for the catch-up part).
 fn initial(dir: &Path, n: u64, size: usize) -> (Initial, XaeroFlux, XaeroFlux) {
     let a = open(&dir.join("a"), 1);
+    let t = Instant::now();
     fill(&a, n, size);
+    let ingest_secs = t.elapsed().as_secs_f64();
     let b = open(&dir.join("b"), 2);
     let invite = a.ticket(&a.default_group(), true).unwrap();
     let t = Instant::now();
@@ -144,6 +151,7 @@ fn initial(dir: &Path, n: u64, size: usize) -> (Initial, XaeroFlux, XaeroFlux) {
         size,
         n,
         secs,
+        ingest_secs,
         udp: tr.udp_bytes_sent + tr.udp_bytes_received,
         frames_bytes: tr.bytes_sent + tr.bytes_received,
         frames: tr.frames_sent + tr.frames_received,
@@ -277,6 +285,7 @@ fn load_average() -> String {
 
 fn main() {
     let args = parse_args();
+    let load_start = load_average();
     std::fs::create_dir_all(&args.dir).unwrap();
     let root = tempfile::Builder::new()
         .prefix("sync-bench-")
@@ -291,7 +300,11 @@ fn main() {
             let dir = root.path().join(format!("initial-{size}-{run}"));
             eprintln!("initial sync {}: {} x {size} B ...", run + 1, args.events);
             let (m, a, b) = initial(&dir, args.events, size);
-            eprintln!("  {:.0} events/s", m.n as f64 / m.secs);
+            eprintln!(
+                "  {:.0} events/s received, local ingest {:.0} events/s",
+                m.n as f64 / m.secs,
+                m.n as f64 / m.ingest_secs
+            );
             a.close().unwrap();
             b.close().unwrap();
             std::fs::remove_dir_all(&dir).unwrap();
@@ -338,18 +351,20 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| payload | events | join -> all (s) | events/s | UDP bytes | UDP / payload | UDP / (payload + {HEADER_LEN} B header) | frame bytes / payload | frames |"
+        "| payload | events | join -> all (s) | events/s | local ingest events/s | received / ingest | UDP bytes | UDP / payload | UDP / (payload + {HEADER_LEN} B header) | frame bytes / payload | frames |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for m in rows.iter().chain(std::iter::once(&base)) {
         let payload = m.n * m.size as u64;
         let with_headers = m.n * (m.size + HEADER_LEN) as u64;
         println!(
-            "| {} B | {} | {:.2} | {:.0} | {} | {:.3} | {:.3} | {:.3} | {} |",
+            "| {} B | {} | {:.2} | {:.0} | {:.0} | {:.2}x | {} | {:.3} | {:.3} | {:.3} | {} |",
             m.size,
             m.n,
             m.secs,
             m.n as f64 / m.secs,
+            m.n as f64 / m.ingest_secs,
+            m.ingest_secs / m.secs,
             m.udp,
             m.udp as f64 / payload as f64,
             m.udp as f64 / with_headers as f64,
@@ -380,7 +395,31 @@ fn main() {
             udp[udp.len() / 2],
         );
     }
-    println!("load average: {}", load_average());
+    println!();
+    println!(
+        "Receiver rate against the local durable ingest of the same events, same run (goal >= 0.5x):"
+    );
+    println!("| payload | runs | received / ingest median | worst | best |");
+    println!("|---|---|---|---|---|");
+    for &size in &args.sizes {
+        let mut r: Vec<f64> = rows
+            .iter()
+            .filter(|m| m.size == size)
+            .map(|m| m.ingest_secs / m.secs)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        println!(
+            "| {size} B | {} | {:.2}x | {:.2}x | {:.2}x |",
+            r.len(),
+            r[r.len() / 2],
+            r.first().copied().unwrap_or(f64::NAN),
+            r.last().copied().unwrap_or(f64::NAN),
+        );
+    }
+    println!(
+        "load average: {load_start} at the start, {} now",
+        load_average()
+    );
     println!();
     println!(
         "Catch-up of 1 event (128 B) into a group of {} events, {} trials",

@@ -536,6 +536,23 @@ impl Session {
             }
             _ => logs.frontier(&group, &e.author),
         };
+        let mut e = e;
+        let end = e.first_seq.saturating_add(e.events.len() as u64);
+        if !busy && e.first_seq < frontier.len() && end > frontier.len() {
+            // Overlaps what we hold and goes past it: the peer pushed it while events
+            // of the same commits reached us by another path. Its tail is kept (the
+            // push's proof runs from its end, so the tail verifies on our frontier);
+            // dropping it would make us request the tail, which would then cross this
+            // session twice. The overlap still marks the log lazy on this session.
+            self.lazy.insert(e.author);
+            let skip = (frontier.len() - e.first_seq) as usize;
+            let mut tail = EventList::with_capacity(e.events.len() - skip, e.events.byte_len());
+            for raw in e.events.iter().skip(skip) {
+                tail.push(raw);
+            }
+            e.first_seq = frontier.len();
+            e.events = tail;
+        }
         if !busy && e.first_seq == frontier.len() {
             let mut v = self.verify_batch(&e, &frontier, logs)?;
             if v.refused.is_some() {

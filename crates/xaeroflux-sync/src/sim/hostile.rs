@@ -619,6 +619,60 @@ fn live_push_after_catch_up() {
     duo.assert_converged();
 }
 
+/// A push that overlaps what the receiver got by another path and goes past it: the
+/// tail is verified and stored from the push itself, nothing is requested (a request
+/// would make those events cross the session twice).
+#[test]
+fn an_overlapping_push_stores_its_tail_without_a_request() {
+    let mut duo = Duo::new();
+    duo.handshake(true);
+    let g = group().id();
+    let author = duo.author();
+    let (first, cp_first) = duo.attacker.write(g, 2, 5, 1);
+    let (second, cp_second) = duo.attacker.write(g, 3, 6, 2);
+    let held = duo.victim.store.summary(&g)[0].1;
+    // The first commit reaches the victim by another path.
+    duo.victim
+        .store
+        .apply_verified(&crate::host::VerifiedBatch {
+            group: g,
+            author,
+            author_key: keypair(ATTACKER).public().clone(),
+            first_seq: held,
+            ids: first
+                .iter()
+                .map(|e| xaeroflux_core::EventRef::decode(e).unwrap().id())
+                .collect(),
+            events: first.iter().collect(),
+            checkpoint: Box::new(cp_first),
+            prefix_root: duo.victim.store.frontier(&g, &author).root(),
+        })
+        .unwrap();
+    // The peer pushes both commits at once (it relays them as it received them).
+    let both: Vec<&Vec<u8>> = first.iter().chain(&second).collect();
+    let outs = duo.feed(frame::encode(&Message::Push(Events {
+        author,
+        first_seq: held,
+        checkpoint: cp_second,
+        proof: Vec::new(),
+        events: both.into_iter().collect(),
+    })));
+    let stored: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::StoreVerified(b) => Some((b.first_seq, b.events.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, [(held + 2, 3)]);
+    let requests = outs.iter().any(|o| match o {
+        Output::Send(b) => matches!(frame::decode(b), Ok(Message::Request(_))),
+        _ => false,
+    });
+    assert!(!requests, "the tail was requested again");
+    duo.assert_converged();
+}
+
 #[test]
 fn absurd_checkpoint_length() {
     let mut duo = Duo::new();

@@ -235,8 +235,37 @@ impl Writer {
         deferred: &mut Vec<Deferred<'a>>,
     ) -> Result<RemoteOutcome> {
         let mut out = RemoteOutcome::default();
-        for b in batches {
-            self.apply_one(t, wtxn, b, local, ids, touched, deferred, &mut out)?;
+        // The node MMR takes the leaves of every batch at once (nodes hashed height by
+        // height, see `Mmr::push_leaf_hashes`): nothing reads it before the stage.
+        let first_local = *local;
+        let mut node_leaves = std::mem::take(&mut self.buf.leaves);
+        node_leaves.clear();
+        let res = batches.iter().try_for_each(|b| {
+            self.apply_one(
+                t,
+                wtxn,
+                b,
+                local,
+                ids,
+                touched,
+                deferred,
+                &mut node_leaves,
+                &mut out,
+            )
+        });
+        let pushed = res.and_then(|()| {
+            self.mmrs
+                .node()
+                .push_leaf_hashes(&node_leaves)
+                .map_err(mmr_err)
+        });
+        self.buf.leaves = node_leaves;
+        let pushed = pushed?;
+        if pushed != (first_local..*local) {
+            return Err(Error::invariant(format!(
+                "node mmr expected leaves {first_local}..{}, got {pushed:?}",
+                *local
+            )));
         }
         Ok(out)
     }
@@ -251,6 +280,7 @@ impl Writer {
         ids: &mut Vec<(EventId, u64)>,
         touched: &mut Vec<(LogKey, Hlc)>,
         deferred: &mut Vec<Deferred<'a>>,
+        node_leaves: &mut Vec<Hash32>,
         out: &mut RemoteOutcome,
     ) -> Result<()> {
         let key = (b.group, b.author);
@@ -295,52 +325,58 @@ impl Writer {
         }
         let mut conflict = false;
         let mut max_hlc: Option<Hlc> = None;
-        // `RemoteBatch::check` decoded every event and checked its log and seq.
-        for (i, (&id, &h)) in b.ids.iter().zip(&b.headers).enumerate() {
-            let seq = h.seq;
-            let mmr = self.mmrs.log(t, wtxn, key)?;
-            if seq < mmr.leaf_count() {
-                let pos = leaf_index_to_pos(seq)
-                    .ok_or_else(|| Error::Invariant { what: "seq".into() })?;
-                if mmr.store().get(pos)? != Some(leaf_hash(&id.0)) {
-                    tracing::warn!(
-                        author = %b.author.short(),
-                        seq,
-                        "received event differs from the stored one; stored kept"
-                    );
-                    conflict = true;
-                    break;
-                }
-                continue;
+        let mmr = self.mmrs.log(t, wtxn, key)?;
+        let len = mmr.leaf_count();
+        // `RemoteBatch::check` decoded every event and checked its log and seq, so the
+        // events are contiguous from `first_seq` (which is at most `len`, see above):
+        // those below `len` are already stored, the rest are new, in order.
+        let stored = usize::try_from(len - b.first_seq)
+            .unwrap_or(usize::MAX)
+            .min(b.ids.len());
+        for (&id, h) in b.ids.iter().zip(&b.headers).take(stored) {
+            let pos =
+                leaf_index_to_pos(h.seq).ok_or_else(|| Error::Invariant { what: "seq".into() })?;
+            if mmr.store().get(pos)? != Some(leaf_hash(&id.0)) {
+                tracing::warn!(
+                    author = %b.author.short(),
+                    seq = h.seq,
+                    "received event differs from the stored one; stored kept"
+                );
+                conflict = true;
+                break;
             }
-            // One leaf hash for both MMRs.
-            let hashed = leaf_hash(&id.0);
-            let leaf = mmr.push_leaf_hash(hashed).map_err(mmr_err)?;
-            if leaf != seq {
+        }
+        if !conflict && stored < b.ids.len() {
+            // One leaf hash per new event, for both MMRs; each MMR takes its leaves at
+            // once.
+            let from = node_leaves.len();
+            for (i, (&id, &h)) in b.ids.iter().zip(&b.headers).enumerate().skip(stored) {
+                let raw = b.events.get(i).ok_or_else(|| Error::Invariant {
+                    what: "remote event missing".into(),
+                })?;
+                deferred.push(Deferred {
+                    header: h,
+                    local: *local,
+                    body: BlockEvent::Copy(raw),
+                });
+                node_leaves.push(leaf_hash(&id.0));
+                // Not folded into the persisted `max_hlc`: a remote timestamp reaches
+                // the local clock only through `HlcClock::update` (drift-bounded), see
+                // below.
+                max_hlc = Some(max_hlc.map_or(h.hlc, |m| m.max(h.hlc)));
+                ids.push((id, *local));
+                *local += 1;
+                out.events += 1;
+            }
+            let added = mmr
+                .push_leaf_hashes(&node_leaves[from..])
+                .map_err(mmr_err)?;
+            let want = b.first_seq + stored as u64..b.first_seq + b.ids.len() as u64;
+            if added != want {
                 return Err(Error::invariant(format!(
-                    "remote log expected seq {leaf}, got {seq}"
+                    "remote log expected seqs {want:?}, got {added:?}"
                 )));
             }
-            let raw = b.events.get(i).ok_or_else(|| Error::Invariant {
-                what: "remote event missing".into(),
-            })?;
-            deferred.push(Deferred {
-                header: h,
-                local: *local,
-                body: BlockEvent::Copy(raw),
-            });
-            let node_leaf = self.mmrs.node().push_leaf_hash(hashed).map_err(mmr_err)?;
-            if node_leaf != *local {
-                return Err(Error::invariant(format!(
-                    "node mmr expected leaf {local}, got {node_leaf}"
-                )));
-            }
-            // Not folded into the persisted `max_hlc`: a remote timestamp reaches the
-            // local clock only through `HlcClock::update` (drift-bounded), see below.
-            max_hlc = Some(max_hlc.map_or(h.hlc, |m| m.max(h.hlc)));
-            ids.push((id, *local));
-            *local += 1;
-            out.events += 1;
         }
         if let Some(hlc) = max_hlc {
             match touched.iter_mut().find(|(k, _)| *k == key) {
