@@ -1,6 +1,8 @@
 //! A blocking client of the API over TCP (what the CLI uses when a daemon holds the
 //! store).
 
+mod blobs;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{events, node, state, stream};
+use crate::routes::{blobs, events, node, state, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +21,8 @@ use crate::routes::{events, node, state, stream};
         node::connect, node::forget, events::write, events::batch, events::get, events::query,
         stream::subscribe, stream::system, state::scan, state::get_record, state::put_record,
         state::patch_record, state::delete_record, state::links, state::link, state::state_root,
-        state::list_docs, state::get_doc, state::get_text, state::edit_text
+        state::list_docs, state::get_doc, state::get_text, state::edit_text,
+        blobs::upload, blobs::list, blobs::info, blobs::download, blobs::fetch
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&Bearer),
@@ -33,7 +34,8 @@ use crate::routes::{events, node, state, stream};
         (name = "peers", description = "Peers this node syncs with"),
         (name = "node", description = "Identity, stats, verification, search"),
         (name = "state", description = "Records, relations and the state root"),
-        (name = "documents", description = "Collaborative documents")
+        (name = "documents", description = "Collaborative documents"),
+        (name = "blobs", description = "Large payloads referenced by attachment events")
     )
 )]
 struct ApiDoc;

@@ -181,10 +181,12 @@ impl Blobs {
     }
 
     /// Adds everything `reader` yields, streaming it in 1 MiB pieces, and keeps it.
+    /// A read error fails the import.
     pub async fn add_blob_reader<R>(&self, reader: R) -> Result<BlobRef, StoreError>
     where
-        R: AsyncRead + Send + Sync + Unpin + 'static,
+        R: AsyncRead + Send + Unpin + 'static,
     {
+        let reader = SyncReader(std::sync::Mutex::new(reader));
         let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
         let tt = self
             .store
@@ -403,6 +405,25 @@ impl Blobs {
     pub async fn shutdown(self) -> Result<(), StoreError> {
         self.store.shutdown().await?;
         Ok(())
+    }
+}
+
+/// Makes a `Send` reader `Sync` (iroh-blobs' import wants both, an HTTP body is only
+/// `Send`): the reader is only ever used through `&mut`, so the mutex is never locked.
+struct SyncReader<R>(std::sync::Mutex<R>);
+
+impl<R: AsyncRead + Unpin> AsyncRead for SyncReader<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let inner = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        std::pin::Pin::new(inner).poll_read(cx, buf)
     }
 }
 
