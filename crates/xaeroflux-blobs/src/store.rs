@@ -39,6 +39,8 @@ use crate::gc::GcState;
 const TAG_PREFIX: &str = "xf/blob/";
 /// Bytes per read when importing from a reader.
 const READ_CHUNK: usize = 1024 * 1024;
+/// A fetch commits the store's metadata at its first bytes and then every this many.
+const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 
 /// Options of [`Blobs::open`].
 #[derive(Debug, Clone)]
@@ -326,9 +328,18 @@ impl Blobs {
             resumed_from: before.local_bytes,
             received: 0,
         };
+        // Commit the store's metadata once the partial entry exists and then every
+        // SYNC_EVERY bytes: iroh-blobs batches it for up to 500 ms, and a process killed
+        // before that commit loses the whole partial blob (its data files are only
+        // found through the entry; the bitfield is rebuilt from them on open).
+        let mut next_sync = 1;
         let result = loop {
             match stream.next().await {
                 Some(GetProgressItem::Progress(received)) => {
+                    if received >= next_sync {
+                        next_sync = received.saturating_add(SYNC_EVERY);
+                        self.store.sync_db().await.map_err(StoreError::from)?;
+                    }
                     if received.saturating_add(before.local_bytes) > blob.size {
                         break Err(FetchError::LargerThanClaimed {
                             hash,

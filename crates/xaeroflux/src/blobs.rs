@@ -607,13 +607,25 @@ impl XaeroFlux {
     ) -> Result<(BlobRef, xaeroflux_core::EventId), BlobError> {
         let node = self.blobs()?;
         let blob = node.rt.clone().block_on(node.add_path(path))?;
+        let id = self.write_attachment(group, blob, name)?;
+        Ok((blob, id))
+    }
+
+    /// Writes an attachment event (type [`BLOB_REF_EVENT_TYPE`]) referencing `blob`
+    /// (already in the blob store) to `group`, and serves the blob to the group's
+    /// members from now on. Does not block on the network.
+    pub fn write_attachment(
+        &self,
+        group: &GroupId,
+        blob: BlobRef,
+        name: &str,
+    ) -> Result<xaeroflux_core::EventId, BlobError> {
+        let node = self.blobs()?;
         let payload = Attachment::new(blob, name)?.encode()?;
         // Served from now on: a peer may ask as soon as the event reaches it, before
         // our feeder has read it back.
         node.auth.refs.add(*group, blob);
-        let id = self
-            .write_reserved_to(group, &payload, BLOB_REF_EVENT_TYPE)
-            .map_err(BlobError::Write)?;
-        Ok((blob, id))
+        self.write_reserved_to(group, &payload, BLOB_REF_EVENT_TYPE)
+            .map_err(BlobError::Write)
     }
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use xaeroflux::blob_store::{Attachment, BLOB_REF_EVENT_TYPE, BlobHash, BlobInfo};
+use xaeroflux::blob_store::{Attachment, BlobHash, BlobInfo};
 use xaeroflux::{BlobError, BlobNode};
 
 use super::{AppState, blocking, parse_group};
@@ -167,12 +167,11 @@ pub(crate) async fn upload(
     };
     let event = match group {
         Some(g) => {
-            let payload = Attachment::new(blob, name)
-                .and_then(|a| a.encode())
-                .map_err(|e| blob_error(e.into()))?;
             let store = st.store.clone();
             let id = blocking(move || {
-                let id = store.write_reserved_to(&g, &payload, BLOB_REF_EVENT_TYPE)?;
+                let id = store
+                    .write_attachment(&g, blob, &name)
+                    .map_err(blob_error)?;
                 store.flush()?;
                 Ok(id)
             })
