@@ -4,6 +4,8 @@
 mod state;
 mod unix;
 
+mod blobs;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 

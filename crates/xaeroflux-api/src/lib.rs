@@ -38,5 +38,6 @@ pub use auth::{TOKEN_FILE, TokenError, generate_token, load_or_create_token};
 pub use client::{Client, ClientError, EventStream};
 pub use openapi::openapi;
 pub use problem::{ApiError, PROBLEM_TYPE_PREFIX, Problem};
+pub use routes::blobs::{BlobAdded, BlobFetched, BlobJson, DEFAULT_MAX_BLOB};
 pub use routes::{ApiOptions, router};
 pub use server::{ADDR_FILE, ApiBind, ApiServer, DEFAULT_API_BIND, ServeError};

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{access, events, node, state, stream};
+use crate::routes::{access, blobs, events, node, state, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +24,8 @@ use crate::routes::{access, events, node, state, stream};
         state::list_docs, state::get_doc, state::get_text, state::edit_text,
         access::key, access::members, access::invites, access::control, access::add,
         access::remove, access::role, access::invite, access::revoke, access::redeem,
-        access::rotate, access::share
+        access::rotate, access::share, blobs::upload, blobs::list, blobs::info, blobs::download,
+        blobs::fetch
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&Bearer),
@@ -37,7 +38,8 @@ use crate::routes::{access, events, node, state, stream};
         (name = "node", description = "Identity, stats, verification, search"),
         (name = "state", description = "Records, relations and the state root"),
         (name = "documents", description = "Collaborative documents"),
-        (name = "access", description = "Group access control: members, roles, invites, epoch keys")
+        (name = "access", description = "Group access control: members, roles, invites, epoch keys"),
+        (name = "blobs", description = "Large payloads referenced by attachment events")
     )
 )]
 struct ApiDoc;

@@ -103,6 +103,7 @@ impl From<xaeroflux::Error> for ApiError {
             }
             E::EmptyPayload => Self::bad_request("empty_payload", detail),
             E::ReservedEventType { .. } => Self::bad_request("reserved_type", detail),
+            E::InvalidReservedPayload { .. } => Self::bad_request("invalid_payload", detail),
             E::UnknownGroup { .. } => Self::new(StatusCode::NOT_FOUND, "unknown_group", detail),
             E::WouldBlock { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "would_block", detail)

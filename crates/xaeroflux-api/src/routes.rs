@@ -1,6 +1,7 @@
 //! The router: every route under `/v1`, the console at `/`, and their shared state.
 
 pub(crate) mod access;
+pub(crate) mod blobs;
 pub(crate) mod events;
 pub(crate) mod node;
 pub(crate) mod state;
@@ -45,6 +46,8 @@ pub struct ApiOptions {
     pub views: Option<Arc<Views>>,
     /// The documents the `/v1/docs` routes serve (default none: 404 `views_off`).
     pub docs: Option<Arc<Docs>>,
+    /// Largest blob upload, streamed (default 64 GiB).
+    pub max_blob_body: u64,
 }
 
 impl ApiOptions {
@@ -60,6 +63,7 @@ impl ApiOptions {
             search_dimension: 256,
             views: None,
             docs: None,
+            max_blob_body: blobs::DEFAULT_MAX_BLOB,
         }
     }
 }
@@ -142,6 +146,15 @@ pub fn router(store: Arc<XaeroFlux>, opts: ApiOptions) -> Router {
             "/v1/docs/{name}/text",
             get(state::get_text).post(state::edit_text),
         )
+        .route(
+            "/v1/blobs",
+            get(blobs::list)
+                .post(blobs::upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/blobs/{hash}", get(blobs::download))
+        .route("/v1/blobs/{hash}/info", get(blobs::info))
+        .route("/v1/blobs/{hash}/fetch", post(blobs::fetch))
         .route("/", get(crate::console::index))
         .route("/console/{file}", get(crate::console::asset))
         .fallback(not_found)

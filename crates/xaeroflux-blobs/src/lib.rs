@@ -33,7 +33,11 @@
 //! ```
 
 pub mod access;
-pub mod blob_ref;
+/// The `BlobRef` and `Attachment` codec (it lives in `xaeroflux-core`, which the store
+/// and the sync protocol use to check attachment events).
+pub mod blob_ref {
+    pub use xaeroflux_core::blob_ref::*;
+}
 #[cfg(feature = "store")]
 mod error;
 pub mod gc;

@@ -39,6 +39,8 @@ use crate::gc::GcState;
 const TAG_PREFIX: &str = "xf/blob/";
 /// Bytes per read when importing from a reader.
 const READ_CHUNK: usize = 1024 * 1024;
+/// A fetch commits the store's metadata at its first bytes and then every this many.
+const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 
 /// Options of [`Blobs::open`].
 #[derive(Debug, Clone)]
@@ -181,10 +183,12 @@ impl Blobs {
     }
 
     /// Adds everything `reader` yields, streaming it in 1 MiB pieces, and keeps it.
+    /// A read error fails the import.
     pub async fn add_blob_reader<R>(&self, reader: R) -> Result<BlobRef, StoreError>
     where
-        R: AsyncRead + Send + Sync + Unpin + 'static,
+        R: AsyncRead + Send + Unpin + 'static,
     {
+        let reader = SyncReader(std::sync::Mutex::new(reader));
         let stream = tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK);
         let tt = self
             .store
@@ -324,9 +328,18 @@ impl Blobs {
             resumed_from: before.local_bytes,
             received: 0,
         };
+        // Commit the store's metadata once the partial entry exists and then every
+        // SYNC_EVERY bytes: iroh-blobs batches it for up to 500 ms, and a process killed
+        // before that commit loses the whole partial blob (its data files are only
+        // found through the entry; the bitfield is rebuilt from them on open).
+        let mut next_sync = 1;
         let result = loop {
             match stream.next().await {
                 Some(GetProgressItem::Progress(received)) => {
+                    if received >= next_sync {
+                        next_sync = received.saturating_add(SYNC_EVERY);
+                        self.store.sync_db().await.map_err(StoreError::from)?;
+                    }
                     if received.saturating_add(before.local_bytes) > blob.size {
                         break Err(FetchError::LargerThanClaimed {
                             hash,
@@ -403,6 +416,25 @@ impl Blobs {
     pub async fn shutdown(self) -> Result<(), StoreError> {
         self.store.shutdown().await?;
         Ok(())
+    }
+}
+
+/// Makes a `Send` reader `Sync` (iroh-blobs' import wants both, an HTTP body is only
+/// `Send`): the reader is only ever used through `&mut`, so the mutex is never locked.
+struct SyncReader<R>(std::sync::Mutex<R>);
+
+impl<R: AsyncRead + Unpin> AsyncRead for SyncReader<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let inner = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        std::pin::Pin::new(inner).poll_read(cx, buf)
     }
 }
 

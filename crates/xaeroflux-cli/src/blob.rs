@@ -1,8 +1,11 @@
 //! `xaeroflux blob ...`: large payloads in DATA_DIR/blobs (crate `xaeroflux-blobs`).
 //!
-//! Until the node serves blobs on its own endpoint, `blob serve` runs a provider for
-//! the listed peers and `blob get --from` fetches from one; both use the key in
-//! DATA_DIR/blobs/endpoint.key, whose id `blob id` prints.
+//! When a daemon holds the store, `add`, `get` and `ls` go through its API: `add
+//! --group` writes the attachment event that makes the group's peers fetch the blob,
+//! `get` has the daemon fetch it from its group's peers (with a progress bar), then
+//! downloads it. Without a daemon they work on DATA_DIR/blobs directly; `blob serve`
+//! then runs a provider for the listed peers and `blob get --from` fetches from one,
+//! both with the key in DATA_DIR/blobs/endpoint.key, whose id `blob id` prints.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -31,9 +34,9 @@ pub enum BlobCommand {
         /// references") to this group (64 hex digits).
         #[arg(long)]
         group: Option<String>,
-        /// Event type of the attachment event (an application type, 256 and above,
-        /// until the store accepts the reserved type 64).
-        #[arg(long = "type", default_value_t = 1064)]
+        /// Event type of the attachment event: the reserved attachment type 64 (peers
+        /// fetch the blob by their policy), or an application type (256 and above).
+        #[arg(long = "type", default_value_t = xaeroflux_blobs::BLOB_REF_EVENT_TYPE)]
         event_type: u32,
     },
     /// Export a blob to a file (fetching it first with --from), with a progress bar.
@@ -65,14 +68,127 @@ pub enum BlobCommand {
     },
 }
 
-/// Runs a blob subcommand.
+/// Runs a blob subcommand: through the daemon's API when a daemon holds the store,
+/// else on DATA_DIR/blobs directly.
 pub fn run(ctx: &Ctx, command: BlobCommand) -> Result<ExitCode> {
+    if !matches!(command, BlobCommand::Id | BlobCommand::Serve { .. })
+        && let Some(client) = daemon(ctx)?
+    {
+        return remote(&client, command);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(run_async(ctx, command))
+}
+
+/// The daemon's API client if a daemon holds the store.
+fn daemon(ctx: &Ctx) -> Result<Option<xaeroflux_api::Client>> {
+    match crate::backend::Node::open(ctx)? {
+        crate::backend::Node::Local(_) => Ok(None),
+        crate::backend::Node::Remote(c) => Ok(Some(c)),
+    }
+}
+
+fn file_name(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.chars().take(64).collect()
+}
+
+/// The blob commands through the daemon's API.
+fn remote(client: &xaeroflux_api::Client, command: BlobCommand) -> Result<ExitCode> {
+    match command {
+        BlobCommand::Add {
+            file,
+            group,
+            event_type,
+        } => {
+            if group.is_some() && event_type != xaeroflux_blobs::BLOB_REF_EVENT_TYPE {
+                bail!("through the daemon, attachments are written with type 64 only");
+            }
+            let added = client
+                .blob_add(&file, group.as_deref(), &file_name(&file))
+                .with_context(|| format!("adding {} through the daemon", file.display()))?;
+            println!("{} {}", added.hash, added.size);
+            if let Some(e) = added.event {
+                println!("{e}");
+            }
+        }
+        BlobCommand::Get {
+            hash, output, from, ..
+        } => {
+            if from.is_some() {
+                bail!("a daemon holds this store: `blob get HASH` fetches from its group peers");
+            }
+            let info = client.blob_info(&hash)?;
+            if !info.as_ref().is_some_and(|i| i.complete) {
+                fetch_with_bar(client, &hash, info.and_then(|i| i.size))?;
+            }
+            let out = output.unwrap_or_else(|| PathBuf::from(&hash));
+            let mut f = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            let progress = bar(0, "saving  ");
+            let n = client.blob_download(&hash, &mut f, |done, size| {
+                progress.set_length(size);
+                progress.set_position(done);
+            });
+            progress.finish_and_clear();
+            let n = n.context("downloading from the daemon")?;
+            f.sync_all()?;
+            println!("{} {n}", out.display());
+        }
+        BlobCommand::Ls => {
+            for b in client.blob_list()? {
+                let size = b.size.map_or_else(|| "?".to_owned(), |s| s.to_string());
+                let state = if b.complete { "complete" } else { "partial" };
+                println!("{} {size} {} {state}", b.hash, b.local_bytes);
+            }
+        }
+        BlobCommand::Id | BlobCommand::Serve { .. } => {
+            bail!("a daemon holds this store; stop it first")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the daemon to fetch a blob, showing its verified bytes as a progress bar.
+fn fetch_with_bar(client: &xaeroflux_api::Client, hash: &str, size: Option<u64>) -> Result<()> {
+    let progress = bar(size.unwrap_or(0), "fetching");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poll = {
+        let (client, hash, done, progress) = (
+            client.clone(),
+            hash.to_owned(),
+            done.clone(),
+            progress.clone(),
+        );
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(Some(i)) = client.blob_info(&hash) {
+                    if let Some(s) = i.size {
+                        progress.set_length(s);
+                    }
+                    progress.set_position(i.local_bytes);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+    };
+    let r = client.blob_fetch(hash);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = poll.join();
+    progress.finish_and_clear();
+    let f = r.context("the daemon could not fetch the blob")?;
+    eprintln!(
+        "fetched {} bytes ({} already here)",
+        f.received, f.resumed_from
+    );
+    Ok(())
 }
 
 async fn open(dir: &Path) -> Result<Blobs> {
@@ -142,14 +258,13 @@ async fn run_async(ctx: &Ctx, command: BlobCommand) -> Result<ExitCode> {
             blobs.shutdown().await?;
             if let Some(g) = group {
                 let group = xaeroflux::GroupId::from_hex(&g).context("group id")?;
-                let name = file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                let name: String = name.chars().take(64).collect();
-                let payload = Attachment::new(blob, name)?.encode()?;
+                let payload = Attachment::new(blob, file_name(&file))?.encode()?;
                 let store = ctx.open()?;
-                let id = store.write_event_to(group, &payload, event_type)?;
+                let id = if event_type == xaeroflux_blobs::BLOB_REF_EVENT_TYPE {
+                    store.write_reserved_to(&group, &payload, event_type)?
+                } else {
+                    store.write_event_to(group, &payload, event_type)?
+                };
                 store.flush()?;
                 println!("{id}");
             }
@@ -228,6 +343,59 @@ async fn run_async(ctx: &Ctx, command: BlobCommand) -> Result<ExitCode> {
             router.shutdown().await?;
             blobs.shutdown().await?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The daemon's blob fetches as progress bars, one per blob, from system events.
+#[derive(Default)]
+pub struct FetchBars {
+    bars: std::collections::HashMap<[u8; 32], ProgressBar>,
+}
+
+impl FetchBars {
+    /// Updates the bars with a system event (other events are ignored).
+    pub fn on_event(&mut self, e: &xaeroflux::SystemEvent) {
+        use xaeroflux::SystemEvent as E;
+        let short = |h: &[u8; 32]| BlobHash(*h).fmt_short();
+        match e {
+            E::BlobFetchStarted {
+                hash,
+                size,
+                resumed_from,
+                ..
+            } => {
+                let b = bar(*size, &format!("blob {}", short(hash)));
+                b.set_position(*resumed_from);
+                if let Some(old) = self.bars.insert(*hash, b) {
+                    old.finish_and_clear();
+                }
+            }
+            E::BlobFetchProgress { hash, have, .. } => {
+                if let Some(b) = self.bars.get(hash) {
+                    b.set_position(*have);
+                }
+            }
+            E::BlobFetchDone {
+                hash,
+                size,
+                received,
+            } => {
+                if let Some(b) = self.bars.remove(hash) {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "blob       {} fetched and verified: {size} bytes ({received} moved now)",
+                    short(hash)
+                );
+            }
+            E::BlobFetchFailed { hash, reason } => {
+                if let Some(b) = self.bars.remove(hash) {
+                    b.abandon();
+                }
+                println!("blob       {} fetch failed: {reason}", short(hash));
+            }
+            _ => {}
         }
     }
 }

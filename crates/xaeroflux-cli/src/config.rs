@@ -13,6 +13,8 @@
 //! lan = true                           # find group peers on the LAN (mDNS)
 //! peers = ["xfx1..."]                  # tickets to connect to on start
 //! api_bind = "127.0.0.1:7421"          # the daemon's HTTP API (or "unix:/path")
+//! blob_eager_max_bytes = 16777216      # fetch attached blobs up to this size at once
+//! blob_grace_secs = 86400              # keep an unreferenced blob this long
 //! ```
 
 use std::net::SocketAddr;
@@ -47,6 +49,10 @@ pub struct FileConfig {
     pub peers: Vec<String>,
     /// Address of the daemon's HTTP API.
     pub api_bind: Option<String>,
+    /// Attached blobs up to this size are fetched when their event arrives.
+    pub blob_eager_max_bytes: Option<u64>,
+    /// Seconds an unreferenced blob is kept before GC releases it.
+    pub blob_grace_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -160,6 +166,14 @@ impl Ctx {
             }
             opts.threads = t;
         }
+        if let Some(b) = opts.blobs.as_mut() {
+            if let Some(max) = self.file.blob_eager_max_bytes {
+                b.policy.eager_max_bytes = max;
+            }
+            if let Some(g) = self.file.blob_grace_secs {
+                b.grace = std::time::Duration::from_secs(g);
+            }
+        }
         Ok(opts)
     }
 
@@ -260,5 +274,33 @@ mod tests {
         assert!(!lan(&ctx(Some(false)), &args(None, false)));
         assert!(!lan(&ctx(None), &args(Some("127.0.0.1:0"), false)));
         assert!(!lan(&ctx(None), &args(Some("[::1]:0"), false)));
+    }
+
+    /// The blob keys of the file reach the node's blob options; absent, the defaults.
+    #[test]
+    fn blob_options_from_the_file() {
+        let file: FileConfig =
+            toml::from_str("blob_eager_max_bytes = 1024\nblob_grace_secs = 60\n").unwrap();
+        let ctx = |file| Ctx {
+            dir: PathBuf::from("/nonexistent"),
+            page_path: None,
+            durability: None,
+            file,
+        };
+        let args = NetArgs {
+            bind: None,
+            relays: false,
+            threads: None,
+            no_lan: true,
+        };
+        let b = ctx(file).network(&args).unwrap().blobs.unwrap();
+        assert_eq!(b.policy.eager_max_bytes, 1024);
+        assert_eq!(b.grace, std::time::Duration::from_secs(60));
+        let d = ctx(FileConfig::default())
+            .network(&args)
+            .unwrap()
+            .blobs
+            .unwrap();
+        assert_eq!(d.grace, xaeroflux::BlobOptions::default().grace);
     }
 }

@@ -80,9 +80,11 @@ pub fn daemon(
     }
     println!("syncing; Ctrl-C to stop");
     let mut bar = SyncBar::new();
+    let mut blob_bars = crate::blob::FetchBars::default();
     while !stop.load(Ordering::SeqCst) {
         if let Some(e) = events.next_timeout(Duration::from_millis(200)) {
             bar.on_event(&e);
+            blob_bars.on_event(&e);
         }
         bar.tick();
     }
@@ -513,6 +515,7 @@ pub fn demo(ctx: &Ctx, events: u64, peers: u8) -> Result<ExitCode> {
             ..NetConfig::loopback()
         },
         threads: 1,
+        blobs: None,
     };
     let home = ctx
         .builder()

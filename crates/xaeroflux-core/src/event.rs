@@ -27,6 +27,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::blob_ref::{Attachment, BLOB_REF_EVENT_TYPE};
 use crate::group::GroupId;
 use crate::hlc::Hlc;
 
@@ -82,9 +83,11 @@ pub const fn type_class(event_type: u32) -> TypeClass {
 /// control's signed membership ops) are accepted; engine types (the node's own, never
 /// synced), the rest of the membership range, blob and unassigned types (no feature
 /// decodes and checks them yet) are refused. A feature that starts accepting its range
-/// changes this function and its test.
+/// changes this function and its test. [`BLOB_REF_EVENT_TYPE`] (attachments) is
+/// accepted too, when its payload passes [`reserved_payload_ok`].
 pub const fn accepted_from_network(event_type: u32) -> bool {
     event_type == MEMBERSHIP_OP_TYPE
+        || event_type == BLOB_REF_EVENT_TYPE
         || matches!(
             type_class(event_type),
             TypeClass::Application | TypeClass::Records
@@ -93,6 +96,16 @@ pub const fn accepted_from_network(event_type: u32) -> bool {
 
 /// Event type of a group's signed membership ops (crate `xaeroflux-access`).
 pub const MEMBERSHIP_OP_TYPE: u32 = 16;
+
+/// Whether the payload of an accepted reserved type decodes as its feature's format.
+/// Only attachments ([`BLOB_REF_EVENT_TYPE`]) are checked here, with
+/// [`Attachment::decode`]; every other type passes (membership ops are checked by
+/// access control, records by the state views). The store's local reserved writes and
+/// the sync protocol's batch check both call it, so an attachment that does not
+/// decode is stored by neither.
+pub fn reserved_payload_ok(event_type: u32, payload: &[u8]) -> bool {
+    event_type != BLOB_REF_EVENT_TYPE || Attachment::decode(payload).is_ok()
+}
 
 /// A 32-byte content address: the BLAKE3 hash of an event's canonical encoding.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -362,6 +375,22 @@ pub fn encode_into(header: &EventHeader, payload: &[u8], out: &mut Vec<u8>) {
 mod tests {
 
     #[test]
+    fn attachments_are_checked_by_their_decoder() {
+        use crate::blob_ref::{Attachment, BlobHash, BlobRef};
+        let blob = BlobRef {
+            hash: BlobHash([3; 32]),
+            size: 5,
+        };
+        let good = Attachment::new(blob, "a.txt").unwrap().encode().unwrap();
+        assert!(super::reserved_payload_ok(64, &good));
+        assert!(!super::reserved_payload_ok(64, b"not an attachment"));
+        assert!(!super::reserved_payload_ok(64, &good[..good.len() - 1]));
+        // Other types are not this function's business.
+        assert!(super::reserved_payload_ok(32, b"anything"));
+        assert!(super::reserved_payload_ok(1000, b"anything"));
+    }
+
+    #[test]
     fn type_registry_matches_the_design() {
         use super::{TypeClass as C, accepted_from_network as net, type_class as class};
         let bounds = [
@@ -383,7 +412,7 @@ mod tests {
             assert_eq!(super::is_reserved_type(t), c != C::Application, "type {t}");
         }
         let accepted: Vec<u32> = (0..=300).filter(|t| net(*t)).collect();
-        let expected = [16].into_iter().chain(32..=63).chain(256..=300);
+        let expected = [16].into_iter().chain(32..=64).chain(256..=300);
         assert_eq!(accepted, expected.collect::<Vec<_>>());
     }
     use super::*;

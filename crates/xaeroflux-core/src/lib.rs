@@ -1,5 +1,6 @@
 //! XaeroFlux core: pure, I/O-free building blocks (work in progress).
 
+pub mod blob_ref;
 pub mod block;
 pub mod bus;
 pub mod checkpoint;

@@ -35,6 +35,12 @@ pub enum NetError {
     /// LAN discovery could not start (or was asked for without the `mdns` feature).
     #[error("LAN discovery: {0}")]
     Lan(String),
+    /// An extra protocol's ALPN is ours or listed twice.
+    #[error("ALPN {alpn:?} is served twice")]
+    DuplicateAlpn {
+        /// The ALPN, as text.
+        alpn: String,
+    },
     /// The network layer is shut down.
     #[error("the network layer is shut down")]
     Closed,

@@ -8,7 +8,7 @@ use xaeroflux_sync::SyncHost;
 
 use crate::config::NetConfig;
 use crate::error::NetError;
-use crate::node::{PeerAddr, PeerInfo, SyncNet};
+use crate::node::{ExtraProtocol, PeerAddr, PeerInfo, SyncNet};
 use crate::ticket::Ticket;
 
 /// A running network node with its own tokio runtime. Every method blocks the
@@ -28,17 +28,40 @@ impl NetHandle {
         cfg: NetConfig,
         threads: usize,
     ) -> Result<NetHandle, NetError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        Self::start_in(Self::new_runtime(threads)?, host, cfg, Vec::new())
+    }
+
+    /// The runtime a node runs on: multi-thread, `threads` workers (at least 1). Build
+    /// it first when extra protocols need a runtime to be created, then hand it to
+    /// [`NetHandle::start_in`].
+    pub fn new_runtime(threads: usize) -> Result<Runtime, NetError> {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("xaeroflux-net")
             .enable_all()
             .build()
-            .map_err(NetError::Runtime)?;
-        let net = runtime.block_on(SyncNet::spawn(host, cfg))?;
+            .map_err(NetError::Runtime)
+    }
+
+    /// Starts a node for `host` on `runtime`, also serving `protocols` (see
+    /// [`SyncNet::spawn_with`]).
+    pub fn start_in(
+        runtime: Runtime,
+        host: Arc<dyn SyncHost>,
+        cfg: NetConfig,
+        protocols: Vec<ExtraProtocol>,
+    ) -> Result<NetHandle, NetError> {
+        let net = runtime.block_on(SyncNet::spawn_with(host, cfg, protocols))?;
         Ok(NetHandle {
             net,
             runtime: Some(runtime),
         })
+    }
+
+    /// The node's runtime, for async work next to it (e.g. blob fetches); `None` once
+    /// shut down.
+    pub fn runtime_handle(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.as_ref().map(|r| r.handle().clone())
     }
 
     /// The async node (for callers that have a runtime of their own).

@@ -49,5 +49,7 @@ pub use error::NetError;
 #[cfg(feature = "net")]
 pub use handle::NetHandle;
 #[cfg(feature = "net")]
-pub use node::{ALPN, KEYING_CONTEXT, KEYING_LABEL, PeerAddr, PeerInfo, SyncNet, Traffic};
+pub use node::{
+    ALPN, ExtraProtocol, KEYING_CONTEXT, KEYING_LABEL, PeerAddr, PeerInfo, SyncNet, Traffic,
+};
 pub use ticket::{Ticket, TicketError};

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use iroh::endpoint::{Connection, presets};
-use iroh::protocol::Router;
+use iroh::protocol::{DynProtocolHandler, Router};
 use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode, SecretKey};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -249,6 +249,26 @@ impl Inner {
     }
 }
 
+/// A protocol served next to [`ALPN`] on the node's endpoint (see
+/// [`SyncNet::spawn_with`]).
+#[derive(Debug)]
+pub struct ExtraProtocol {
+    /// Its ALPN.
+    pub alpn: Vec<u8>,
+    /// The handler of its connections.
+    pub handler: Box<dyn DynProtocolHandler>,
+}
+
+impl ExtraProtocol {
+    /// `handler` under `alpn`.
+    pub fn new(alpn: impl Into<Vec<u8>>, handler: impl Into<Box<dyn DynProtocolHandler>>) -> Self {
+        Self {
+            alpn: alpn.into(),
+            handler: handler.into(),
+        }
+    }
+}
+
 /// The async network node. Cheap to clone; all clones drive the same endpoint.
 #[derive(Debug, Clone)]
 pub struct SyncNet {
@@ -261,6 +281,26 @@ impl SyncNet {
     /// Binds the endpoint, starts serving [`ALPN`] and the committed feed, and dials
     /// the peers remembered in the state directory. Must run inside a tokio runtime.
     pub async fn spawn(host: Arc<dyn SyncHost>, cfg: NetConfig) -> Result<Self, NetError> {
+        Self::spawn_with(host, cfg, Vec::new()).await
+    }
+
+    /// Like [`SyncNet::spawn`], and also serves `protocols` (ALPN and handler) on the
+    /// same endpoint and router, e.g. blob transfer. The endpoint advertises their ALPNs
+    /// next to [`ALPN`]; an ALPN equal to ours or listed twice is refused.
+    pub async fn spawn_with(
+        host: Arc<dyn SyncHost>,
+        cfg: NetConfig,
+        protocols: Vec<ExtraProtocol>,
+    ) -> Result<Self, NetError> {
+        let mut alpns = vec![ALPN.to_vec()];
+        for p in &protocols {
+            if alpns.contains(&p.alpn) {
+                return Err(NetError::DuplicateAlpn {
+                    alpn: String::from_utf8_lossy(&p.alpn).into_owned(),
+                });
+            }
+            alpns.push(p.alpn.clone());
+        }
         #[cfg(not(feature = "mdns"))]
         if cfg.lan_discovery {
             return Err(NetError::Lan("built without the `mdns` feature".into()));
@@ -283,7 +323,7 @@ impl SyncNet {
             .bind_addr(cfg.bind_addr)
             .map_err(NetError::BindAddr)?
             .secret_key(secret)
-            .alpns(vec![ALPN.to_vec()])
+            .alpns(alpns)
             .bind()
             .await
             .map_err(NetError::Bind)?;
@@ -304,9 +344,11 @@ impl SyncNet {
             next_session: AtomicU64::new(1),
             dials: Mutex::new(JoinSet::new()),
         });
-        let router = Router::builder(endpoint)
-            .accept(ALPN, session::Acceptor(inner.clone()))
-            .spawn();
+        let mut router = Router::builder(endpoint).accept(ALPN, session::Acceptor(inner.clone()));
+        for p in protocols {
+            router = router.accept(p.alpn, p.handler);
+        }
+        let router = router.spawn();
         let feed = feed::spawn(inner.clone(), feed_source).map_err(NetError::Runtime)?;
         let net = SyncNet {
             inner,
@@ -340,6 +382,33 @@ impl SyncNet {
     /// Our endpoint id.
     pub fn endpoint_id(&self) -> [u8; 32] {
         self.inner.local_id()
+    }
+
+    /// The iroh endpoint: dial other protocols with the node's own identity (a peer
+    /// authorises by the endpoint id TLS authenticated).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The groups `endpoint` has shown it belongs to: those of a session whose
+    /// handshake completed (it proved the group secret) and those we remember it for
+    /// (a peer the user added). With its identity, once a handshake told it.
+    pub fn member_groups(&self, endpoint: &[u8; 32]) -> (Vec<GroupId>, Option<IdHash>) {
+        let t = self.inner.tables();
+        let Some(p) = t.peers.get(endpoint) else {
+            return (Vec::new(), None);
+        };
+        let mut groups: BTreeSet<GroupId> = p
+            .known
+            .iter()
+            .flat_map(|k| k.groups.iter().map(|g| GroupId(*g)))
+            .collect();
+        for s in t.sessions.values() {
+            if s.peer == *endpoint && s.established {
+                groups.insert(s.group);
+            }
+        }
+        (groups.into_iter().collect(), p.identity)
     }
 
     /// Our endpoint id and the direct addresses we are bound to.

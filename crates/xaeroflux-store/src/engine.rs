@@ -8,7 +8,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use xaeroflux_core::bus::{BusError, EventBus};
-use xaeroflux_core::event::{MAX_PAYLOAD, accepted_from_network, is_reserved_type};
+use xaeroflux_core::event::{
+    MAX_PAYLOAD, accepted_from_network, is_reserved_type, reserved_payload_ok,
+};
 use xaeroflux_core::ring::EventMeta;
 use xaeroflux_core::{
     AuthorId, Clock, EventHeader, EventId, Group, GroupId, GroupSecret, Hlc, HlcClock, SystemClock,
@@ -497,8 +499,9 @@ impl Engine {
     }
 
     /// Writes an event of a reserved type that belongs to a built feature: the types a
-    /// peer may send us too ([`accepted_from_network`]: the state views' `32..=63` for
-    /// now), so local and remote writes follow one rule. Any other type `0..=255` is
+    /// peer may send us too ([`accepted_from_network`]: the state views' `32..=63`,
+    /// membership ops and attachments, whose payload must pass [`reserved_payload_ok`]),
+    /// so local and remote writes follow one rule. Any other type `0..=255` is
     /// refused with [`Error::ReservedEventType`], as by [`Engine::write_event`]; types
     /// above 255 are application types and accepted. Feature crates (e.g.
     /// `xaeroflux-views`) call this; applications use their API.
@@ -510,6 +513,9 @@ impl Engine {
     ) -> Result<EventId> {
         if !accepted_from_network(event_type) {
             return Err(Error::ReservedEventType { event_type });
+        }
+        if !reserved_payload_ok(event_type, data) {
+            return Err(Error::InvalidReservedPayload { event_type });
         }
         self.write_checked(*group, data, event_type, true)
     }

@@ -29,6 +29,13 @@ pub enum Error {
         /// The rejected type.
         event_type: u32,
     },
+    /// The payload of a reserved type does not decode as its feature's format (an
+    /// attachment of type 64 that `Attachment::decode` refuses).
+    #[error("payload of reserved event type {event_type} does not decode")]
+    InvalidReservedPayload {
+        /// The event type.
+        event_type: u32,
+    },
     /// The group is not known to this node.
     #[error("unknown group {group}")]
     UnknownGroup {

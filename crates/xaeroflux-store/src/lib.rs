@@ -47,5 +47,5 @@ pub use subscribe::{
     CommittedEvent, Filter, NextEvent, Observable, READ_AHEAD, Start, Subscription,
 };
 pub use sync_host::SyncNode;
-pub use system::{NextSystemEvent, SYSTEM_QUEUE, SystemEvent, SystemSubscription};
+pub use system::{NextSystemEvent, SYSTEM_QUEUE, SystemEvent, SystemPublisher, SystemSubscription};
 pub use verify::{Stats, VerifyReport};

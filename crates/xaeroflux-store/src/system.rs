@@ -110,6 +110,46 @@ pub enum SystemEvent {
         /// The failure, with its causes.
         reason: String,
     },
+    /// A blob fetch started (an attachment arrived and its policy says eager, or an
+    /// on-demand `fetch_blob`).
+    BlobFetchStarted {
+        /// The blob's BLAKE3 hash.
+        hash: [u8; 32],
+        /// Its size, as the attachment claims.
+        size: u64,
+        /// The group whose event references it, if the fetch came from one.
+        group: Option<GroupId>,
+        /// The endpoint it is fetched from.
+        endpoint: [u8; 32],
+        /// Verified bytes already here (a resumed fetch).
+        resumed_from: u64,
+    },
+    /// Bytes of a running blob fetch arrived (at most a few per second per fetch).
+    BlobFetchProgress {
+        /// The blob's hash.
+        hash: [u8; 32],
+        /// Verified bytes here now (resumed plus received).
+        have: u64,
+        /// The blob's size.
+        size: u64,
+    },
+    /// A blob fetch completed: the blob is here in full and verified.
+    BlobFetchDone {
+        /// The blob's hash.
+        hash: [u8; 32],
+        /// Its size.
+        size: u64,
+        /// Payload bytes this fetch moved (less than `size` when it resumed).
+        received: u64,
+    },
+    /// A blob fetch failed (every peer tried refused, was unreachable or sent data
+    /// that does not verify); the verified part stays and a later fetch resumes.
+    BlobFetchFailed {
+        /// The blob's hash.
+        hash: [u8; 32],
+        /// Why (the last peer's error).
+        reason: String,
+    },
     /// This subscriber fell behind and lost this many system events.
     Missed {
         /// How many.
@@ -358,7 +398,34 @@ impl Iterator for SystemSubscription {
     }
 }
 
+/// Publishes system events of a feature built on the store (blob fetches) to every
+/// system subscriber, like the store's own; see [`Engine::system_publisher`].
+#[derive(Clone)]
+pub struct SystemPublisher {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SystemPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemPublisher").finish_non_exhaustive()
+    }
+}
+
+impl SystemPublisher {
+    /// Queues `e` for every system subscriber.
+    pub fn publish(&self, e: SystemEvent) {
+        self.shared.system().publish(e);
+    }
+}
+
 impl Engine {
+    /// A handle that publishes system events (cheap to clone, usable from any thread).
+    pub fn system_publisher(&self) -> SystemPublisher {
+        SystemPublisher {
+            shared: self.shared_arc(),
+        }
+    }
+
     /// Subscribes to system events, starting with the oldest still queued (so a
     /// subscriber created right after `open()` sees `StoreOpened`).
     pub fn system_events(&self) -> SystemSubscription {

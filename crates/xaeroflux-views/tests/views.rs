@@ -101,13 +101,18 @@ fn reserved_types_outside_the_views_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::store(dir.path(), 2);
     let g = store.default_group();
-    // 16 (membership ops) belongs to access control and is accepted.
-    for t in [0, 17, 31, 64, 255] {
+    // 16 (membership ops) belongs to access control and is accepted; 64 (blob
+    // attachments) too, if its payload decodes as an attachment.
+    for t in [0, 17, 31, 65, 255] {
         assert!(matches!(
             store.write_reserved_to(&g, b"x", t),
             Err(Error::ReservedEventType { event_type }) if event_type == t
         ));
     }
+    assert!(matches!(
+        store.write_reserved_to(&g, b"x", 64),
+        Err(Error::InvalidReservedPayload { event_type: 64 })
+    ));
     assert!(matches!(
         store.write_event(b"x", RECORD_OP_TYPE),
         Err(Error::ReservedEventType { .. })

@@ -16,6 +16,7 @@ use xaeroflux_store::{
 use xaeroid::XaeroKeypair;
 
 use crate::access::AccessSlot;
+use crate::blobs::BlobSlot;
 use crate::network::{NetSlot, NetworkOptions};
 use crate::vector::VectorSlot;
 
@@ -90,6 +91,7 @@ impl Builder {
             vector: VectorSlot::default(),
             net: NetSlot::default(),
             access,
+            blob_slot: BlobSlot::default(),
         };
         store.access_repair();
         if let Some(n) = self.network {
@@ -112,6 +114,8 @@ pub struct XaeroFlux {
     pub(crate) net: NetSlot,
     /// Group access control (membership, epoch keys).
     pub(crate) access: AccessSlot,
+    /// The blob node, once the network runs.
+    pub(crate) blob_slot: BlobSlot,
 }
 
 impl std::fmt::Debug for XaeroFlux {
@@ -153,6 +157,7 @@ impl XaeroFlux {
     /// Stops the network, flushes, stops the storage writer and waits for it.
     pub fn close(self) -> Result<()> {
         // No more remote batches once the writer is asked to stop.
+        self.blob_slot.stop();
         self.net.stop();
         self.access.stop();
         self.engine.flush_and_stop()
@@ -161,6 +166,7 @@ impl XaeroFlux {
 
 impl Drop for XaeroFlux {
     fn drop(&mut self) {
+        self.blob_slot.stop();
         self.net.stop();
         self.access.stop();
         // The writer drains everything already in the rings before it exits.

@@ -27,12 +27,14 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod access;
+mod blobs;
 mod flux;
 mod network;
 mod sealing;
 mod vector;
 
 pub use access::{AccessError, AccessResult};
+pub use blobs::{BLOBS_DIR, BlobError, BlobNode, BlobOptions, PROGRESS_EVERY};
 pub use flux::{Builder, XaeroFlux};
 pub use network::{
     DEFAULT_NET_THREADS, KnownPeer, NET_DIR, NetConfig, NetworkOptions, PeerAddr, PeerInfo, Ticket,
@@ -45,6 +47,7 @@ pub use vector::{
     vector_index_info,
 };
 pub use xaeroflux_access as access_control;
+pub use xaeroflux_blobs as blob_store;
 pub use xaeroflux_core::mmr::MerkleProof;
 pub use xaeroflux_core::{
     AuthorId, Event, EventId, EventRef, Group, GroupId, GroupSecret, Hlc, SignedCheckpoint,
@@ -53,7 +56,7 @@ pub use xaeroflux_store::{
     Capacities, CheckpointOutcome, CommitPolicy, CommittedEvent, Durability, Engine, EngineBuilder,
     Error, FORMAT_VERSION, Filter, NextEvent, NextSystemEvent, Observable, Options, READ_AHEAD,
     Result, SYSTEM_QUEUE, Snapshot, Start, Stats, StoredEvent, Subscription, SyncNode, SystemEvent,
-    SystemSubscription, VerifyReport, default_data_dir, event_leaf_hash,
+    SystemPublisher, SystemSubscription, VerifyReport, default_data_dir, event_leaf_hash,
 };
 pub use xaeroflux_vector::{
     Error as VectorIndexError, Metric, NgramTextExtractor, VectorExtractor,

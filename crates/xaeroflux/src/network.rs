@@ -12,8 +12,10 @@ use std::sync::Mutex;
 pub use xaeroflux_net::state::KnownPeer;
 pub use xaeroflux_net::{NetConfig, NetHandle, PeerAddr, PeerInfo, Ticket, Traffic};
 
+use crate::blobs::{BlobNode, BlobOptions};
 use crate::flux::XaeroFlux;
 use crate::{Group, GroupId, GroupSecret};
+use xaeroflux_net::ExtraProtocol;
 use xaeroflux_store::{Error, Result};
 
 /// Subdirectory of the data directory holding the network state (endpoint key, peers).
@@ -29,6 +31,9 @@ pub struct NetworkOptions {
     pub config: NetConfig,
     /// Worker threads of the network runtime (at least 1).
     pub threads: usize,
+    /// Blob store, serving and fetching on this node (`crate::blobs`); `None` = no
+    /// blobs. Default on.
+    pub blobs: Option<BlobOptions>,
 }
 
 impl NetworkOptions {
@@ -44,7 +49,11 @@ impl NetworkOptions {
             .and_then(|t| t.parse::<usize>().ok())
             .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_NET_THREADS);
-        Self { config, threads }
+        Self {
+            config,
+            threads,
+            blobs: Some(BlobOptions::default()),
+        }
     }
 }
 
@@ -93,7 +102,20 @@ impl XaeroFlux {
     pub(crate) fn start_network(&self, opts: NetworkOptions) -> Result<()> {
         let host: std::sync::Arc<dyn xaeroflux_sync::SyncHost> =
             self.sync_host_with_gate(self.access.control.clone());
-        let h = NetHandle::start(host, opts.config, opts.threads).map_err(net_err)?;
+        let rt = NetHandle::new_runtime(opts.threads).map_err(net_err)?;
+        let (blobs, protocols) = match opts.blobs {
+            Some(b) => {
+                let (node, handler) = BlobNode::open(self, &rt, b).map_err(net_err)?;
+                let p = ExtraProtocol::new(xaeroflux_blobs::ALPN, handler);
+                (Some(node), vec![p])
+            }
+            None => (None, Vec::new()),
+        };
+        let h = NetHandle::start_in(rt, host, opts.config, protocols).map_err(net_err)?;
+        if let Some(node) = blobs {
+            node.attach(h.net().clone(), BlobNode::subscription(self));
+            self.blob_slot.set(node);
+        }
         self.net.set(h);
         Ok(())
     }

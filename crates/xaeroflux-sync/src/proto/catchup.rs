@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use xaeroflux_core::event::accepted_from_network;
+use xaeroflux_core::event::{accepted_from_network, reserved_payload_ok};
 use xaeroflux_core::mmr::{Hash32, MAX_LEAF_COUNT};
 use xaeroflux_core::{AuthorId, EventId, EventRef, GroupId, SignedCheckpoint};
 use xaeroid::XaeroID;
@@ -175,7 +175,8 @@ impl Session {
     }
 
     /// A verified batch holds an event of a type that no built feature accepts from
-    /// the network ([`accepted_from_network`]): the author really wrote it (the batch
+    /// the network ([`accepted_from_network`]), or an attachment that does not decode
+    /// ([`reserved_payload_ok`]): the author really wrote it (the batch
     /// reproduces its signed root), so the log cannot be synced past it. The log stops
     /// in this session (nothing of the batch is stored) and the session goes on.
     fn refuse_log(&mut self, author: AuthorId) {
@@ -341,7 +342,10 @@ impl Session {
             if h.seq != e.first_seq + i as u64 {
                 return Err(reject(ErrorCode::SeqGap, "event seqs not contiguous"));
             }
-            if refused.is_none() && !accepted_from_network(h.event_type) {
+            if refused.is_none()
+                && !(accepted_from_network(h.event_type)
+                    && reserved_payload_ok(h.event_type, ev.payload))
+            {
                 refused = Some(h.seq);
             }
             if cut.is_none() && !logs.may_write_event(&group, &e.author, h.seq, h.event_type) {

@@ -262,3 +262,33 @@ fn reserved_event_types_from_the_network_stop_that_log_only() {
         .map_or(0, |s| s.1);
     assert!(attacker_len <= 6, "{attacker_len}");
 }
+
+#[test]
+fn attachments_that_do_not_decode_stop_that_log() {
+    let mut duo = Duo::new();
+    let g = group().id();
+    // Type 64 is accepted from the network only as a decodable attachment: the
+    // attacker's 16-byte payloads are not one.
+    duo.attacker.write_typed(g, 2, 16, 1000);
+    duo.attacker.write_typed(g, 2, 16, 64);
+    let outs = duo.handshake(true);
+    assert!(duo.v.is_established(), "the session goes on");
+    for o in &outs {
+        if let Output::StoreVerified(b) = o {
+            for raw in b.events.iter() {
+                let e = xaeroflux_core::EventRef::decode(raw).unwrap();
+                assert_ne!(e.header.event_type, 64, "a bad attachment was stored");
+            }
+        }
+    }
+    let len_at = |store: &MemLogs| {
+        store
+            .summary(&g)
+            .iter()
+            .find(|s| s.0 == author_of(&duo.attacker.kp))
+            .map_or(0, |s| s.1)
+    };
+    // The victim holds at most the attacker's log before the two bad attachments.
+    let (theirs, ours) = (len_at(&duo.attacker.store), len_at(&duo.victim.store));
+    assert!(ours + 2 <= theirs, "victim holds {ours} of {theirs}");
+}

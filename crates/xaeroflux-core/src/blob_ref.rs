@@ -3,7 +3,11 @@
 //! A blob is named by the BLAKE3 root of its content as iroh-blobs computes it (the bao
 //! tree over 1 KiB chunks, which for a whole blob equals plain `blake3::hash`) and its
 //! size. The size is a claim of the event's author: the fetcher refuses to receive more
-//! than it, and the hash proves every byte (see [`crate::Blobs::fetch`]).
+//! than it, and the hash proves every byte (see `xaeroflux_blobs::Blobs::fetch`).
+//!
+//! The codec lives here, below the store and the sync protocol, because both check the
+//! payload of every event of type [`BLOB_REF_EVENT_TYPE`] with [`Attachment::decode`]
+//! before storing it ([`crate::event::reserved_payload_ok`]).
 //!
 //! Format of a [`BlobRef`] (40 bytes, fixed; embeddable in any payload):
 //!
