@@ -119,24 +119,25 @@ impl NetHandle {
         f(&self.net)
     }
 
+    /// Stops the node. On a thread that runs another runtime's tasks (the last owner
+    /// of a store dropped on an API worker, say) `block_on` would panic, so there it
+    /// only signals the node's tasks and lets its runtime end in the background.
     fn stop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.block_on(self.net.shutdown());
-            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        let Some(rt) = self.runtime.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.net.signal_shutdown();
+            rt.shutdown_background();
+            return;
         }
+        rt.block_on(self.net.shutdown());
+        rt.shutdown_timeout(std::time::Duration::from_secs(2));
     }
 }
 
 impl Drop for NetHandle {
     fn drop(&mut self) {
-        // Dropped inside an async context (a misuse) block_on would panic: only cancel.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            if let Some(rt) = self.runtime.take() {
-                self.net.signal_shutdown();
-                rt.shutdown_background();
-            }
-            return;
-        }
         self.stop();
     }
 }

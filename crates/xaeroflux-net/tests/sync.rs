@@ -278,3 +278,17 @@ fn short_hello_after_a_first_session_and_fallback() {
     nb.shutdown();
     na.shutdown();
 }
+
+/// The last owner of a node may let go of it on a thread of another runtime (an API
+/// worker): `shutdown` there must end the node, not panic on a nested `block_on`.
+#[test]
+fn shutdown_inside_another_runtime_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::new(1);
+    let node = start(&host, dir.path());
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async move { node.shutdown() });
+}
