@@ -163,13 +163,13 @@ impl XaeroFlux {
 
     /// Seals `data` if `group` is encrypted and `event_type` a sealed type, then hands
     /// the bytes to `write`.
-    fn sealed_write(
+    fn sealed_write<T>(
         &self,
         group: &GroupId,
         data: &[u8],
         event_type: u32,
-        write: impl FnOnce(&[u8]) -> xaeroflux_store::Result<EventId>,
-    ) -> AccessResult<EventId> {
+        write: impl FnOnce(&[u8]) -> xaeroflux_store::Result<T>,
+    ) -> AccessResult<T> {
         if !is_sealed_type(event_type) {
             return Ok(write(data)?);
         }
@@ -219,6 +219,21 @@ impl XaeroFlux {
     ) -> xaeroflux_store::Result<EventId> {
         self.sealed_write(&group, data, event_type, |d| {
             self.engine().write_event_to(group, d, event_type)
+        })
+        .map_err(into_store)
+    }
+
+    /// Like [`XaeroFlux::write_event_to`], but durable on return, with the event's
+    /// local position (as [`xaeroflux_store::Engine::write_event_durable`]); sealed if
+    /// the group is encrypted.
+    pub fn write_event_durable(
+        &self,
+        group: GroupId,
+        data: &[u8],
+        event_type: u32,
+    ) -> xaeroflux_store::Result<(EventId, u64)> {
+        self.sealed_write(&group, data, event_type, |d| {
+            self.engine().write_event_durable(group, d, event_type)
         })
         .map_err(into_store)
     }
