@@ -193,3 +193,33 @@ fn id_prints_json() {
     assert_eq!(shown["encrypted"], false);
     assert!(ok(&run(d, &["id", "show"], None)).starts_with("did        did:"));
 }
+
+/// `blob add | ls | get` through a running daemon: the file goes into the daemon's blob
+/// store over the API, is listed there, and comes back byte for byte.
+#[test]
+fn blob_commands_through_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = Daemon::start(d, &[]);
+    let src = d.join("attachment.bin");
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&src, &bytes).unwrap();
+
+    let added = ok(&run(d, &["blob", "add", src.to_str().unwrap()], None));
+    let mut fields = added.split_whitespace();
+    let hash = fields.next().unwrap().to_string();
+    assert_eq!(hash, blake3::hash(&bytes).to_hex().to_string(), "{added}");
+    assert_eq!(fields.next(), Some("300000"), "{added}");
+
+    let listed = ok(&run(d, &["blob", "ls"], None));
+    assert!(listed.contains(&hash), "{listed}");
+
+    let out = d.join("back.bin");
+    ok(&run(
+        d,
+        &["blob", "get", &hash, "-o", out.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    daemon.stop();
+}
